@@ -92,16 +92,6 @@ class StoreAdapter(ABC):
     def higher_is_better(self) -> bool:
         return self.similarity != "l2"
 
-    def native_scores(self, query: np.ndarray, vectors: np.ndarray) -> np.ndarray:
-        """What the store would report for ``vectors`` against one raw ``query``."""
-        q = np.asarray(query, dtype=np.float64)
-        v = np.asarray(vectors, dtype=np.float64)
-        if self.similarity == "cosine":
-            return (v @ q) / (np.linalg.norm(v, axis=1) * np.linalg.norm(q))
-        if self.similarity == "dot":
-            return v @ q
-        return np.sum((v - q) ** 2, axis=1)
-
     def to_cosine(self, native: np.ndarray, queries: np.ndarray) -> np.ndarray:
         """Turn native scores into ``q̂ · x`` (cosine for unit-norm records), the scale the
         engine compares moved records on. ``dot`` and ``l2`` assume unit-norm records, which
@@ -169,6 +159,11 @@ def stack(vectors, dim: int | None = None) -> np.ndarray:
     return np.asarray(vectors, dtype=np.float64)
 
 
+# id(store data) -> (store data, its vector objects, (ids, matrix, row of id)); a few stores
+_MATRICES: dict = {}
+_MATRICES_KEPT = 2
+
+
 class MatrixBacked(StoreAdapter):
     """In-memory stores: every vector is at hand, so search and competition are one blocked
     matrix product (exactly the store's ranking, without its per-query Python loops)."""
@@ -182,8 +177,24 @@ class MatrixBacked(StoreAdapter):
     def _matrix(self):
         if self._cache is None:
             ids, vecs = self._all()
-            self._cache = (ids, stack(vecs), {i: r for r, i in enumerate(ids)})
+            key = self._cache_owner()
+            hit = _MATRICES.get(id(key)) if key is not None else None
+            # reuse a stacked matrix only if the store still holds the very same vector
+            # objects (stores replace, never edit, a record's vector list)
+            if (hit is not None and hit[0] is key and len(hit[1]) == len(vecs)
+                    and all(a is b for a, b in zip(hit[1], vecs)) and hit[2][0] == ids):
+                self._cache = hit[2]
+            else:
+                self._cache = (ids, stack(vecs), {i: r for r, i in enumerate(ids)})
+                if key is not None:
+                    while len(_MATRICES) >= _MATRICES_KEPT:
+                        _MATRICES.pop(next(iter(_MATRICES)))
+                    _MATRICES[id(key)] = (key, list(vecs), self._cache)
         return self._cache
+
+    def _cache_owner(self):
+        """The object whose vector lists may be stacked once and reused (``None``: never)."""
+        return None
 
     def _invalidate(self) -> None:
         self._cache = None

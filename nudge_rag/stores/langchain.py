@@ -24,6 +24,9 @@ class InMemoryAdapter(MatrixBacked):
     def count(self):
         return len(self.store.store)
 
+    def _cache_owner(self):
+        return self.store.store
+
     def _all(self):
         items = self.store.store
         return list(items.keys()), [rec["vector"] for rec in items.values()]

@@ -23,6 +23,9 @@ class SimpleVectorStoreAdapter(MatrixBacked):
     def count(self):
         return len(self.store.data.embedding_dict)
 
+    def _cache_owner(self):
+        return self.store.data.embedding_dict
+
     def _all(self):
         emb = self.store.data.embedding_dict
         return list(emb.keys()), list(emb.values())

@@ -51,7 +51,8 @@ def test_llama_index_live(subset):
     hits = np.zeros(2)
     for text, rel in qs["test"]:
         q = QueryBundle(text)
-        hits += [plain.retrieve(q)[0].node.node_id in rel, nudged.retrieve(q)[0].node.node_id in rel]
+        hits += [plain.retrieve(q)[0].node.node_id in rel,
+                 nudged.retrieve(q)[0].node.node_id in rel]
     assert hits[1] / len(qs["test"]) == pytest.approx(result["after"]["recall@1"], abs=1e-9)
     assert hits[0] / len(qs["test"]) == pytest.approx(result["before"]["recall@1"], abs=1e-9)
 
