@@ -15,6 +15,7 @@ from nudge_rag import EmbeddingFinetuner, InputError, StoreError
 from nudge_rag.core.metrics import evaluate_topk
 from tests.conftest import as_id_questions
 from tests.fakes import CountingLangChainEmbeddings, hashed_embedding
+from tests.small_corpus import DOCS, QUESTIONS
 
 
 def ndcg_of(ids_per_question, split):
@@ -95,26 +96,6 @@ def test_faiss_inner_product_accepts_nudge_m_and_l2_refuses_it(scifact_split):
 
 
 # -- small stores ------------------------------------------------------------------------
-
-DOCS = {
-    "cats": ("cats purr and sleep in the sun all day long", "pet"),
-    "dogs": ("dogs bark and fetch sticks in the park", "pet"),
-    "fish": ("fish swim in water and breathe through gills", "wild"),
-    "birds": ("birds fly south in winter and sing songs", "wild"),
-    "trees": ("trees grow leaves in spring and drop them in autumn", "plant"),
-    "bread": ("bread is baked from flour water and yeast", "food"),
-}
-QUESTIONS = [
-    ("which pet makes a purring sound", {"cats": 1}),
-    ("animal that likes naps in sunshine", {"cats": 1}),
-    ("what plays fetch", {"dogs": 1}),
-    ("loyal pet for walks", {"dogs": 1}),
-    ("how do aquatic animals get oxygen", {"fish": 1}),
-    ("what migrates when it gets cold", {"birds": 1}),
-    ("seasonal foliage", {"trees": 1}),
-    ("what needs yeast", {"bread": 1}),
-]
-
 
 def small_store():
     store = InMemoryVectorStore(CountingLangChainEmbeddings(dim=64))

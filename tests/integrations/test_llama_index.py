@@ -16,6 +16,7 @@ from nudge_rag import EmbeddingFinetuner, InputError, MismatchError, NudgeDelta,
 from nudge_rag.core.metrics import evaluate_topk
 from tests.conftest import as_id_questions
 from tests.fakes import CountingLlamaEmbedding
+from tests.small_corpus import DOCS, QUESTIONS
 
 
 def retrieve_ids(retriever, q):
@@ -121,34 +122,9 @@ def test_async_and_query_engine(fitted, scifact_llama_index, scifact_split):
 
 # -- small indexes that tests may change ----------------------------------------------------
 
-DOCS = {
-    "cats": "cats purr and sleep in the sun all day long",
-    "dogs": "dogs bark and fetch sticks in the park",
-    "fish": "fish swim in water and breathe through gills",
-    "birds": "birds fly south in winter and sing songs",
-    "trees": "trees grow leaves in spring and drop them in autumn",
-    "cars": "cars drive on roads and need fuel or electricity",
-    "rain": "rain falls from clouds when air cools down",
-    "bread": "bread is baked from flour water and yeast",
-}
-QUESTIONS = [
-    ("which pet makes a purring sound", {"cats": 1}),
-    ("animal that likes naps in sunshine", {"cats": 1}),
-    ("what plays fetch", {"dogs": 1}),
-    ("loyal pet for walks", {"dogs": 1}),
-    ("how do aquatic animals get oxygen", {"fish": 1}),
-    ("what migrates when it gets cold", {"birds": 1}),
-    ("seasonal foliage", {"trees": 1}),
-    ("electric vehicles", {"cars": 1}),
-    ("where does precipitation come from", {"rain": 1}),
-    ("what needs yeast", {"bread": 1}),
-]
-
-
 def small_index():
     model = CountingLlamaEmbedding(dim=64)
-    nodes = [TextNode(id_=k, text=v, metadata={"kind": "pet" if k in ("cats", "dogs") else "x"})
-             for k, v in DOCS.items()]
+    nodes = [TextNode(id_=k, text=t, metadata={"kind": kind}) for k, (t, kind) in DOCS.items()]
     return VectorStoreIndex(nodes, embed_model=model), model
 
 
@@ -261,8 +237,8 @@ def test_a_delta_refuses_the_wrong_index(fitted, tmp_path):
     small_delta = EmbeddingFinetuner(index, gamma=0.2, show_progress=False).fit(QUESTIONS)
     from tests.fakes import hashed_embedding
 
-    twin = VectorStoreIndex([TextNode(id_=k, text=v, embedding=hashed_embedding(v, 64))
-                             for k, v in DOCS.items()], embed_model=_OtherModel())
+    twin = VectorStoreIndex([TextNode(id_=k, text=t, embedding=hashed_embedding(t, 64))
+                             for k, (t, _) in DOCS.items()], embed_model=_OtherModel())
     with pytest.raises(MismatchError, match="embedding model"):
         small_delta.apply(twin)
     assert small_delta.apply(twin, allow_model_mismatch=True) is not twin
