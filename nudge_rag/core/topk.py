@@ -61,17 +61,22 @@ def topk_scan(docs: np.ndarray, queries: np.ndarray, k: int, row_scale=None, exc
         scores = q @ np.asarray(docs[start:stop], dtype=dtype).T
         if row_scale is not None:
             scores *= row_scale[start:stop].astype(dtype)[None, :]
-        if exclude is not None:
-            scores[:, exclude[start:stop]] = -np.inf
+        skip = None if exclude is None else exclude[start:stop]
         if not np.isfinite(best_s[:, -1]).all():
             # the running top-k is not full yet: a partition of this block fills it
+            if skip is not None:
+                scores[:, skip] = -np.inf
             s, cols = _select(scores, k)
             qi = np.repeat(np.arange(nq), s.shape[1])
             best_s, best_r = _merge_candidates(best_s, best_r, qi, cols.ravel() + start,
                                                s.ravel().astype(np.float64), k)
             continue
-        # only scores above each question's current k-th best can enter
+        # only scores above each question's current k-th best can enter; excluded rows are
+        # dropped from those few candidates rather than masked in the whole block
         qi, cols = np.nonzero(scores > best_s[:, -1].astype(dtype)[:, None])
+        if skip is not None and len(qi):
+            keep = ~skip[cols]
+            qi, cols = qi[keep], cols[keep]
         if len(qi):
             best_s, best_r = _merge_candidates(best_s, best_r, qi, cols + start,
                                                scores[qi, cols].astype(np.float64), k)
