@@ -1,16 +1,24 @@
 """Training questions for NUDGE: sets, readers/writers, splits, logs and synthetic questions."""
 
 from .io import read_beir, read_jsonl, read_llama_dataset, write_jsonl, write_llama_dataset
+from .logs import LogReport, import_logs, node_id_map
 from .normalize import duplicate_groups, normalize_text
+from .offline import offline_questions
+from .parsing import parse_questions
 from .question_set import Question, QuestionSet
 from .split import LeakageReport, check_leakage
 
 __all__ = [
     "LeakageReport",
+    "LogReport",
     "Question",
     "QuestionSet",
     "check_leakage",
     "duplicate_groups",
+    "import_logs",
+    "node_id_map",
+    "offline_questions",
+    "parse_questions",
     "normalize_text",
     "read_beir",
     "read_jsonl",
