@@ -7,14 +7,26 @@ from .offline import offline_questions
 from .parsing import parse_questions
 from .question_set import Question, QuestionSet
 from .split import LeakageReport, check_leakage
+from .synthetic import (
+    DEFAULT_PROMPT,
+    GenerationError,
+    GenerationReport,
+    agenerate_questions,
+    generate_questions,
+)
 
 __all__ = [
+    "DEFAULT_PROMPT",
+    "GenerationError",
+    "GenerationReport",
     "LeakageReport",
     "LogReport",
     "Question",
     "QuestionSet",
+    "agenerate_questions",
     "check_leakage",
     "duplicate_groups",
+    "generate_questions",
     "import_logs",
     "node_id_map",
     "offline_questions",
