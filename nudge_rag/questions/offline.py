@@ -26,7 +26,9 @@ from .chunks import as_chunks
 from .normalize import normalize_text
 from .question_set import Question, QuestionSet
 
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"“(\[]?[A-Z0-9])|\n+")
+# a sentence ends at . ! ? before a capital or digit, at punctuation spaced out on both sides
+# (" . ", as tokenised corpora such as Cranfield write it) and at line breaks
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"“(\[]?[A-Z0-9])|\s+[.!?](?:\s+|$)|\n+")
 _WORD = re.compile(r"[^\W_][\w\-]*", re.UNICODE)
 
 # a short English stop-word list: function words that carry no topic
@@ -56,8 +58,11 @@ def _content_words(text: str) -> list[str]:
 
 
 def _tokenise(text: str) -> list[tuple[str, list[str]]]:
-    """``[(sentence, its content words), ...]``: tokenised once, used for weights and scores."""
-    return [(s, _content_words(s)) for s in _sentences(text)]
+    """``[(sentence, its content words), ...]``: tokenised once, used for weights and scores.
+    Repeated sentences (a title repeated in the body, say) count once."""
+    unique = {normalize_text(s): s for s in reversed(_sentences(text))}
+    first_seen = sorted(unique.values(), key=text.find)
+    return [(s, _content_words(s)) for s in first_seen]
 
 
 class _Weights:
@@ -108,18 +113,30 @@ def questions_for_chunk(sentences: list[tuple[str, list[str]]], weights: _Weight
     wanted = {"mixed": ("sentence", "keywords"), "sentence": ("sentence",),
               "keywords": ("keywords",)}[style]
     # keyword questions come from the whole chunk first, then from each salient sentence
-    keyword_sources = [words] + ranked_words
+    candidates = {
+        "sentence": iter([_sentence_question(s, max_words) for s in ranked]),
+        "keywords": (_keyword_question(source, weight, keywords)
+                     for source in [words] + ranked_words),
+    }
     out: list[tuple[str, str]] = []
-    n_sentence = n_keyword = 0
-    for i in range(k):
-        kind = wanted[i % len(wanted)]
-        if kind == "sentence" and n_sentence < len(ranked):
-            out.append((_sentence_question(ranked[n_sentence], max_words), "sentence"))
-            n_sentence += 1
-        elif n_keyword < len(keyword_sources):
-            out.append((_keyword_question(keyword_sources[n_keyword], weight, keywords),
-                        "keywords"))
-            n_keyword += 1
+    made: set[str] = set()
+    exhausted: set[str] = set()
+    turn = 0
+    # take styles in turn; skip repeats (short chunks give the same keywords twice) and fall
+    # back to the other style when one runs out
+    while len(out) < k and len(exhausted) < len(wanted):
+        kind = wanted[turn % len(wanted)]
+        turn += 1
+        if kind in exhausted:
+            continue
+        for question in candidates[kind]:
+            key = normalize_text(question)
+            if key and key not in made:
+                made.add(key)
+                out.append((question, kind))
+                break
+        else:
+            exhausted.add(kind)
     return out
 
 
