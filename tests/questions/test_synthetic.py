@@ -103,9 +103,17 @@ def test_cache_survives_a_killed_run_and_keys_on_the_prompt(tmp_path):
     assert report.from_cache == 7 and not script.calls
     # a different prompt is a different question to the model: nothing is reused
     script = Script(CHUNKS)
-    generate_questions(CHUNKS, llm=make_langchain_chat(script), cache=cache,
-                       prompt="Write {n} quiz questions about:\n{context}", **FAST)
+    other_prompt = "Write {n} quiz questions about:\n{context}"
+    with pytest.warns(UserWarning, match="unreadable cache line"):
+        generate_questions(CHUNKS, llm=make_langchain_chat(script), cache=cache,
+                           prompt=other_prompt, **FAST)
     assert sum(script.calls.values()) == 7
+    # the entries appended after the broken line are intact and reused
+    script = Script(CHUNKS)
+    with pytest.warns(UserWarning, match="unreadable cache line"):
+        generate_questions(CHUNKS, llm=make_langchain_chat(script), cache=cache,
+                           prompt=other_prompt, **FAST)
+    assert not script.calls
 
 
 def test_all_failures_raise_and_write_nothing(tmp_path):
