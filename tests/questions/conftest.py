@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
 from nudge_rag.datasets import data_root, load_beir
-
-sys.path.insert(0, str(Path(__file__).parent))  # fake_llms
 
 
 def _dataset(name: str) -> Path:

@@ -2,10 +2,11 @@ import json
 import warnings
 
 import pytest
-from fake_llms import Script, expected_questions, make_langchain_chat, make_llama_llm
 
 from nudge_rag.errors import InputError
 from nudge_rag.questions import GenerationError, generate_questions
+
+from .fake_llms import Script, expected_questions, make_langchain_chat, make_llama_llm
 
 # real Cranfield abstracts (shortened), the kind of chunk a RAG index holds
 CHUNKS = {
