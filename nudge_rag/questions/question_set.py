@@ -12,7 +12,7 @@ import copy
 import math
 import numbers
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -305,9 +305,3 @@ def _stack_embeddings(vectors: list) -> np.ndarray | None:
                          f"differs from question 0's {first}; every embedding needs one "
                          "1-D shape")
     return _as_matrix(np.stack([np.asarray(v) for v in vectors]), "embeddings")
-
-
-def _replace_metadata(q: Question, **updates) -> Question:
-    metadata = dict(q.metadata)
-    metadata.update(updates)
-    return replace(q, metadata=metadata)
