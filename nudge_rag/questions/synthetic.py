@@ -141,6 +141,25 @@ def _read_cache(path: Path) -> dict[tuple[str, str], list[str]]:
     return entries
 
 
+class _NoBar:
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _progress_bar(total: int, initial: int, disable: bool, **kwargs):
+    """A tqdm bar, or a silent stand-in when progress is off or tqdm is not installed."""
+    if disable:
+        return _NoBar()
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return _NoBar()
+    return tqdm(total=total, initial=initial, **kwargs)
+
+
 # -- generation ---------------------------------------------------------------------------------
 async def agenerate_questions(documents, llm, questions_per_chunk: int = 2, prompt=None, *,
                               max_concurrency: int = 4, max_retries: int = 3,
@@ -176,10 +195,8 @@ async def agenerate_questions(documents, llm, questions_per_chunk: int = 2, prom
         else:
             jobs.append((chunk_id, rendered, key))
 
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=len(chunks) - len(report.empty_chunks), initial=report.from_cache,
-               disable=not progress, desc="questions", unit="chunk")
+    bar = _progress_bar(total=len(chunks) - len(report.empty_chunks), initial=report.from_cache,
+                        disable=not progress, desc="questions", unit="chunk")
     semaphore = asyncio.Semaphore(max_concurrency)
     # enough threads that calls stuck past their timeout cannot starve new ones
     pool = ThreadPoolExecutor(max_workers=max_concurrency * (max_retries + 2))
