@@ -1,6 +1,13 @@
 """Training questions for NUDGE: sets, readers/writers, splits, logs and synthetic questions."""
 
-from .io import read_beir, read_jsonl, read_llama_dataset, write_jsonl, write_llama_dataset
+from .io import (
+    read_beir,
+    read_jsonl,
+    read_llama_dataset,
+    write_beir,
+    write_jsonl,
+    write_llama_dataset,
+)
 from .logs import LogReport, import_logs, node_id_map
 from .normalize import duplicate_groups, normalize_text
 from .offline import offline_questions
@@ -35,6 +42,7 @@ __all__ = [
     "read_beir",
     "read_jsonl",
     "read_llama_dataset",
+    "write_beir",
     "write_jsonl",
     "write_llama_dataset",
 ]

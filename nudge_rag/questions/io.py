@@ -208,6 +208,33 @@ def read_beir(folder, splits=None, known_ids=None) -> QuestionSet:
     return QuestionSet(questions)
 
 
+def write_beir(qs: QuestionSet, folder, split: str = "train", overwrite: bool = False) -> None:
+    """Write ``queries.jsonl`` and ``qrels/<split>.tsv`` into ``folder`` (BEIR layout; the
+    corpus is not written). Refuses to replace existing files unless ``overwrite=True``."""
+    root = Path(folder)
+    queries_path, qrels_path = root / "queries.jsonl", root / "qrels" / f"{split}.tsv"
+    for path in (queries_path, qrels_path):
+        if path.exists() and not overwrite:
+            raise InputError(f"{path} exists; pass overwrite=True to replace it")
+    lines, qrels = [], ["query-id\tcorpus-id\tscore"]
+    for q in qs:
+        if q.text is None:
+            raise InputError(f"question {q.id!r} has no text; BEIR queries.jsonl needs one")
+        for field_value in (q.id, *q.relevant):
+            if "\t" in field_value or "\n" in field_value:
+                raise InputError(f"question {q.id!r}: id {field_value!r} holds a tab or "
+                                 "newline, which qrels TSV cannot store")
+        row = {"_id": q.id, "text": q.text,
+               "metadata": _jsonable(q.metadata, f"question {q.id!r}")}
+        lines.append(json.dumps(row, ensure_ascii=False))
+        # BEIR scores are integers; keep fractional grades exact rather than rounding them
+        qrels.extend(f"{q.id}\t{rid}\t{int(g) if float(g).is_integer() else g}"
+                     for rid, g in q.relevant.items())
+    qrels_path.parent.mkdir(parents=True, exist_ok=True)
+    _atomic_write(queries_path, lambda fh: fh.write("\n".join(lines) + "\n"))
+    _atomic_write(qrels_path, lambda fh: fh.write("\n".join(qrels) + "\n"))
+
+
 # -- LlamaIndex EmbeddingQAFinetuneDataset -------------------------------------------------------
 def read_llama_dataset(path_or_dict, known_ids=None, source: str = "synthetic"):
     """Read the JSON that ``EmbeddingQAFinetuneDataset.save_json`` writes (``queries``,

@@ -160,6 +160,10 @@ class QuestionSet:
         from .io import read_beir
         return read_beir(folder, splits=splits, known_ids=known_ids)
 
+    def to_beir(self, folder, split: str = "train", overwrite: bool = False) -> None:
+        from .io import write_beir
+        write_beir(self, folder, split=split, overwrite=overwrite)
+
     @classmethod
     def from_llama_dataset(cls, path_or_dict, known_ids=None,
                            source: str = "synthetic") -> QuestionSet:

@@ -106,6 +106,20 @@ def test_beir_named_split_and_known_ids(cranfield_dir, cranfield):
         QuestionSet.from_beir(cranfield_dir, splits="dev")
 
 
+def test_beir_round_trip(tmp_path, cranfield_dir):
+    qs = QuestionSet.from_beir(cranfield_dir, splits=["train"])
+    out = tmp_path / "beir"
+    qs.to_beir(out, split="train")
+    back = QuestionSet.from_beir(out)
+    assert back.ids == qs.ids and back.texts == qs.texts and back.relevance == qs.relevance
+    assert (out / "qrels" / "train.tsv").read_text(encoding="utf-8").splitlines()[0] == \
+        "query-id\tcorpus-id\tscore"
+    with pytest.raises(InputError, match="exists; pass overwrite=True"):
+        qs.to_beir(out, split="train")
+    qs[:5].to_beir(out, split="train", overwrite=True)
+    assert len(QuestionSet.from_beir(out)) == 5
+
+
 def test_beir_errors(tmp_path):
     with pytest.raises(InputError, match="no queries.jsonl"):
         QuestionSet.from_beir(tmp_path)
