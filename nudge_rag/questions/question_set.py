@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import math
 import numbers
+import os
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
@@ -145,6 +146,23 @@ class QuestionSet:
                 raise InputError(f"pairs[{i}]: expected (text, relevant), got {pair!r}") from None
             questions.append(Question(f"q{i}", text, relevant, None, {"source": source}))
         return cls(questions, known_ids=known_ids)
+
+    @classmethod
+    def coerce(cls, questions, name: str = "questions") -> QuestionSet:
+        """A QuestionSet from what callers hand other parts of nudge-rag: a QuestionSet
+        (returned as is), Questions, ``(text, relevant)`` pairs, or a path to a JSONL file."""
+        if isinstance(questions, QuestionSet):
+            return questions
+        if isinstance(questions, (str, os.PathLike)):
+            return cls.from_jsonl(questions)
+        if isinstance(questions, Mapping) or not isinstance(questions, Iterable):
+            raise InputError(f"{name} must be a QuestionSet, a list of Questions or of "
+                             f"(text, relevant) pairs, or a JSONL path; got "
+                             f"{type(questions).__name__}")
+        items = list(questions)
+        if items and all(isinstance(q, Question) for q in items):
+            return cls(items)
+        return cls.from_pairs(items)
 
     @classmethod
     def from_jsonl(cls, path, known_ids=None, source: str = "human") -> QuestionSet:

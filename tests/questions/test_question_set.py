@@ -142,3 +142,18 @@ def test_slicing_and_concatenation(cranfield):
     assert (head + tail).ids == qs.ids
     with pytest.raises(InputError, match="repeats"):
         head + head
+
+
+def test_coerce_accepts_what_callers_hand_in(tmp_path, cranfield):
+    qids = list(cranfield.qrels)[:8]
+    pairs = [(cranfield.queries[q], cranfield.qrels[q]) for q in qids]
+    qs = QuestionSet.from_pairs(pairs)
+    assert QuestionSet.coerce(qs) is qs
+    assert QuestionSet.coerce(pairs).relevance == qs.relevance
+    assert QuestionSet.coerce(list(qs)).ids == qs.ids
+    qs.to_jsonl(tmp_path / "q.jsonl")
+    assert QuestionSet.coerce(tmp_path / "q.jsonl").texts == qs.texts
+    with pytest.raises(InputError, match="train_questions must be a QuestionSet"):
+        QuestionSet.coerce({"a": 1}, name="train_questions")
+    with pytest.raises(InputError, match=r"pairs\[0\]: expected \(text, relevant\)"):
+        QuestionSet.coerce(["just a string"])
