@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import os
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -204,12 +205,15 @@ async def agenerate_questions(documents, llm, questions_per_chunk: int = 2, prom
     cache_fh = None
     if cache_path is not None and jobs:
         cache_path.parent.mkdir(parents=True, exist_ok=True)
-        cache_fh = open(cache_path, "a+", encoding="utf-8")  # noqa: SIM115 - closed below
-        if cache_fh.tell() > 0:
-            cache_fh.seek(cache_fh.tell() - 1)
-            if cache_fh.read(1) != "\n":
-                # a killed run left half a line: end it, so new entries start on their own
-                cache_fh.write("\n")
+        half_line = False
+        if cache_path.is_file() and cache_path.stat().st_size > 0:
+            with open(cache_path, "rb") as fh:
+                fh.seek(-1, os.SEEK_END)
+                half_line = fh.read(1) != b"\n"
+        cache_fh = open(cache_path, "a", encoding="utf-8")  # noqa: SIM115 - closed below
+        if half_line:
+            # a killed run left half a line: end it, so new entries start on their own
+            cache_fh.write("\n")
 
     async def ask(rendered: str) -> str:
         if acall is not None:
