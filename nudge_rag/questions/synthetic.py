@@ -310,6 +310,10 @@ def generate_questions(documents, llm=None, questions_per_chunk: int = 2, prompt
     """
     if llm is None:
         from .offline import offline_questions
+
+        if prompt is not None or cache is not None:
+            warnings.warn("llm=None uses the offline generator, which needs no prompt and no "
+                          "cache; prompt= and cache= are ignored", stacklevel=2)
         qs = offline_questions(documents, questions_per_chunk, **offline_options)
         if return_report:
             n = len(as_chunks(documents))

@@ -94,6 +94,8 @@ def test_accepts_every_document_kind(cranfield_texts):
         got = offline_questions(docs)
         assert got.ids == reference.ids and got.texts == reference.texts
     assert generate_questions(some).texts == reference.texts  # no llm: offline is the default
+    with pytest.warns(UserWarning, match="prompt= and cache= are ignored"):
+        generate_questions(some, prompt="Ask about {context}")
 
 
 def test_identical_chunks_share_their_questions():
