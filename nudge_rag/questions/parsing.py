@@ -81,22 +81,27 @@ def _clean(item: str) -> str:
     return item.strip(_QUOTES + " \t").strip()
 
 
+def _ends_item(line: str) -> bool:
+    return _MARKUP.sub("", line).rstrip().rstrip(_QUOTES).endswith(("?", ".", "!"))
+
+
 def _from_lines(text: str) -> list[str]:
-    lines = [line.rstrip() for line in text.splitlines() if line.strip()]
-    marked = [bool(_MARKER.match(_MARKUP.sub("", line))) for line in lines]
-    items: list[str] = []
-    if any(marked):
+    raw_lines = [line.rstrip() for line in text.splitlines()]
+    lines = [line for line in raw_lines if line.strip()]
+    if any(_MARKER.match(_MARKUP.sub("", line)) for line in lines):
+        items: list[str] = []
         open_item = False
-        for line, is_marked in zip(lines, marked, strict=True):
-            if _ANSWER.match(line):
+        for line in raw_lines:
+            if not line.strip():
+                open_item = False  # a blank line ends any wrapped item
+            elif _ANSWER.match(line):
                 open_item = False
-                continue
-            if is_marked:
+            elif _MARKER.match(_MARKUP.sub("", line)):
                 items.append(_MARKUP.sub("", line))
-                open_item = not line.rstrip().endswith(("?", "."))
+                open_item = not _ends_item(line)
             elif open_item and not _PREAMBLE.match(line.strip()):
                 items[-1] += " " + line.strip()  # the item wrapped onto a second line
-                open_item = not line.rstrip().endswith(("?", "."))
+                open_item = not _ends_item(line)
         return items
     pieces = [piece for line in lines for piece in _RUN_ON.split(line)]
     questions = [piece for piece in pieces if piece.rstrip().endswith("?")]

@@ -1,4 +1,8 @@
+import json
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from nudge_rag.questions import parse_questions
 
@@ -42,3 +46,29 @@ def test_statements_without_question_marks_are_kept():
     answer = "1. Vortex breakdown limits delta wing lift\n2. Wall cooling delays transition"
     assert parse_questions(answer) == ["Vortex breakdown limits delta wing lift",
                                        "Wall cooling delays transition"]
+
+
+# questions as models write them: a capitalised word, then lower-case words, then "?"
+_word = st.text(alphabet="abcdefghijklmnopqrstuvwxyz", min_size=2, max_size=9)
+_question = st.builds(lambda first, rest: " ".join([first.capitalize(), *rest]) + "?",
+                      _word, st.lists(_word, min_size=3, max_size=12))
+
+
+@given(st.lists(_question, min_size=1, max_size=6,
+                unique_by=lambda q: q.casefold().rstrip("?")),
+       st.sampled_from(["numbered", "paren", "bullets", "json", "fenced", "labels", "lines"]),
+       st.booleans())
+@settings(max_examples=150, deadline=None)
+def test_any_list_in_any_shape_round_trips(questions, shape, chatty):
+    body = {
+        "numbered": "\n".join(f"{i}. {q}" for i, q in enumerate(questions, 1)),
+        "paren": "\n".join(f"({i}) {q}" for i, q in enumerate(questions, 1)),
+        "bullets": "\n".join(f"- **{q}**" for q in questions),
+        "json": json.dumps({"questions": questions}),
+        "fenced": "```json\n" + json.dumps(questions, indent=2) + "\n```",
+        "labels": "\n".join(f"Q{i}: {q}\nA{i}: It depends." for i, q in enumerate(questions, 1)),
+        "lines": "\n".join(questions),
+    }[shape]
+    answer = f"Sure! Here are {len(questions)} questions:\n\n{body}\n\nHope this helps!" \
+        if chatty else body
+    assert parse_questions(answer) == questions
