@@ -204,3 +204,31 @@ def test_split_by_time_errors(cranfield):
         qs.split_by_time(val_start="2030-01-01")
     with pytest.raises(InputError, match="test_start without val_start"):
         qs.split_by_time(test_start="2026-01-05")
+
+
+_phrase = st.lists(st.sampled_from(["lift", "drag", "wing", "shock", "heat", "flutter",
+                                    "boundary", "layer", "nose", "cone"]), min_size=2, max_size=5)
+
+
+@given(st.lists(st.tuples(_phrase, st.sampled_from(["", "?", "!"]), st.booleans()),
+                min_size=12, max_size=60),
+       st.integers(0, 2**16))
+@settings(max_examples=40, deadline=None)
+def test_split_partitions_and_never_separates_a_group(rows, seed):
+    texts = [(" ".join(words) + end).upper() if shout else " ".join(words) + end
+             for words, end, shout in rows]
+    qs = QuestionSet([Question(f"q{i}", t, {f"d{i % 7}": 1.0}) for i, t in enumerate(texts)])
+    labels = duplicate_groups(texts)
+    try:
+        parts = qs.split(train=0.6, val=0.2, test=0.2, seed=seed)
+    except InputError as err:  # few groups: an empty part must be reported, not returned
+        assert "empty" in str(err)
+        return
+    ids = [i for p in parts for i in p.ids]
+    assert sorted(ids) == sorted(qs.ids)
+    part_of = {qid: k for k, p in enumerate(parts) for qid in p.ids}
+    for g in set(labels.tolist()):
+        members = [qs.ids[i] for i in np.nonzero(labels == g)[0]]
+        assert len({part_of[m] for m in members}) == 1
+    assert [p.ids for p in qs.split(train=0.6, val=0.2, test=0.2, seed=seed)] == \
+        [p.ids for p in parts]
