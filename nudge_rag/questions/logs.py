@@ -278,6 +278,13 @@ def _iso(t: float | None) -> str | None:
     return None if t is None else datetime.fromtimestamp(t, timezone.utc).isoformat()
 
 
+def _rows_iterable(source: Iterable):
+    for i, row in enumerate(source):
+        if not isinstance(row, Mapping):
+            raise InputError(f"row {i}: expected a dict, got {type(row).__name__}")
+        yield f"row {i}", row
+
+
 def _rows(source, fmt, delimiter, query_field):
     if isinstance(source, (str, Path)):
         path = Path(source)
@@ -290,7 +297,7 @@ def _rows(source, fmt, delimiter, query_field):
             return _rows_csv(path, "\t" if kind == "tsv" else delimiter, query_field)
         raise InputError(f"format={fmt!r} is not one of 'jsonl', 'csv', 'tsv'")
     if isinstance(source, Iterable):
-        return ((f"row {i}", dict(row)) for i, row in enumerate(source))
+        return _rows_iterable(source)
     raise InputError("source must be a path to a JSONL/CSV file or an iterable of dict rows")
 
 

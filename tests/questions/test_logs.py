@@ -182,6 +182,8 @@ def test_bad_csv_logs(tmp_path):
     path.write_text("q,clicked_ids\nwing stall,d1\n", encoding="utf-8")
     with pytest.raises(InputError, match=r"no column 'query'.*fields=\{'query'"):
         import_logs(path)
+    with pytest.raises(InputError, match="row 1: expected a dict, got tuple"):
+        import_logs([{"query": "wing stall", "clicked_ids": ["d1"]}, ("body drag", "d2")])
     with pytest.raises(InputError, match="unknown key 'clicks'"):
         import_logs(path, fields={"clicks": "c"})
 
