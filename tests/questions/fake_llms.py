@@ -14,6 +14,8 @@ import threading
 import time
 from collections import Counter
 
+import pytest
+
 HANG_SECONDS = 3.0
 
 
@@ -104,6 +106,7 @@ async def _async_answer(script: Script, prompt: str) -> str:
 def make_llama_llm(script: Script, native_async: bool = True):
     """A LlamaIndex ``CustomLLM``; with ``native_async=False`` it only implements the
     blocking ``complete`` (so nudge-rag must run it in threads)."""
+    pytest.importorskip("llama_index.core", reason="llama-index-core is not installed")
     from llama_index.core.llms import CompletionResponse, CustomLLM, LLMMetadata
     from pydantic import PrivateAttr
 
@@ -133,6 +136,7 @@ def make_llama_llm(script: Script, native_async: bool = True):
 
 def make_langchain_chat(script: Script):
     """A LangChain ``BaseChatModel`` with sync and async generation."""
+    pytest.importorskip("langchain_core", reason="langchain-core is not installed")
     from langchain_core.language_models.chat_models import BaseChatModel
     from langchain_core.messages import AIMessage
     from langchain_core.outputs import ChatGeneration, ChatResult

@@ -195,6 +195,7 @@ def cranfield_nodes(cranfield):
     document the way node parsers link them (a SOURCE relationship, read as ref_doc_id)."""
     import re
 
+    pytest.importorskip("llama_index.core", reason="llama-index-core is not installed")
     from llama_index.core.schema import NodeRelationship, RelatedNodeInfo, TextNode
 
     nodes = []
@@ -251,6 +252,7 @@ def test_document_clicks_map_to_shown_nodes(cranfield_nodes):
 
 
 def test_node_id_map_for_langchain_documents(cranfield):
+    pytest.importorskip("langchain_core", reason="langchain-core is not installed")
     from langchain_core.documents import Document
 
     docs = [Document(page_content=cranfield.doc_text(d)[:200], id=f"{d}-{k}",

@@ -77,6 +77,8 @@ def test_styles_and_counts(cranfield_texts):
 
 
 def test_accepts_every_document_kind(cranfield_texts):
+    pytest.importorskip("llama_index.core", reason="llama-index-core is not installed")
+    pytest.importorskip("langchain_core", reason="langchain-core is not installed")
     from langchain_core.documents import Document as LCDocument
     from llama_index.core import Document as LIDocument
     from llama_index.core.schema import TextNode
@@ -122,6 +124,7 @@ def test_bad_input(documents, kwargs, message):
 
 
 def test_langchain_document_without_id():
+    pytest.importorskip("langchain_core", reason="langchain-core is not installed")
     from langchain_core.documents import Document
 
     with pytest.raises(InputError, match=r"documents\[0\]: LangChain Document has no id"):
