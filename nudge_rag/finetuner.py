@@ -92,15 +92,19 @@ class EmbeddingFinetuner:
         return emb / norms
 
     def _split(self, qs: Questions) -> tuple[Questions, Questions]:
-        """Hold out ``val_fraction`` of the questions, keeping identical texts together."""
-        keys = [(t or "").strip().lower() or f"#{i}" for i, t in enumerate(qs.texts)]
-        groups = sorted(set(keys))
-        order = np.random.default_rng(self.seed).permutation(len(groups))
-        n_val = max(1, int(round(self.val_fraction * len(groups))))
-        val_groups = {groups[i] for i in order[:n_val]}
-        val = [i for i, k in enumerate(keys) if k in val_groups]
-        train = [i for i, k in enumerate(keys) if k not in val_groups]
-        if not train:
+        """Hold out ``val_fraction`` of the questions; identical or near-identical questions
+        stay on one side, so validation never scores a question that training has seen."""
+        from .questions.normalize import duplicate_groups
+
+        groups = duplicate_groups(qs.texts, qs.embeddings)
+        n_groups = int(groups.max()) + 1
+        order = np.random.default_rng(self.seed).permutation(n_groups)
+        n_val = max(1, int(round(self.val_fraction * n_groups)))
+        held = np.zeros(n_groups, dtype=bool)
+        held[order[:n_val]] = True
+        val = np.flatnonzero(held[groups])
+        train = np.flatnonzero(~held[groups])
+        if len(train) == 0:
             raise InputError("too few questions to hold out validation ones; pass "
                              "val_questions=... or more training questions")
         return qs.subset(train), qs.subset(val)
