@@ -20,6 +20,11 @@ _LAZY = {
     "NotFittedError": "nudge_rag.errors",
     "StoreError": "nudge_rag.errors",
     "MismatchError": "nudge_rag.errors",
+    "Question": "nudge_rag.questions",
+    "QuestionSet": "nudge_rag.questions",
+    "generate_questions": "nudge_rag.questions",
+    "offline_questions": "nudge_rag.questions",
+    "import_logs": "nudge_rag.questions",
 }
 
 __all__ = sorted(_LAZY)

@@ -1,0 +1,299 @@
+"""Read and write question sets: JSONL, BEIR folders and LlamaIndex's
+``EmbeddingQAFinetuneDataset`` JSON (without importing llama-index-finetuning).
+
+JSONL holds one question per line::
+
+    {"id": "q1", "question": "...", "relevant": {"doc-3": 2, "doc-9": 1}, "metadata": {...}}
+
+``relevant`` may also be a list of ids (each grade 1). ``text`` or ``query`` are read in place
+of ``question``; ``embedding`` (a list of numbers) is optional; other top-level keys are kept in
+the metadata. Lines without an id get ``line<N>``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from datetime import date, datetime
+from pathlib import Path
+
+import numpy as np
+
+from ..datasets import read_qrels
+from ..errors import InputError
+from .question_set import Question, QuestionSet, coerce_relevance
+
+_TEXT_KEYS = ("question", "text", "query")
+_RESERVED = {"id", "_id", "relevant", "embedding", "metadata", *_TEXT_KEYS}
+
+
+def _check_known(relevant: dict, known: set | None, where: str) -> None:
+    if known is None:
+        return
+    unknown = [rid for rid in relevant if rid not in known]
+    if unknown:
+        shown = ", ".join(repr(u) for u in unknown[:5])
+        raise InputError(f"{where}: relevant ids {shown} are not among the {len(known)} known "
+                         "ids; fix the ids or drop those entries")
+
+
+def _known(known_ids) -> set[str] | None:
+    return None if known_ids is None else set(map(str, known_ids))
+
+
+def _question_from_row(row, where: str, known: set | None, source: str) -> Question:
+    if not isinstance(row, dict):
+        raise InputError(f"{where}: expected a JSON object, got {type(row).__name__}")
+    if "relevant" not in row:
+        raise InputError(f"{where}: field 'relevant' is missing; give {{id: grade}} or a list "
+                         "of ids")
+    relevant = coerce_relevance(row["relevant"], where)
+    _check_known(relevant, known, where)
+    text = next((row[k] for k in _TEXT_KEYS if k in row), None)
+    if text is not None and not isinstance(text, str):
+        raise InputError(f"{where}: field 'question' must be a string, got "
+                         f"{type(text).__name__}")
+    embedding = row.get("embedding")
+    if embedding is not None:
+        try:
+            embedding = np.asarray(embedding, dtype=np.float32)
+        except (TypeError, ValueError):
+            raise InputError(f"{where}: field 'embedding' must be a list of numbers") from None
+        if embedding.ndim != 1:
+            raise InputError(f"{where}: field 'embedding' must be a flat list of numbers")
+    if (text is None or not text.strip()) and embedding is None:
+        raise InputError(f"{where}: field 'question' is missing or empty and there is no "
+                         "'embedding'; give at least one")
+    metadata = row.get("metadata") or {}
+    if not isinstance(metadata, dict):
+        raise InputError(f"{where}: field 'metadata' must be an object")
+    metadata = {**{k: v for k, v in row.items() if k not in _RESERVED}, **metadata}
+    metadata.setdefault("source", source)
+    qid = row.get("id", row.get("_id"))
+    return Question(str(qid) if qid is not None else "", text, relevant, embedding, metadata)
+
+
+def read_jsonl(path, known_ids=None, source: str = "human") -> QuestionSet:
+    """Read a question JSONL file. Errors name ``path:line`` and the field at fault."""
+    known = _known(known_ids)
+    questions = []
+    seen: dict[str, int] = {}
+    with open(path, encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            where = f"{path}:{lineno}"
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InputError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno}); "
+                                 "fix or remove that line") from None
+            q = _question_from_row(row, where, known, source)
+            if not q.id:
+                q = Question(f"line{lineno}", q.text, q.relevant, q.embedding, q.metadata)
+            if q.id in seen:
+                raise InputError(f"{where}: id {q.id!r} was already used on line {seen[q.id]}; "
+                                 "ids must be unique")
+            seen[q.id] = lineno
+            questions.append(q)
+    if not questions:
+        raise InputError(f"{path} holds no questions; an empty question set cannot train")
+    return QuestionSet(questions)
+
+
+def _jsonable(value, where: str):
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v, where) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        return [_jsonable(v, where) for v in value]
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    raise InputError(f"{where}: metadata value of type {type(value).__name__} cannot be "
+                     "written as JSON; convert it to a string, number, list or dict")
+
+
+def _atomic_write(path, write) -> None:
+    """Write through a temporary file in the same folder, so a crash never leaves half a file."""
+    target = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=target.parent or ".", prefix=f".{target.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            write(fh)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_jsonl(qs: QuestionSet, path) -> None:
+    rows = []
+    for q in qs:
+        row = {"id": q.id, "question": q.text, "relevant": q.relevant}
+        if q.embedding is not None:
+            row["embedding"] = q.embedding.tolist()
+        row["metadata"] = _jsonable(q.metadata, f"question {q.id!r}")
+        rows.append(json.dumps(row, ensure_ascii=False))
+    _atomic_write(path, lambda fh: fh.write("\n".join(rows) + "\n"))
+
+
+# -- BEIR ------------------------------------------------------------------------------------------
+def read_beir(folder, splits=None, known_ids=None) -> QuestionSet:
+    """Questions of a BEIR folder: ``queries.jsonl`` joined with ``qrels/<split>.tsv``.
+
+    ``splits`` names qrels files (``["train"]``); by default all are pooled (only ``all.tsv``
+    when there is one). Queries without a positive judgement are left out, because NUDGE cannot
+    learn from them. ``metadata["split"]`` records the qrels file each question came from.
+    """
+    root = Path(folder)
+    queries_path = root / "queries.jsonl"
+    if not queries_path.is_file():
+        raise InputError(f"folder={str(root)!r} has no queries.jsonl; pass a BEIR-layout folder")
+    qrel_dir = root / "qrels"
+    if splits is None:
+        names = sorted(p.stem for p in qrel_dir.glob("*.tsv"))
+        if "all" in names:
+            names = ["all"]
+    else:
+        names = [splits] if isinstance(splits, str) else list(splits)
+    if not names:
+        raise InputError(f"{qrel_dir} has no .tsv files; BEIR relevance lives in qrels/*.tsv")
+    relevance: dict[str, dict[str, float]] = {}
+    split_of: dict[str, str] = {}
+    for name in names:
+        path = qrel_dir / f"{name}.tsv"
+        if not path.is_file():
+            raise InputError(f"splits: {path} does not exist; available: "
+                             f"{sorted(p.stem for p in qrel_dir.glob('*.tsv'))}")
+        for qid, rel in read_qrels(path).items():
+            relevance.setdefault(qid, {}).update(rel)
+            split_of[qid] = name
+    known = _known(known_ids)
+    questions = []
+    found = set()
+    with open(queries_path, encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            where = f"{queries_path}:{lineno}"
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InputError(f"{where}: not valid JSON ({exc.msg}); fix or remove that "
+                                 "line") from None
+            if not isinstance(row, dict) or "_id" not in row:
+                raise InputError(f"{where}: field '_id' is missing")
+            qid = str(row["_id"])
+            if qid not in relevance:
+                continue
+            found.add(qid)
+            _check_known(relevance[qid], known, f"{where} (query {qid!r})")
+            metadata = {"source": "human", "split": split_of[qid]}
+            if isinstance(row.get("metadata"), dict):
+                metadata.update(row["metadata"])
+            questions.append(Question(qid, row.get("text"), relevance[qid], None, metadata))
+    missing = sorted(set(relevance) - found)
+    if missing:
+        raise InputError(f"qrels name query ids {missing[:5]} that {queries_path} does not "
+                         "hold; fix the qrels or the queries file")
+    if not questions:
+        raise InputError(f"{root}: no query has a positive judgement in {names}")
+    return QuestionSet(questions)
+
+
+def write_beir(qs: QuestionSet, folder, split: str = "train", overwrite: bool = False) -> None:
+    """Write ``queries.jsonl`` and ``qrels/<split>.tsv`` into ``folder`` (BEIR layout; the
+    corpus is not written). Refuses to replace existing files unless ``overwrite=True``."""
+    root = Path(folder)
+    queries_path, qrels_path = root / "queries.jsonl", root / "qrels" / f"{split}.tsv"
+    for path in (queries_path, qrels_path):
+        if path.exists() and not overwrite:
+            raise InputError(f"{path} exists; pass overwrite=True to replace it")
+    lines, qrels = [], ["query-id\tcorpus-id\tscore"]
+    for q in qs:
+        if q.text is None:
+            raise InputError(f"question {q.id!r} has no text; BEIR queries.jsonl needs one")
+        for field_value in (q.id, *q.relevant):
+            if "\t" in field_value or "\n" in field_value:
+                raise InputError(f"question {q.id!r}: id {field_value!r} holds a tab or "
+                                 "newline, which qrels TSV cannot store")
+        row = {"_id": q.id, "text": q.text,
+               "metadata": _jsonable(q.metadata, f"question {q.id!r}")}
+        lines.append(json.dumps(row, ensure_ascii=False))
+        # BEIR scores are integers; keep fractional grades exact rather than rounding them
+        qrels.extend(f"{q.id}\t{rid}\t{int(g) if float(g).is_integer() else g}"
+                     for rid, g in q.relevant.items())
+    qrels_path.parent.mkdir(parents=True, exist_ok=True)
+    _atomic_write(queries_path, lambda fh: fh.write("\n".join(lines) + "\n"))
+    _atomic_write(qrels_path, lambda fh: fh.write("\n".join(qrels) + "\n"))
+
+
+# -- LlamaIndex EmbeddingQAFinetuneDataset -------------------------------------------------------
+def read_llama_dataset(path_or_dict, known_ids=None, source: str = "synthetic"):
+    """Read the JSON that ``EmbeddingQAFinetuneDataset.save_json`` writes (``queries``,
+    ``corpus``, ``relevant_docs``). Returns ``(QuestionSet, corpus)``; every grade is 1."""
+    if isinstance(path_or_dict, Mapping):
+        data, where = path_or_dict, "dataset"
+    else:
+        where = str(path_or_dict)
+        try:
+            with open(path_or_dict, encoding="utf-8") as fh:
+                data = json.load(fh)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{where}: not valid JSON ({exc.msg} at line {exc.lineno}); is it "
+                             "an EmbeddingQAFinetuneDataset file?") from None
+    if not isinstance(data, Mapping):
+        raise InputError(f"{where}: expected a JSON object with queries, corpus, relevant_docs")
+    for key in ("queries", "relevant_docs"):
+        if not isinstance(data.get(key), Mapping):
+            raise InputError(f"{where}: field {key!r} is missing or not an object; an "
+                             "EmbeddingQAFinetuneDataset has queries, corpus and relevant_docs")
+    corpus = data.get("corpus") or {}
+    if not isinstance(corpus, Mapping):
+        raise InputError(f"{where}: field 'corpus' must be an object {{node id: text}}")
+    known = _known(known_ids)
+    if known is None and corpus:
+        known = set(map(str, corpus))
+    questions = []
+    for qid, text in data["queries"].items():
+        field_where = f"{where}: relevant_docs[{qid!r}]"
+        if qid not in data["relevant_docs"]:
+            raise InputError(f"{field_where} is missing; every query needs relevant docs")
+        docs = data["relevant_docs"][qid]
+        if isinstance(docs, str):
+            docs = [docs]
+        relevant = coerce_relevance(docs, field_where)
+        _check_known(relevant, known, field_where)
+        if not isinstance(text, str):
+            raise InputError(f"{where}: queries[{qid!r}] must be a string")
+        questions.append(Question(str(qid), text, relevant, None, {"source": source}))
+    if not questions:
+        raise InputError(f"{where}: field 'queries' is empty")
+    return QuestionSet(questions), {str(k): v for k, v in corpus.items()}
+
+
+def write_llama_dataset(qs: QuestionSet, path=None, corpus=None) -> dict:
+    """The ``EmbeddingQAFinetuneDataset`` dict (written to ``path`` when given). ``corpus`` is
+    ``{id: text}``, nodes or documents; the format has no grades, so ids are listed best first.
+    """
+    from .chunks import as_chunks
+
+    queries, relevant_docs = {}, {}
+    for q in qs:
+        if q.text is None:
+            raise InputError(f"question {q.id!r} has no text; EmbeddingQAFinetuneDataset stores "
+                             "texts only")
+        queries[q.id] = q.text
+        relevant_docs[q.id] = sorted(q.relevant, key=lambda rid: -q.relevant[rid])
+    data = {"queries": queries, "corpus": dict(as_chunks(corpus)) if corpus else {},
+            "relevant_docs": relevant_docs, "mode": "text"}
+    if path is not None:
+        _atomic_write(path, lambda fh: json.dump(data, fh, ensure_ascii=False, indent=2))
+    return data

@@ -1,0 +1,168 @@
+"""Fake LLMs for the synthetic-question tests, one per framework.
+
+Each fake answers from a :class:`Script`: it finds which chunk the prompt is about, then
+follows that chunk's plan for the n-th time it is asked (``ok``, ``raise``, ``hang``,
+``empty``, ``refuse``). ``ok`` answers come in the messy shapes real models produce: chatty
+preambles, fenced JSON, bullets with bold markup, Q/A pairs, JSON objects, run-on lines.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import threading
+import time
+from collections import Counter
+
+import pytest
+
+HANG_SECONDS = 3.0
+
+
+def expected_questions(text: str) -> list[str]:
+    """The two questions the fake asks about ``text`` (built from its longest words)."""
+    words = sorted({w for w in re.findall(r"[A-Za-z][A-Za-z\-]{3,}", text)},
+                   key=lambda w: (-len(w), w))
+    a, b, c, d = (words + ["topic"] * 4)[:4]
+    return [f"What is known about {a} and {b}?", f"How does {c} affect {d}?"]
+
+
+def messy(questions: list[str], shape: int) -> str:
+    q1, q2 = questions
+    shapes = [
+        f"Sure! Here are 2 questions based on the passage:\n\n1. {q1}\n2. {q2}\n\n"
+        "Let me know if you need more!",
+        f'```json\n["{q1}", "{q2}"]\n```',
+        f"- **{q1}**\n- {q2}",
+        f"Q1: {q1}\nA1: The passage explains it in detail.\nQ2: {q2}\nA2: It is discussed.",
+        f'{{"questions": [{{"question": "{q1}"}}, {{"question": "{q2}"}}]}}',
+        f"{q1} {q2}",
+        f"Here are the questions:\n1) {q1}\n2) {q2}\n3) {q1}",
+    ]
+    return shapes[shape % len(shapes)]
+
+
+class Script:
+    """What to do for each chunk, attempt by attempt. Thread-safe; counts every call."""
+
+    def __init__(self, corpus: dict[str, str], plans: dict[str, list[str]] | None = None):
+        self.corpus = corpus
+        self.plans = plans or {}
+        self.calls: Counter = Counter()
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self._lock = threading.Lock()
+
+    def chunk_of(self, prompt: str) -> str:
+        return next(cid for cid, text in self.corpus.items() if text in prompt)
+
+    def begin(self, prompt: str) -> tuple[str, str]:
+        cid = self.chunk_of(prompt)
+        with self._lock:
+            attempt = self.calls[cid]
+            self.calls[cid] += 1
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        plan = self.plans.get(cid, [])
+        action = plan[attempt] if attempt < len(plan) else (plan[-1] if plan else "ok")
+        return cid, action
+
+    def end(self) -> None:
+        with self._lock:
+            self.in_flight -= 1
+
+    def answer(self, cid: str, action: str) -> str:
+        if action == "raise":
+            raise ConnectionError("503 Service Unavailable: upstream overloaded")
+        if action == "empty":
+            return ""
+        if action == "refuse":
+            return "I'm sorry, but I can't help with that request."
+        index = list(self.corpus).index(cid)
+        return messy(expected_questions(self.corpus[cid]), index)
+
+
+def _sync_answer(script: Script, prompt: str) -> str:
+    cid, action = script.begin(prompt)
+    try:
+        if action == "hang":
+            time.sleep(HANG_SECONDS)
+        return script.answer(cid, action)
+    finally:
+        script.end()
+
+
+async def _async_answer(script: Script, prompt: str) -> str:
+    cid, action = script.begin(prompt)
+    try:
+        await asyncio.sleep(0.01)  # a network round trip, so calls overlap
+        if action == "hang":
+            await asyncio.sleep(HANG_SECONDS)
+        return script.answer(cid, action)
+    finally:
+        script.end()
+
+
+def make_llama_llm(script: Script, native_async: bool = True):
+    """A LlamaIndex ``CustomLLM``; with ``native_async=False`` it only implements the
+    blocking ``complete`` (so nudge-rag must run it in threads)."""
+    pytest.importorskip("llama_index.core", reason="llama-index-core is not installed")
+    from llama_index.core.llms import CompletionResponse, CustomLLM, LLMMetadata
+    from pydantic import PrivateAttr
+
+    class MessyLlamaLLM(CustomLLM):
+        _script: Script = PrivateAttr()
+
+        def __init__(self, script: Script):
+            super().__init__()
+            self._script = script
+
+        @property
+        def metadata(self) -> LLMMetadata:
+            return LLMMetadata(model_name="messy-fake")
+
+        def complete(self, prompt: str, formatted: bool = False, **kwargs):
+            return CompletionResponse(text=_sync_answer(self._script, prompt))
+
+        def stream_complete(self, prompt: str, formatted: bool = False, **kwargs):
+            yield self.complete(prompt)
+
+    class AsyncMessyLlamaLLM(MessyLlamaLLM):
+        async def acomplete(self, prompt: str, formatted: bool = False, **kwargs):
+            return CompletionResponse(text=await _async_answer(self._script, prompt))
+
+    return (AsyncMessyLlamaLLM if native_async else MessyLlamaLLM)(script)
+
+
+def make_langchain_chat(script: Script):
+    """A LangChain ``BaseChatModel`` with sync and async generation."""
+    pytest.importorskip("langchain_core", reason="langchain-core is not installed")
+    from langchain_core.language_models.chat_models import BaseChatModel
+    from langchain_core.messages import AIMessage
+    from langchain_core.outputs import ChatGeneration, ChatResult
+    from pydantic import PrivateAttr
+
+    class MessyChatModel(BaseChatModel):
+        _script: Script = PrivateAttr()
+
+        def __init__(self, script: Script):
+            super().__init__()
+            self._script = script
+
+        @property
+        def _llm_type(self) -> str:
+            return "messy-fake-chat"
+
+        @staticmethod
+        def _prompt(messages) -> str:
+            return "\n".join(str(m.content) for m in messages)
+
+        def _generate(self, messages, stop=None, run_manager=None, **kwargs):
+            text = _sync_answer(self._script, self._prompt(messages))
+            return ChatResult(generations=[ChatGeneration(message=AIMessage(content=text))])
+
+        async def _agenerate(self, messages, stop=None, run_manager=None, **kwargs):
+            text = await _async_answer(self._script, self._prompt(messages))
+            return ChatResult(generations=[ChatGeneration(message=AIMessage(content=text))])
+
+    return MessyChatModel(script)

@@ -1,0 +1,74 @@
+import json
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from nudge_rag.questions import parse_questions
+
+Q1 = "What limits the maximum lift of a slender delta wing?"
+Q2 = "How does wall cooling change boundary layer transition at Mach 3?"
+
+
+@pytest.mark.parametrize("answer", [
+    f"1. {Q1}\n2. {Q2}",
+    f"Sure! Here are two questions based on the passage:\n\n1) {Q1}\n2) {Q2}\n\nHope this helps!",
+    f"```json\n[\"{Q1}\", \"{Q2}\"]\n```",
+    f"```\n{{\"questions\": [\"{Q1}\", \"{Q2}\"]}}\n```",
+    f'Here you go: [{{"question": "{Q1}", "answer": "vortex breakdown"}}, '
+    f'{{"question": "{Q2}", "answer": "delays it"}}]',
+    f"- **{Q1}**\n- {Q2}",
+    f"* {Q1}\n* {Q2}",
+    f"• {Q1}\n• {Q2}",
+    f"Q1: {Q1}\nA1: Vortex breakdown over the wing.\nQ2: {Q2}\nA2: Cooling delays it.",
+    f"Question 1: {Q1}\nQuestion 2: {Q2}",
+    f"**1.** \"{Q1}\"\n**2.** “{Q2}”",
+    f"{Q1} {Q2}",
+    f"{Q1}\n\n{Q2}\n",
+    f"1. What limits the maximum lift of a\n   slender delta wing?\n2. {Q2}",
+    f"1. {Q1}\n2. {Q2}\n3. {Q1.upper()}",
+])
+def test_messy_shapes_give_the_two_questions(answer):
+    assert parse_questions(answer) == [Q1, Q2]
+
+
+@pytest.mark.parametrize("answer", [
+    None, "", "   \n\n ", "I'm sorry, but I can't help with that request.",
+    "Unfortunately the passage does not contain enough information.",
+    "Here are the questions:", "[]", '{"questions": []}', "1. Why?\n2. OK?",
+])
+def test_nothing_usable(answer):
+    assert parse_questions(answer) == []
+
+
+def test_statements_without_question_marks_are_kept():
+    # some models write search-style statements or claims rather than questions
+    answer = "1. Vortex breakdown limits delta wing lift\n2. Wall cooling delays transition"
+    assert parse_questions(answer) == ["Vortex breakdown limits delta wing lift",
+                                       "Wall cooling delays transition"]
+
+
+# questions as models write them: a capitalised word, then lower-case words, then "?"
+_word = st.text(alphabet="abcdefghijklmnopqrstuvwxyz", min_size=2, max_size=9)
+_question = st.builds(lambda first, rest: " ".join([first.capitalize(), *rest]) + "?",
+                      _word, st.lists(_word, min_size=3, max_size=12))
+
+
+@given(st.lists(_question, min_size=1, max_size=6,
+                unique_by=lambda q: q.casefold().rstrip("?")),
+       st.sampled_from(["numbered", "paren", "bullets", "json", "fenced", "labels", "lines"]),
+       st.booleans())
+@settings(max_examples=150, deadline=None)
+def test_any_list_in_any_shape_round_trips(questions, shape, chatty):
+    body = {
+        "numbered": "\n".join(f"{i}. {q}" for i, q in enumerate(questions, 1)),
+        "paren": "\n".join(f"({i}) {q}" for i, q in enumerate(questions, 1)),
+        "bullets": "\n".join(f"- **{q}**" for q in questions),
+        "json": json.dumps({"questions": questions}),
+        "fenced": "```json\n" + json.dumps(questions, indent=2) + "\n```",
+        "labels": "\n".join(f"Q{i}: {q}\nA{i}: It depends." for i, q in enumerate(questions, 1)),
+        "lines": "\n".join(questions),
+    }[shape]
+    answer = f"Sure! Here are {len(questions)} questions:\n\n{body}\n\nHope this helps!" \
+        if chatty else body
+    assert parse_questions(answer) == questions

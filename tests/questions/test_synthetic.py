@@ -1,0 +1,159 @@
+import json
+import warnings
+
+import pytest
+
+from nudge_rag.errors import InputError
+from nudge_rag.questions import GenerationError, generate_questions
+
+from .fake_llms import Script, expected_questions, make_langchain_chat, make_llama_llm
+
+# real Cranfield abstracts (shortened), the kind of chunk a RAG index holds
+CHUNKS = {
+    "c0": "An experimental study of a wing in a propeller slipstream was made in order to "
+          "determine the spanwise distribution of the lift increase due to slipstream.",
+    "c1": "The boundary-layer equations are presented for steady incompressible flow with no "
+          "pressure gradient past a flat plate in a simple shear flow.",
+    "c2": "Approximate solutions are obtained for the laminar heat transfer to a blunt nose "
+          "cone in hypersonic flow, including the stagnation region.",
+    "c3": "Panel flutter of thin skin panels was measured in a supersonic wind tunnel; the "
+          "flutter boundary depends on dynamic pressure and aspect ratio.",
+    "c4": "The buckling of thin cylindrical shells under axial compression is highly "
+          "sensitive to initial imperfections of the shell geometry.",
+    "c5": "Shock wave and boundary layer interaction ahead of a compression corner causes "
+          "separation whose extent grows with the Mach number.",
+    "c6": "Slender wing theory predicts the lift distribution of delta wings at small "
+          "incidence, and vortex breakdown limits the maximum lift.",
+}
+# c1 fails once, c2 hangs past the timeout once, c4 always answers nothing, c5 always refuses
+PLANS = {"c1": ["raise", "ok"], "c2": ["hang", "ok"], "c4": ["empty"], "c5": ["refuse"]}
+FAST = {"timeout": 0.5, "backoff": 0.01, "max_retries": 2, "progress": False}
+FRAMEWORKS = {
+    "llama-async": lambda s: make_llama_llm(s),
+    "llama-blocking": lambda s: make_llama_llm(s, native_async=False),
+    "langchain": make_langchain_chat,
+}
+
+
+def _run(make, script, **kwargs):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        qs, report = generate_questions(CHUNKS, llm=make(script), return_report=True,
+                                        **{**FAST, **kwargs})
+    return qs, report, caught
+
+
+@pytest.mark.parametrize("framework", sorted(FRAMEWORKS))
+def test_messy_failing_hanging_llms(framework):
+    script = Script(CHUNKS, PLANS)
+    qs, report, caught = _run(FRAMEWORKS[framework], script)
+    good = ["c0", "c1", "c2", "c3", "c6"]
+    for cid in good:
+        got = [q.text for q in qs if q.metadata["chunk_id"] == cid]
+        assert got == expected_questions(CHUNKS[cid])
+    assert all(q.relevant == {q.metadata["chunk_id"]: 1.0} for q in qs)
+    assert all(q.source == "synthetic" and q.metadata["generator"] == "llm" for q in qs)
+    assert set(report.failed) == {"c4", "c5"}
+    assert "no usable question" in report.failed["c4"]
+    assert report.generated == 5 and report.from_cache == 0
+    # one retry each for the error and the hang; 3 attempts for the hopeless chunks
+    assert script.calls == {"c0": 1, "c1": 2, "c2": 2, "c3": 1, "c4": 3, "c5": 3, "c6": 1}
+    assert report.calls == sum(script.calls.values())
+    assert any("no questions for 2 of 7 chunks" in str(w.message) for w in caught)
+
+
+@pytest.mark.parametrize("framework", ["llama-async", "langchain"])
+def test_concurrency_is_bounded(framework):
+    script = Script(CHUNKS)
+    _run(FRAMEWORKS[framework], script, max_concurrency=2)
+    assert script.max_in_flight == 2
+    script = Script(CHUNKS)
+    _run(FRAMEWORKS[framework], script, max_concurrency=1)
+    assert script.max_in_flight == 1
+
+
+def test_cache_resumes_without_asking_again(tmp_path):
+    cache = tmp_path / "cache" / "questions.jsonl"
+    first_script = Script(CHUNKS, PLANS)
+    first, report, _ = _run(FRAMEWORKS["langchain"], first_script, cache=cache)
+    lines = [json.loads(x) for x in cache.read_text(encoding="utf-8").splitlines()]
+    # only successful chunks were written, failures never
+    assert sorted(x["chunk_id"] for x in lines) == ["c0", "c1", "c2", "c3", "c6"]
+    # the second run talks to a model that now answers everything
+    second_script = Script(CHUNKS)
+    second, report, _ = _run(FRAMEWORKS["llama-async"], second_script, cache=cache)
+    assert report.from_cache == 5 and report.generated == 2
+    assert set(second_script.calls) == {"c4", "c5"}
+    assert [t for t in second.texts if t in first.texts] == first.texts
+    assert len(second) == len(first) + 4
+    # a third run asks nothing at all
+    third_script = Script(CHUNKS)
+    third, report, _ = _run(FRAMEWORKS["llama-async"], third_script, cache=cache)
+    assert not third_script.calls and third.texts == second.texts
+
+
+def test_cache_survives_a_killed_run_and_keys_on_the_prompt(tmp_path):
+    cache = tmp_path / "q.jsonl"
+    _run(FRAMEWORKS["langchain"], Script(CHUNKS), cache=cache)
+    text = cache.read_text(encoding="utf-8")
+    cache.write_text(text + '{"chunk_id": "c9", "key": "ab', encoding="utf-8")  # cut mid-line
+    script = Script(CHUNKS)
+    with pytest.warns(UserWarning, match="unreadable cache line"):
+        qs, report = generate_questions(CHUNKS, llm=make_langchain_chat(script), cache=cache,
+                                        return_report=True, **FAST)
+    assert report.from_cache == 7 and not script.calls
+    # a different prompt is a different question to the model: nothing is reused
+    script = Script(CHUNKS)
+    other_prompt = "Write {n} quiz questions about:\n{context}"
+    with pytest.warns(UserWarning, match="unreadable cache line"):
+        generate_questions(CHUNKS, llm=make_langchain_chat(script), cache=cache,
+                           prompt=other_prompt, **FAST)
+    assert sum(script.calls.values()) == 7
+    # the entries appended after the broken line are intact and reused
+    script = Script(CHUNKS)
+    with pytest.warns(UserWarning, match="unreadable cache line"):
+        generate_questions(CHUNKS, llm=make_langchain_chat(script), cache=cache,
+                           prompt=other_prompt, **FAST)
+    assert not script.calls
+
+
+def test_all_failures_raise_and_write_nothing(tmp_path):
+    cache = tmp_path / "q.jsonl"
+    script = Script(CHUNKS, {cid: ["raise"] for cid in CHUNKS})
+    with pytest.raises(GenerationError, match="nothing usable for any of the 7 chunks.*503"):
+        generate_questions(CHUNKS, llm=make_langchain_chat(script), cache=cache, **FAST)
+    assert not cache.exists() or cache.read_text(encoding="utf-8") == ""
+    hanging = Script(CHUNKS, {cid: ["hang"] for cid in CHUNKS})
+    with pytest.raises(GenerationError, match="timed out after 0.2s"):
+        generate_questions(CHUNKS, llm=make_llama_llm(hanging), **{**FAST, "timeout": 0.2,
+                                                                    "max_retries": 0})
+
+
+def test_prompt_callable_progress_bar_and_plain_callables(capsys):
+    seen = []
+
+    def my_prompt(text, n):
+        seen.append(n)
+        return f"Give {n} questions, numbered.\n{text}"
+
+    script = Script(CHUNKS)
+    qs = generate_questions(CHUNKS, llm=make_langchain_chat(script), questions_per_chunk=1,
+                            prompt=my_prompt, timeout=5, progress=True)
+    assert seen == [1] * 7 and len(qs) == 7
+    assert "questions" in capsys.readouterr().err  # tqdm writes to stderr
+    qs = generate_questions(CHUNKS, llm=lambda p: "1. What is the lift increase in slipstream?",
+                            progress=False)
+    # the same question for every chunk: one question, relevant to all of them
+    assert len(qs) == 1 and set(qs[0].relevant) == set(CHUNKS)
+
+
+def test_bad_arguments():
+    llm = make_langchain_chat(Script(CHUNKS))
+    with pytest.raises(InputError, match="prompt must be a string containing"):
+        generate_questions(CHUNKS, llm=llm, prompt="Write questions.")
+    with pytest.raises(InputError, match="max_concurrency=0"):
+        generate_questions(CHUNKS, llm=llm, max_concurrency=0)
+    with pytest.raises(InputError, match="neither a LlamaIndex LLM"):
+        generate_questions(CHUNKS, llm=object())
+    with pytest.raises(InputError, match=r"unexpected arguments \['style'\]"):
+        generate_questions(CHUNKS, llm=llm, style="keywords")
