@@ -9,7 +9,6 @@ one example. Everything it made is saved under ``--out`` for the other commands.
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 import warnings
@@ -112,17 +111,6 @@ def embed(texts: list[str], model, desc: str, show: bool, batch: int = 32) -> np
     return np.vstack(rows)
 
 
-def _quiet_model_loading() -> None:
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    try:
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.set_verbosity_error()
-        hf_logging.disable_progress_bar()
-    except Exception:  # noqa: BLE001 - cosmetic only
-        pass
-
-
 def first_relevant_rank(q: np.ndarray, matrix: np.ndarray, relevant_rows: list[int]) -> int:
     scores = matrix @ q
     best = max(scores[r] for r in relevant_rows)
@@ -172,7 +160,6 @@ def run_demo(args) -> int:
     show = not args.no_progress
     out = Path(args.out)
     started = time.perf_counter()
-    _quiet_model_loading()
 
     corpus = folder_docs(args.docs) if args.docs else python_docs()
     where = args.docs if args.docs else "the Python documentation topics (pydoc_data)"
