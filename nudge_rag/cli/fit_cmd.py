@@ -56,10 +56,25 @@ def register(sub) -> None:
     i.set_defaults(run=run_inspect)
 
 
-def read_questions(path, name: str):
+def read_questions(path, loaded=None):
+    """A questions file; with ``loaded`` (an index), refuse ids the index does not hold."""
     from ..questions import QuestionSet
 
-    return QuestionSet.from_jsonl(path)
+    qs = QuestionSet.from_jsonl(path)
+    if len(qs) == 0:
+        raise InputError(f"{path} holds no questions")
+    if loaded is not None:
+        known = {i for i, _ in loaded.chunks()}
+        named = qs.record_ids
+        missing = sorted(named - known)
+        if len(missing) == len(named):
+            raise MismatchError(f"none of the {len(named)} record ids named in {path} is in "
+                                f"{loaded.path}; the questions were made for another index")
+        if missing:
+            raise MismatchError(f"{path} names {len(missing)} record id(s) that are not in "
+                                f"{loaded.path} (e.g. {missing[0]!r}); the questions do not "
+                                "match this index")
+    return qs
 
 
 def load_delta(path):
@@ -91,10 +106,10 @@ def run_fit(args) -> int:
     if args.val is None and args.gamma is None and not 0 < args.val_fraction < 1:
         raise InputError(f"--val-fraction {args.val_fraction} must be between 0 and 1")
     loaded = load_index(args.index, args.kind, args.model, args.allow_pickle)
-    qs = read_questions(args.questions, "questions")
+    qs = read_questions(args.questions, loaded)
     val = None
     if args.val is not None:
-        val = read_questions(args.val, "--val")
+        val = read_questions(args.val, loaded)
     elif args.gamma is None:
         qs, val, _ = qs.split(train=1 - args.val_fraction, val=args.val_fraction, test=0,
                               seed=args.seed)
@@ -128,7 +143,7 @@ def run_eval(args) -> int:
     delta = load_delta(args.delta)
     loaded = load_index(args.index, args.kind, args.model, args.allow_pickle)
     check_model(delta, loaded)
-    qs = read_questions(args.questions, "questions")
+    qs = read_questions(args.questions, loaded)
     metrics = REPORT_METRICS if args.metrics is None else \
         tuple(m.strip() for m in args.metrics.split(",") if m.strip())
     ft = EmbeddingFinetuner(loaded.obj, show_progress=not args.no_progress and not args.json)
