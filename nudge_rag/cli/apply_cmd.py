@@ -7,7 +7,7 @@ import warnings
 from pathlib import Path
 
 from ..errors import InputError
-from .fit_cmd import load_delta
+from .fit_cmd import check_model, load_delta
 from .indexes import add_index_options, load_index, save_index
 
 
@@ -54,6 +54,8 @@ def _quiet(fn, *args, **kwargs):
 def run_apply(args) -> int:
     delta = load_delta(args.delta)
     loaded = load_index(args.index, args.kind, args.model, args.allow_pickle)
+    if not args.allow_model_mismatch:
+        check_model(delta, loaded)
     if args.output is not None:
         out = Path(args.output)
         if out.exists():

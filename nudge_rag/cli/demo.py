@@ -80,6 +80,12 @@ def chunk(docs, chunk_size: int, max_chunks: int):
                  for name, text in docs]
     splitter = SentenceSplitter(chunk_size=chunk_size, chunk_overlap=min(20, chunk_size // 8))
     nodes = splitter.get_nodes_from_documents(documents)
+    # stable ids (source + position) so that questions, splits and results repeat exactly
+    seen: dict[str, int] = {}
+    for node in nodes:
+        source = node.metadata.get("source", "doc")
+        seen[source] = seen.get(source, -1) + 1
+        node.id_ = f"{source}#{seen[source]}"
     if len(nodes) > max_chunks:
         keep = np.unique(np.linspace(0, len(nodes) - 1, max_chunks).round().astype(int))
         nodes = [nodes[i] for i in keep]
@@ -208,7 +214,7 @@ def run_demo(args) -> int:
         q = test[k]
         relevant = set(q.relevant)
         print(f"\nexample test question: \"{q.text}\"")
-        print(f"  (answered by chunk {sorted(relevant)[0][:8]}…: rank {before_rank} before, "
+        print(f"  (answered by chunk {sorted(relevant)[0]}: rank {before_rank} before, "
               f"{after_rank} after; * marks it)")
         print("before:")
         for hit in index.as_retriever(similarity_top_k=3).retrieve(q.text):
