@@ -69,11 +69,12 @@ for name in result["before"]:
     ("code", """import matplotlib.pyplot as plt
 
 gammas = [0.0, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4]
+train_q = train.with_embeddings(embed_model.embed_queries(list(train.texts)))
 val_q = val.with_embeddings(embed_model.embed_queries(list(val.texts)))
 test_q = test.with_embeddings(embed_model.embed_queries(list(test.texts)))
 curve_val, curve_test = [], []
 for g in gammas:
-    fixed = EmbeddingFinetuner(index, gamma=g, show_progress=False).fit(train)
+    fixed = EmbeddingFinetuner(index, gamma=g, show_progress=False).fit(train_q)
     curve_val.append(ft.evaluate(val_q, fixed)["after"]["ndcg@10"])
     curve_test.append(ft.evaluate(test_q, fixed)["after"]["ndcg@10"])
 plt.figure(figsize=(5, 3))
