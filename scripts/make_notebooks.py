@@ -174,16 +174,20 @@ LOGS = [
 from nudge_rag.local import llama_index_embedding
 
 index = VectorStoreIndex(nodes, embed_model=llama_index_embedding())"""),
-    ("md", "## A log\n\nThe \"users\" here ask the offline generator's questions over six "
-           "weeks, click the chunk that answered them, and sometimes rate it."),
+    ("md", "## A log\n\nThe \"users\" here ask the offline generator's questions, in random "
+           "order, over five weeks; they click the chunk that answered them and sometimes "
+           "rate it."),
     ("code", """import json, tempfile
+import numpy as np
 from datetime import datetime, timedelta, timezone
 from nudge_rag.questions import offline_questions
 
-rng_questions = offline_questions(nodes, 3)
+asked = offline_questions(nodes, 3)
+order = np.random.default_rng(0).permutation(len(asked))  # questions come in random order
 start = datetime(2025, 1, 1, tzinfo=timezone.utc)
 rows = []
-for k, q in enumerate(rng_questions):
+for k, i in enumerate(order):
+    q = asked[int(i)]
     answer = next(iter(q.relevant))
     rows.append({"q": q.text, "retrieved": [answer], "opened": [answer],
                  "rating": "up" if k % 3 == 0 else "", "ts": (start + timedelta(hours=3 * k)).isoformat()})
