@@ -11,12 +11,13 @@ from __future__ import annotations
 import asyncio
 import re
 import threading
-import time
 from collections import Counter
 
 import pytest
 
-HANG_SECONDS = 3.0
+# a hung call waits this long unless the test releases it first (Script.release); tests
+# time out far sooner, and release blocked threads afterwards so nothing lingers at exit
+HANG_SECONDS = 60.0
 
 
 def expected_questions(text: str) -> list[str]:
@@ -45,13 +46,22 @@ def messy(questions: list[str], shape: int) -> str:
 class Script:
     """What to do for each chunk, attempt by attempt. Thread-safe; counts every call."""
 
-    def __init__(self, corpus: dict[str, str], plans: dict[str, list[str]] | None = None):
+    def __init__(self, corpus: dict[str, str], plans: dict[str, list[str]] | None = None,
+                 rendezvous: int = 0):
         self.corpus = corpus
         self.plans = plans or {}
+        # async calls wait (up to 5 s) until this many calls have started, so a test can see
+        # overlapping calls without relying on timing
+        self.rendezvous = rendezvous
         self.calls: Counter = Counter()
         self.in_flight = 0
         self.max_in_flight = 0
         self._lock = threading.Lock()
+        self._released = threading.Event()
+
+    def release(self) -> None:
+        """Wake every call that is still hanging (threads of blocking fakes)."""
+        self._released.set()
 
     def chunk_of(self, prompt: str) -> str:
         return next(cid for cid, text in self.corpus.items() if text in prompt)
@@ -86,7 +96,7 @@ def _sync_answer(script: Script, prompt: str) -> str:
     cid, action = script.begin(prompt)
     try:
         if action == "hang":
-            time.sleep(HANG_SECONDS)
+            script._released.wait(HANG_SECONDS)
         return script.answer(cid, action)
     finally:
         script.end()
@@ -96,6 +106,10 @@ async def _async_answer(script: Script, prompt: str) -> str:
     cid, action = script.begin(prompt)
     try:
         await asyncio.sleep(0.01)  # a network round trip, so calls overlap
+        for _ in range(1000):
+            if script.calls.total() >= script.rendezvous:
+                break
+            await asyncio.sleep(0.005)
         if action == "hang":
             await asyncio.sleep(HANG_SECONDS)
         return script.answer(cid, action)

@@ -27,7 +27,9 @@ CHUNKS = {
 }
 # c1 fails once, c2 hangs past the timeout once, c4 always answers nothing, c5 always refuses
 PLANS = {"c1": ["raise", "ok"], "c2": ["hang", "ok"], "c4": ["empty"], "c5": ["refuse"]}
-FAST = {"timeout": 0.5, "backoff": 0.01, "max_retries": 2, "progress": False}
+# the timeout only has to separate a hung call (60 s) from a normal one (~10 ms), with room
+# for a loaded machine; tests never depend on how long anything takes
+FAST = {"timeout": 2.0, "backoff": 0.01, "max_retries": 2, "progress": False}
 FRAMEWORKS = {
     "llama-async": lambda s: make_llama_llm(s),
     "llama-blocking": lambda s: make_llama_llm(s, native_async=False),
@@ -36,10 +38,13 @@ FRAMEWORKS = {
 
 
 def _run(make, script, **kwargs):
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        qs, report = generate_questions(CHUNKS, llm=make(script), return_report=True,
-                                        **{**FAST, **kwargs})
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            qs, report = generate_questions(CHUNKS, llm=make(script), return_report=True,
+                                            **{**FAST, **kwargs})
+    finally:
+        script.release()
     return qs, report, caught
 
 
@@ -64,9 +69,13 @@ def test_messy_failing_hanging_llms(framework):
 
 @pytest.mark.parametrize("framework", ["llama-async", "langchain"])
 def test_concurrency_is_bounded(framework):
-    script = Script(CHUNKS)
+    # the first calls wait until the limit is reached; an unbounded run would start all 7
+    script = Script(CHUNKS, rendezvous=2)
     _run(FRAMEWORKS[framework], script, max_concurrency=2)
     assert script.max_in_flight == 2
+    script = Script(CHUNKS, rendezvous=4)
+    _run(FRAMEWORKS[framework], script, max_concurrency=4)
+    assert script.max_in_flight == 4
     script = Script(CHUNKS)
     _run(FRAMEWORKS[framework], script, max_concurrency=1)
     assert script.max_in_flight == 1
@@ -124,8 +133,8 @@ def test_all_failures_raise_and_write_nothing(tmp_path):
         generate_questions(CHUNKS, llm=make_langchain_chat(script), cache=cache, **FAST)
     assert not cache.exists() or cache.read_text(encoding="utf-8") == ""
     hanging = Script(CHUNKS, {cid: ["hang"] for cid in CHUNKS})
-    with pytest.raises(GenerationError, match="timed out after 0.2s"):
-        generate_questions(CHUNKS, llm=make_llama_llm(hanging), **{**FAST, "timeout": 0.2,
+    with pytest.raises(GenerationError, match="timed out after 1s"):
+        generate_questions(CHUNKS, llm=make_llama_llm(hanging), **{**FAST, "timeout": 1.0,
                                                                     "max_retries": 0})
 
 

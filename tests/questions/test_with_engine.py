@@ -42,3 +42,14 @@ def test_relevance_rows_match_the_paper_split_arrays(scifact_dir):
     assert test.relevance_rows(doc_ids) == split.test_rel
     np.testing.assert_array_equal(test.embeddings, split.test_q)
 
+
+
+def test_finetuner_reads_a_question_set(cranfield_dir):
+    from nudge_rag.question_input import as_questions
+
+    doc_ids, _, qs = _with_cached_embeddings(cranfield_dir)
+    train, val, _ = qs.split(seed=0)
+    got = as_questions(train, "train_questions")
+    assert got.ids == train.ids and got.texts == train.texts
+    assert got.relevance == train.relevance
+    np.testing.assert_allclose(got.embeddings, train.embeddings)
