@@ -40,7 +40,7 @@ QUICKSTART = [
            "how the validation metric depends on γ, and query through the nudged retriever. "
            "No network, no API key."),
     ("code", SETUP),
-    ("code", CORPUS.format(n_topics=30, max_chunks=120)),
+    ("code", CORPUS.format(n_topics=20, max_chunks=60)),
     ("md", "## An index with the offline model"),
     ("code", """from llama_index.core import VectorStoreIndex
 from nudge_rag.local import llama_index_embedding
@@ -68,7 +68,7 @@ for name in result["before"]:
            "picks the γ with the best validation NDCG@10 (ties to the smaller γ)."),
     ("code", """import matplotlib.pyplot as plt
 
-gammas = [0.0, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4]
+gammas = [0.0, 0.03, 0.06, 0.1, 0.2, 0.4]
 train_q = train.with_embeddings(embed_model.embed_queries(list(train.texts)))
 val_q = val.with_embeddings(embed_model.embed_queries(list(val.texts)))
 test_q = test.with_embeddings(embed_model.embed_queries(list(test.texts)))
@@ -119,10 +119,10 @@ from nudge_rag.local import langchain_embeddings
 
 splitter = RecursiveCharacterTextSplitter(chunk_size=900, chunk_overlap=0)
 docs = []
-for name in sorted(topics)[:25]:
+for name in sorted(topics)[:20]:
     for k, text in enumerate(splitter.split_text(topics[name])):
         docs.append(Document(page_content=text, id=f"{name}#{k}", metadata={"source": name}))
-docs = docs[:120]
+docs = docs[:60]
 store = InMemoryVectorStore(langchain_embeddings())
 store.add_documents(docs, ids=[d.id for d in docs])
 len(docs)"""),
@@ -169,13 +169,13 @@ LOGS = [
            "(written here for the example) with what was shown, what was clicked and a "
            "thumbs rating. Real logs work the same way: rename the fields to match yours."),
     ("code", SETUP),
-    ("code", CORPUS.format(n_topics=25, max_chunks=100)),
+    ("code", CORPUS.format(n_topics=20, max_chunks=60)),
     ("code", """from llama_index.core import VectorStoreIndex
 from nudge_rag.local import llama_index_embedding
 
 index = VectorStoreIndex(nodes, embed_model=llama_index_embedding())"""),
     ("md", "## A log\n\nThe \"users\" here ask the offline generator's questions, in random "
-           "order, over five weeks; they click the chunk that answered them and sometimes "
+           "order, over three weeks; they click the chunk that answered them and sometimes "
            "rate it."),
     ("code", """import json, tempfile
 import numpy as np
