@@ -1,0 +1,89 @@
+"""``nudge-rag apply`` and ``nudge-rag revert``."""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from pathlib import Path
+
+from ..errors import InputError
+from .fit_cmd import check_model, load_delta
+from .indexes import add_index_options, load_index, save_index
+
+
+def register(sub) -> None:
+    a = sub.add_parser("apply", help="write the nudged vectors into an index",
+                       description="Write a delta's nudged vectors: into a new index with "
+                                   "-o OUT (the input is untouched), or in place with --inplace "
+                                   "(the old index is kept as a backup; 'revert' undoes it). "
+                                   "The new index is written beside the target and renamed into "
+                                   "place, so a failure leaves the input as it was.")
+    a.add_argument("index", help="persisted index")
+    a.add_argument("delta", help="delta directory written by 'fit'")
+    where = a.add_mutually_exclusive_group(required=True)
+    where.add_argument("-o", "--output", help="write the nudged index here (must not exist)")
+    where.add_argument("--inplace", action="store_true", help="rewrite the index itself")
+    a.add_argument("--backup", default=None,
+                   help="with --inplace: where to keep the original (default INDEX.bak)")
+    a.add_argument("--no-backup", action="store_true",
+                   help="with --inplace: keep no backup (revert still works from the delta)")
+    a.add_argument("--allow-model-mismatch", action="store_true",
+                   help="apply even though the delta names another embedding model")
+    add_index_options(a)
+    a.set_defaults(run=run_apply)
+
+    r = sub.add_parser("revert", help="undo an in-place apply",
+                       description="Restore the original vectors of the delta's records in an "
+                                   "index that 'apply --inplace' changed. Records changed since "
+                                   "then are left alone.")
+    r.add_argument("index", help="persisted index changed by 'apply --inplace'")
+    r.add_argument("delta", help="the delta that was applied")
+    add_index_options(r)
+    r.set_defaults(run=run_revert)
+
+
+def _quiet(fn, *args, **kwargs):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = fn(*args, **kwargs)
+    for w in caught:
+        print(f"warning: {w.message}", file=sys.stderr)
+    return out
+
+
+def run_apply(args) -> int:
+    delta = load_delta(args.delta)
+    loaded = load_index(args.index, args.kind, args.model, args.allow_pickle)
+    if not args.allow_model_mismatch:
+        check_model(delta, loaded)
+    if args.output is not None:
+        out = Path(args.output)
+        if out.exists():
+            raise InputError(f"output {out} already exists; choose a new path or use --inplace")
+        new = _quiet(delta.apply, loaded.obj, inplace=False,
+                     allow_model_mismatch=args.allow_model_mismatch)
+        save_index(new, loaded.kind, out)
+        print(f"wrote the nudged index ({len(delta)} records moved) to {out}")
+        return 0
+    backup = None
+    if not args.no_backup:
+        backup = Path(args.backup) if args.backup else \
+            loaded.path.with_name(loaded.path.name + ".bak")
+        if backup.exists():
+            raise InputError(f"backup {backup} already exists; move it away, pass --backup "
+                             "PATH or --no-backup")
+    _quiet(delta.apply, loaded.obj, inplace=True,
+           allow_model_mismatch=args.allow_model_mismatch)
+    save_index(loaded.obj, loaded.kind, loaded.path, backup=backup)
+    kept = f"; original kept at {backup}" if backup else ""
+    print(f"applied {len(delta)} moved records to {loaded.path} in place{kept}")
+    return 0
+
+
+def run_revert(args) -> int:
+    delta = load_delta(args.delta)
+    loaded = load_index(args.index, args.kind, args.model, args.allow_pickle)
+    _quiet(delta.revert, loaded.obj)
+    save_index(loaded.obj, loaded.kind, loaded.path)
+    print(f"restored the original vectors of {len(delta)} records in {loaded.path}")
+    return 0

@@ -1,0 +1,173 @@
+"""``nudge-rag fit``, ``nudge-rag eval`` and ``nudge-rag inspect``."""
+
+from __future__ import annotations
+
+import json
+import sys
+import warnings
+
+from ..errors import InputError, MismatchError
+from .indexes import add_index_options, load_index
+
+METRICS_HELP = "ndcg@10 (default), recall@k, mrr@k or hit@k"
+
+
+def register(sub) -> None:
+    f = sub.add_parser("fit", help="fit NUDGE: index + questions -> delta directory",
+                       description="Fit NUDGE on a persisted index and a questions file. Part of "
+                                   "the questions (group-aware) chooses the step size γ; the "
+                                   "result is a delta directory that eval/apply/inspect read. "
+                                   "The index is not changed.")
+    f.add_argument("index", help="persisted index")
+    f.add_argument("questions", help="questions file (JSONL, as 'questions generate' writes)")
+    f.add_argument("-o", "--output", required=True, help="delta directory to write")
+    f.add_argument("--method", choices=("nudge-n", "nudge-m"), default="nudge-n",
+                   help="nudge-n (default; unit-norm, safe for cosine stores) or nudge-m "
+                        "(inner-product stores only)")
+    f.add_argument("--metric", default="ndcg@10", help=f"validation metric for γ: {METRICS_HELP}")
+    f.add_argument("--val-fraction", type=float, default=0.1,
+                   help="share of the questions held out to choose γ (default 0.1)")
+    f.add_argument("--val", default=None,
+                   help="validation questions file (instead of holding out --val-fraction)")
+    f.add_argument("--gamma", type=float, default=None, help="fix γ instead of choosing it")
+    f.add_argument("--seed", type=int, default=0, help="seed of the validation split (default 0)")
+    f.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    add_index_options(f)
+    f.set_defaults(run=run_fit)
+
+    e = sub.add_parser("eval", help="before/after metrics of a delta on test questions",
+                       description="Score test questions on the index as it is (before) and "
+                                   "with the delta overlaid (after). Nothing is written.")
+    e.add_argument("index", help="persisted index (as it was when the delta was fitted)")
+    e.add_argument("delta", help="delta directory written by 'fit'")
+    e.add_argument("questions", help="test questions file (JSONL), not used in the fit")
+    e.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    e.add_argument("--metrics", default=None,
+                   help="comma-separated metrics (default ndcg@10,recall@1,recall@10,mrr@10)")
+    e.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    add_index_options(e)
+    e.set_defaults(run=run_eval)
+
+    i = sub.add_parser("inspect", help="show a delta's report",
+                       description="Show what a delta holds: method, γ, records moved, the "
+                                   "model it was fitted with, validation metrics.")
+    i.add_argument("delta", help="delta directory")
+    i.add_argument("--json", action="store_true", help="print the facts as JSON")
+    i.set_defaults(run=run_inspect)
+
+
+def read_questions(path, loaded=None):
+    """A questions file; with ``loaded`` (an index), refuse ids the index does not hold."""
+    from ..questions import QuestionSet
+
+    qs = QuestionSet.from_jsonl(path)
+    if len(qs) == 0:
+        raise InputError(f"{path} holds no questions")
+    if loaded is not None:
+        known = {i for i, _ in loaded.chunks()}
+        named = qs.record_ids
+        missing = sorted(named - known)
+        if len(missing) == len(named):
+            raise MismatchError(f"none of the {len(named)} record ids named in {path} is in "
+                                f"{loaded.path}; the questions were made for another index")
+        if missing:
+            raise MismatchError(f"{path} names {len(missing)} record id(s) that are not in "
+                                f"{loaded.path} (e.g. {missing[0]!r}); the questions do not "
+                                "match this index")
+    return qs
+
+
+def load_delta(path):
+    from ..delta import NudgeDelta
+
+    return NudgeDelta.load(path)
+
+
+def check_model(delta, loaded) -> None:
+    """Refuse a delta fitted with another embedding model than the index's."""
+    from ..embedding import fingerprints_differ, model_fingerprint
+    from ..stores import adapt
+
+    adapter = adapt(loaded.obj)
+    dim = adapter.dimension()
+    if dim is not None and dim != delta.dim:
+        raise MismatchError(f"the delta holds {delta.dim}-d vectors but {loaded.path} holds "
+                            f"{dim}-d vectors; it was fitted on another index or model")
+    theirs = model_fingerprint(adapter.embed_model(), dim)
+    if fingerprints_differ(delta.model, theirs):
+        raise MismatchError(f"the delta was fitted with model {delta.model.get('name')!r} but "
+                            f"--model gives {theirs.get('name')!r}; pass the model that "
+                            "built the index")
+
+
+def run_fit(args) -> int:
+    from ..finetuner import EmbeddingFinetuner
+
+    if args.val is None and args.gamma is None and not 0 < args.val_fraction < 1:
+        raise InputError(f"--val-fraction {args.val_fraction} must be between 0 and 1")
+    loaded = load_index(args.index, args.kind, args.model, args.allow_pickle)
+    qs = read_questions(args.questions, loaded)
+    val = None
+    if args.val is not None:
+        val = read_questions(args.val, loaded)
+    elif args.gamma is None:
+        qs, val, _ = qs.split(train=1 - args.val_fraction, val=args.val_fraction, test=0,
+                              seed=args.seed)
+    ft = EmbeddingFinetuner(loaded.obj, method=args.method, metric=args.metric,
+                            gamma=args.gamma, seed=args.seed, show_progress=not args.no_progress)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        delta = ft.fit(qs, val)
+    for w in caught:
+        print(f"warning: {w.message}", file=sys.stderr)
+    delta.save(args.output)
+    print(delta.report())
+    print(f"delta written to {args.output}")
+    return 0
+
+
+def metrics_table(result: dict) -> str:
+    before, after = result["before"], result["after"]
+    lines = [f"{result['n_questions']} test questions, gamma={result['gamma']:.4g}",
+             f"{'metric':<12} {'before':>8} {'after':>8} {'change':>8}"]
+    for name in before:
+        b, a = before[name], after[name]
+        lines.append(f"{name:<12} {b:>8.4f} {a:>8.4f} {a - b:>+8.4f}")
+    return "\n".join(lines)
+
+
+def run_eval(args) -> int:
+    from ..core.metrics import REPORT_METRICS
+    from ..finetuner import EmbeddingFinetuner
+
+    delta = load_delta(args.delta)
+    loaded = load_index(args.index, args.kind, args.model, args.allow_pickle)
+    check_model(delta, loaded)
+    qs = read_questions(args.questions, loaded)
+    metrics = REPORT_METRICS if args.metrics is None else \
+        tuple(m.strip() for m in args.metrics.split(",") if m.strip())
+    ft = EmbeddingFinetuner(loaded.obj, show_progress=not args.no_progress and not args.json)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = ft.evaluate(qs, delta, metrics=metrics)
+    if args.json:
+        print(json.dumps(result, indent=1, default=float))
+    else:
+        print(metrics_table(result))
+    return 0
+
+
+def run_inspect(args) -> int:
+    delta = load_delta(args.delta)
+    if args.json:
+        facts = {"method": delta.method, "gamma": delta.gamma, "metric": delta.metric,
+                 "moved": len(delta), "dim": delta.dim, "similarity": delta.similarity,
+                 "model": delta.model, "questions": delta.questions,
+                 "report": delta.fit_report}
+        print(json.dumps(facts, indent=1, default=float))
+        return 0
+    print(delta.report())
+    model = delta.model or {}
+    print(f"model: {model.get('name')} ({model.get('class')}, {delta.dim}-d); "
+          f"questions fingerprint {delta.questions}")
+    return 0
