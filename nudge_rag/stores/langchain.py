@@ -188,7 +188,16 @@ def adapt(obj):
         FAISS = None
     if FAISS is not None and isinstance(obj, FAISS):
         return FaissAdapter(obj)
+    name = type(obj).__name__
+    if name == "Chroma" and type(obj).__module__.startswith("langchain_chroma"):
+        from .chroma import LangChainChromaAdapter
+
+        return LangChainChromaAdapter(obj)
+    if name == "QdrantVectorStore" and type(obj).__module__.startswith("langchain_qdrant"):
+        from .qdrant import LangChainQdrantAdapter
+
+        return LangChainQdrantAdapter(obj)
     if isinstance(obj, VectorStore):
         raise InputError(f"LangChain store {type(obj).__name__} is not supported yet; "
-                         "supported: InMemoryVectorStore, FAISS")
+                         "supported: InMemoryVectorStore, FAISS, Chroma, QdrantVectorStore")
     return None
