@@ -32,7 +32,9 @@ def _recorded_dimension(collection) -> int | None:
         fresh = client.get_collection(collection.name) if client is not None else collection
     except Exception:  # noqa: BLE001 - an older client: read one vector instead
         return None
-    dim = getattr(getattr(fresh, "_model", None), "dimension", None)
+    dim = getattr(fresh, "dimension", None)  # the client's own record of the collection
+    if not isinstance(dim, int):
+        dim = getattr(getattr(fresh, "_model", None), "dimension", None)
     return int(dim) if dim else None
 
 

@@ -182,12 +182,6 @@ def adapt(obj):
         return None
     if isinstance(obj, InMemoryVectorStore):
         return InMemoryAdapter(obj)
-    try:
-        from langchain_community.vectorstores import FAISS
-    except ImportError:
-        FAISS = None
-    if FAISS is not None and isinstance(obj, FAISS):
-        return FaissAdapter(obj)
     name = type(obj).__name__
     if name == "Chroma" and type(obj).__module__.startswith("langchain_chroma"):
         from .chroma import LangChainChromaAdapter
@@ -197,6 +191,12 @@ def adapt(obj):
         from .qdrant import LangChainQdrantAdapter
 
         return LangChainQdrantAdapter(obj)
+    try:
+        from langchain_community.vectorstores import FAISS
+    except ImportError:
+        FAISS = None
+    if FAISS is not None and isinstance(obj, FAISS):
+        return FaissAdapter(obj)
     if isinstance(obj, VectorStore):
         raise InputError(f"LangChain store {type(obj).__name__} is not supported yet; "
                          "supported: InMemoryVectorStore, FAISS, Chroma, QdrantVectorStore")
