@@ -133,15 +133,22 @@ def chroma_langchain(path, p: Problem, space: str = "cosine"):
     return store, counter
 
 
-def qdrant_llama(path, p: Problem, distance: str = "Cosine"):
+def _qdrant_client(path, persistent: bool):
+    from qdrant_client import QdrantClient
+
+    # local mode on disk commits every point to SQLite: in memory unless a test needs the disk
+    return QdrantClient(path=str(path)) if persistent else QdrantClient(location=":memory:")
+
+
+def qdrant_llama(path, p: Problem, distance: str = "Cosine", persistent: bool = False):
     from llama_index.core import StorageContext, VectorStoreIndex
     from llama_index.core.schema import TextNode
     from llama_index.vector_stores.qdrant import QdrantVectorStore
-    from qdrant_client import QdrantClient, models
+    from qdrant_client import models
 
     from tests.fakes import CountingLlamaEmbedding
 
-    client = QdrantClient(path=str(path))
+    client = _qdrant_client(path, persistent)
     store = QdrantVectorStore(collection_name="docs", client=client, dense_config=models
                               .VectorParams(size=DIM, distance=models.Distance(distance)))
     nodes = [TextNode(id_=i, text=p.text(r), embedding=p.docs[r].tolist(),
@@ -153,13 +160,13 @@ def qdrant_llama(path, p: Problem, distance: str = "Cosine"):
     return index, counter
 
 
-def qdrant_langchain(path, p: Problem, distance: str = "Cosine"):
+def qdrant_langchain(path, p: Problem, distance: str = "Cosine", persistent: bool = False):
     from langchain_qdrant import QdrantVectorStore
-    from qdrant_client import QdrantClient, models
+    from qdrant_client import models
 
     from tests.fakes import CountingLangChainEmbeddings
 
-    client = QdrantClient(path=str(path))
+    client = _qdrant_client(path, persistent)
     client.create_collection("docs", vectors_config=models.VectorParams(
         size=DIM, distance=models.Distance(distance)))
     client.upsert("docs", points=[
