@@ -20,12 +20,16 @@ class Problem:
     train: list
     val: list
 
+    @property
+    def dim(self) -> int:
+        return int(self.docs.shape[1])
+
     def text(self, i: int) -> str:
         return f"document {i} parity {i % 2}"
 
 
-def problem(seed: int = 3) -> Problem:
-    docs, tq, tr, vq, vr = clustered_problem(seed=seed, n=300, d=DIM, n_train=90, n_val=30)
+def problem(seed: int = 3, dim: int = DIM) -> Problem:
+    docs, tq, tr, vq, vr = clustered_problem(seed=seed, n=300, d=dim, n_train=90, n_val=30)
     ids = [str(uuid.UUID(int=i + 1)) for i in range(len(docs))]
 
     def named(qs, rel):
@@ -40,16 +44,17 @@ class CountingCollection:
     def __init__(self, inner):
         self._inner = inner
         self.vectors_read = 0
-        self.fail_on: set[str] = set()
+        #: method name -> the exception it raises instead of running
+        self.fail_on: dict[str, Exception] = {}
 
     def __getattr__(self, name):
         if name in self.fail_on:
-            raise ConnectionError(f"connection to the database was lost ({name})")
+            raise self.fail_on[name]
         return getattr(self._inner, name)
 
     def get(self, *args, **kwargs):
         if "get" in self.fail_on:
-            raise ConnectionError("connection to the database was lost (get)")
+            raise self.fail_on["get"]
         got = self._inner.get(*args, **kwargs)
         if got.get("embeddings") is not None:
             self.vectors_read += len(got["embeddings"])
@@ -62,11 +67,12 @@ class CountingQdrant:
     def __init__(self, inner):
         self._inner = inner
         self.vectors_read = 0
-        self.fail_on: set[str] = set()
+        #: method name -> the exception it raises instead of running
+        self.fail_on: dict[str, Exception] = {}
 
     def __getattr__(self, name):
         if name in self.fail_on:
-            raise ConnectionError(f"connection to the database was lost ({name})")
+            raise self.fail_on[name]
         attr = getattr(self._inner, name)
         if name not in ("retrieve", "scroll", "query_points", "query_batch_points"):
             return attr
@@ -112,7 +118,7 @@ def chroma_llama(path, p: Problem, space: str = "cosine"):
     nodes = [TextNode(id_=i, text=p.text(r), embedding=p.docs[r].tolist(),
                       metadata={"parity": r % 2}) for r, i in enumerate(p.ids)]
     index = VectorStoreIndex(nodes, storage_context=StorageContext.from_defaults(
-        vector_store=store), embed_model=CountingLlamaEmbedding(dim=DIM))
+        vector_store=store), embed_model=CountingLlamaEmbedding(dim=p.dim))
     counter = CountingCollection(store._collection)
     store._collection = counter
     return index, counter
@@ -127,7 +133,7 @@ def chroma_langchain(path, p: Problem, space: str = "cosine"):
     col.add(ids=p.ids, embeddings=p.docs, documents=[p.text(r) for r in range(len(p.ids))],
             metadatas=[{"parity": r % 2} for r in range(len(p.ids))])
     store = Chroma(collection_name="docs", client=client,
-                   embedding_function=CountingLangChainEmbeddings(dim=DIM))
+                   embedding_function=CountingLangChainEmbeddings(dim=p.dim))
     counter = CountingCollection(store._collection)
     store._chroma_collection = counter
     return store, counter
@@ -150,11 +156,11 @@ def qdrant_llama(path, p: Problem, distance: str = "Cosine", persistent: bool = 
 
     client = _qdrant_client(path, persistent)
     store = QdrantVectorStore(collection_name="docs", client=client, dense_config=models
-                              .VectorParams(size=DIM, distance=models.Distance(distance)))
+                              .VectorParams(size=p.dim, distance=models.Distance(distance)))
     nodes = [TextNode(id_=i, text=p.text(r), embedding=p.docs[r].tolist(),
                       metadata={"parity": r % 2}) for r, i in enumerate(p.ids)]
     index = VectorStoreIndex(nodes, storage_context=StorageContext.from_defaults(
-        vector_store=store), embed_model=CountingLlamaEmbedding(dim=DIM))
+        vector_store=store), embed_model=CountingLlamaEmbedding(dim=p.dim))
     counter = CountingQdrant(store._client)
     store._client = counter
     return index, counter
@@ -168,13 +174,13 @@ def qdrant_langchain(path, p: Problem, distance: str = "Cosine", persistent: boo
 
     client = _qdrant_client(path, persistent)
     client.create_collection("docs", vectors_config=models.VectorParams(
-        size=DIM, distance=models.Distance(distance)))
+        size=p.dim, distance=models.Distance(distance)))
     client.upsert("docs", points=[
         models.PointStruct(id=i, vector=p.docs[r].tolist(),
                            payload={"page_content": p.text(r), "metadata": {"parity": r % 2}})
         for r, i in enumerate(p.ids)])
     store = QdrantVectorStore(client=client, collection_name="docs",
-                              embedding=CountingLangChainEmbeddings(dim=DIM))
+                              embedding=CountingLangChainEmbeddings(dim=p.dim))
     counter = CountingQdrant(store._client)
     store._client = counter
     return store, counter
