@@ -200,6 +200,10 @@ def adapt(obj):
         from .qdrant import LangChainQdrantAdapter
 
         return LangChainQdrantAdapter(obj)
+    if name == "PGVector" and type(obj).__module__.startswith("langchain_postgres"):
+        from .pgvector import LangChainPgVectorAdapter
+
+        return LangChainPgVectorAdapter(obj)
     try:
         from langchain_community.vectorstores import FAISS
     except ImportError:
@@ -213,5 +217,6 @@ def adapt(obj):
         return LangChainFaissAnnAdapter(obj, faiss_similarity(obj))
     if isinstance(obj, VectorStore):
         raise InputError(f"LangChain store {type(obj).__name__} is not supported yet; "
-                         "supported: InMemoryVectorStore, FAISS, Chroma, QdrantVectorStore")
+                         "supported: InMemoryVectorStore, FAISS, Chroma, QdrantVectorStore, "
+                         "PGVector")
     return None

@@ -96,6 +96,10 @@ def _database(store, index):
         from .qdrant import LlamaQdrantAdapter
 
         return LlamaQdrantAdapter(index=index, vector_store=store)
+    if name == "PGVectorStore":
+        from .pgvector import LlamaPgVectorAdapter
+
+        return LlamaPgVectorAdapter(index=index, vector_store=store)
     return None
 
 
@@ -114,7 +118,7 @@ def adapt(obj):
             return found
         raise InputError(f"the index's vector store {type(obj.vector_store).__name__} is not "
                          "supported yet; supported: SimpleVectorStore, ChromaVectorStore, "
-                         "QdrantVectorStore")
+                         "QdrantVectorStore, PGVectorStore")
     if isinstance(obj, SimpleVectorStore):
         return SimpleVectorStoreAdapter(vector_store=obj)
     return _database(obj, None)
