@@ -28,9 +28,9 @@ class Problem:
         return f"document {i} parity {i % 2}"
 
 
-def problem(seed: int = 3, dim: int = DIM) -> Problem:
+def problem(seed: int = 3, dim: int = DIM, id_offset: int = 0) -> Problem:
     docs, tq, tr, vq, vr = clustered_problem(seed=seed, n=300, d=dim, n_train=90, n_val=30)
-    ids = [str(uuid.UUID(int=i + 1)) for i in range(len(docs))]
+    ids = [str(uuid.UUID(int=id_offset + i + 1)) for i in range(len(docs))]
 
     def named(qs, rel):
         return [(q, {ids[r]: g for r, g in rr.items()}) for q, rr in zip(qs, rel)]

@@ -209,3 +209,54 @@ def test_connection_refused(tmp_path):
     adapter = PgVectorAdapter(engine, "docs", "id", "embedding", "cosine")
     with pytest.raises(StoreError, match="running and reachable"):
         adapter.count()
+
+
+# Applies the delta and is killed after the UPDATEs ran, before the transaction commits.
+CHILD = """
+import os, signal, sys
+from langchain_postgres import PGVector
+from sqlalchemy import event
+from nudge_rag import NudgeDelta
+from tests.fakes import CountingLangChainEmbeddings
+
+uri, delta_path = sys.argv[1:3]
+store = PGVector(CountingLangChainEmbeddings(dim=16), collection_name="docs_crash",
+                 connection=uri, embedding_length=16, use_jsonb=True)
+
+@event.listens_for(store._engine, "after_cursor_execute")
+def die(conn, cursor, statement, *args):
+    if statement.lstrip().upper().startswith("UPDATE"):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+NudgeDelta.load(delta_path).apply(store, inplace=True)
+print("apply finished without being killed")
+"""
+
+
+def test_killed_mid_apply_leaves_the_table_as_it_was(server, tmp_path):
+    pytest.importorskip("langchain_postgres")
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from nudge_rag import EmbeddingFinetuner
+
+    prob = problem(id_offset=10_000)
+    store = _langchain(server, prob, "docs_crash")
+    delta = EmbeddingFinetuner(store, show_progress=False).fit(prob.train, prob.val)
+    adapter = _adapter(store)
+    before = adapter.fetch(prob.ids)[1]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    done = subprocess.run([sys.executable, "-c", CHILD, _socket_uri(server, "psycopg"),
+                           str(delta.save(tmp_path / "delta"))], env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == -signal.SIGKILL, done.stderr[-2000:]
+    np.testing.assert_array_equal(adapter.fetch(prob.ids)[1], before)  # rolled back whole
+    delta.apply(store, inplace=True)  # the re-run does it all
+    row = {i: r for r, i in enumerate(prob.ids)}
+    np.testing.assert_allclose(adapter.fetch(delta.ids)[1], delta.vectors, atol=1e-6)
+    delta.revert(store)
+    np.testing.assert_array_equal(adapter.fetch(prob.ids)[1], before)
+    assert len(row) == adapter.count()
