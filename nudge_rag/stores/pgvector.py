@@ -23,9 +23,11 @@ def _literal(vec) -> str:
 
 
 def _parse(value) -> np.ndarray:
+    """A vector's text as the float32 values pgvector stores (its text is their shortest
+    decimal form), widened exactly to float64."""
     if isinstance(value, str):
-        return np.array([float(x) for x in value.strip("[]").split(",")])
-    return np.asarray(value, dtype=np.float64)
+        value = value.strip("[]").split(",")
+    return np.asarray(value, dtype=np.float32).astype(np.float64)
 
 
 class PgVectorAdapter(DatabaseAdapter, StoreAdapter):

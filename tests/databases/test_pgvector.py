@@ -200,6 +200,7 @@ def test_failed_write_rolls_back_everything(built, prob):
 
 
 def test_connection_refused(tmp_path):
+    pytest.importorskip("psycopg2")
     from sqlalchemy import create_engine
 
     from nudge_rag.errors import StoreError
