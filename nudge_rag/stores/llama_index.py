@@ -113,12 +113,17 @@ def adapt(obj):
     if isinstance(obj, VectorStoreIndex):
         if isinstance(obj.vector_store, SimpleVectorStore):
             return SimpleVectorStoreAdapter(index=obj)
+        if type(obj.vector_store).__name__ == "FaissVectorStore":
+            from .faiss_ann import LlamaFaissAdapter, check_supported
+
+            check_supported(obj.vector_store._faiss_index, flat_ok=True)
+            return LlamaFaissAdapter(obj)
         found = _database(obj.vector_store, obj)
         if found is not None:
             return found
         raise InputError(f"the index's vector store {type(obj.vector_store).__name__} is not "
                          "supported yet; supported: SimpleVectorStore, ChromaVectorStore, "
-                         "QdrantVectorStore, PGVectorStore")
+                         "QdrantVectorStore, PGVectorStore, FaissVectorStore")
     if isinstance(obj, SimpleVectorStore):
         return SimpleVectorStoreAdapter(vector_store=obj)
     return _database(obj, None)

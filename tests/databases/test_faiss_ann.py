@@ -100,3 +100,43 @@ def test_unsupported_index_type():
     store = FAISS(CountingLangChainEmbeddings(dim=16), index, InMemoryDocstore(), {})
     with pytest.raises(InputError, match="IndexLSH is not supported"):
         adapt(store)
+
+
+@pytest.mark.parametrize("kind", ["flat", "hnsw", "ivf"])
+def test_llama_index_faiss(kind):
+    pytest.importorskip("llama_index.vector_stores.faiss")
+    from llama_index.core import StorageContext, VectorStoreIndex
+    from llama_index.core.schema import TextNode
+    from llama_index.vector_stores.faiss import FaissVectorStore
+
+    from nudge_rag import EmbeddingFinetuner
+    from nudge_rag.overlay import Overlay
+    from nudge_rag.stores import adapt
+    from tests.fakes import CountingLlamaEmbedding
+
+    prob = problem()
+    if kind == "flat":
+        index = faiss.IndexFlatL2(prob.dim)
+    elif kind == "hnsw":
+        index = faiss.IndexHNSWFlat(prob.dim, 16)
+        index.hnsw.efSearch = 128
+    else:
+        index = faiss.IndexIVFFlat(faiss.IndexFlatL2(prob.dim), prob.dim, 4)
+        index.train(prob.docs)
+        index.nprobe = 4
+    nodes = [TextNode(id_=i, text=prob.text(r), embedding=prob.docs[r].tolist())
+             for r, i in enumerate(prob.ids)]
+    llama = VectorStoreIndex(nodes, storage_context=StorageContext.from_defaults(
+        vector_store=FaissVectorStore(faiss_index=index)),
+        embed_model=CountingLlamaEmbedding(dim=prob.dim))
+    delta = EmbeddingFinetuner(llama, show_progress=False).fit(prob.train, prob.val)
+    before = adapt(llama).fetch(prob.ids)[1]
+    q = prob.val[0][0]
+    overlaid = Overlay(llama, delta).search(q, 10)
+    hits = delta.as_retriever(llama, similarity_top_k=3).retrieve("document parity")
+    assert len(hits) == 3 and hits[0].node.get_content().startswith("document ")
+    delta.apply(llama, inplace=True)
+    assert adapt(llama).query(q, 10)[0] == overlaid[0]
+    np.testing.assert_allclose(adapt(llama).fetch(delta.ids)[1], delta.vectors, atol=1e-6)
+    delta.revert(llama)
+    np.testing.assert_array_equal(adapt(llama).fetch(prob.ids)[1], before)
