@@ -53,6 +53,19 @@ def load(server, n: int, d: int, n_train: int, n_val: int, questions_path: str) 
     return {"load_s": t1 - t0, "index_s": t2 - t1}
 
 
+def _peak_mb() -> float:
+    """This process's peak resident memory (VmHWM: unlike ru_maxrss, not inherited from the
+    parent across exec)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def child(uri: str, n: int, questions_path: str) -> dict:
     """Runs in its own process: only the questions and the database client live here."""
     from sqlalchemy import create_engine, event
@@ -72,13 +85,13 @@ def child(uri: str, n: int, questions_path: str) -> dict:
     adapter = PgVectorAdapter(engine, "docs", "id", "embedding", "cosine")
     train = [(q, {f"r{r[0]}": 1.0}) for q, r in zip(tq, tr)]
     val = [(q, {f"r{r[0]}": 1.0}) for q, r in zip(vq, vr)]
-    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rss_before = _peak_mb()
     t0 = time.perf_counter()
     delta = EmbeddingFinetuner(adapter, show_progress=False).fit(train, val)
     fit_s = time.perf_counter() - t0
     report = delta.fit_report
     return {"n": n, "fit_s": fit_s, "moved": len(delta),
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "peak_rss_mb": _peak_mb(),
             "rss_before_fit_mb": rss_before, "gamma": delta.gamma,
             "ndcg10_before": report["before"]["ndcg@10"],
             "ndcg10_after": report["after"]["ndcg@10"]}
