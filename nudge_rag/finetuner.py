@@ -111,8 +111,7 @@ class EmbeddingFinetuner:
 
     def _check_ids(self, adapter, qs: Questions, name: str) -> None:
         named = sorted({i for rel in qs.relevance for i in rel})
-        found, _ = adapter.fetch(named)
-        missing = sorted(set(named) - set(found))
+        missing = sorted(set(named) - set(adapter.existing(named)))
         if missing:
             raise InputError(f"{name} names {len(missing)} record id(s) that are not in the "
                              f"{adapter.kind}: {missing[:5]}{' …' if len(missing) > 5 else ''}; "

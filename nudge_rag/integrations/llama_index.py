@@ -34,7 +34,7 @@ class NudgedRetriever(BaseRetriever):
     def _nodes(self, query_embedding) -> list[NodeWithScore]:
         ids, scores = self._overlay.search(query_embedding, self._similarity_top_k,
                                            self._filters)
-        nodes = self._index.docstore.get_nodes(ids)
+        nodes = self._overlay.adapter.nodes(ids)
         return [NodeWithScore(node=n, score=s) for n, s in zip(nodes, scores)]
 
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:

@@ -36,6 +36,10 @@ class StoreAdapter(ABC):
     def fetch(self, ids: list[str]) -> tuple[list[str], np.ndarray]:
         """Stored vectors of ``ids``: ``(found ids, rows)``; missing ids are left out."""
 
+    def existing(self, ids: list[str]) -> list[str]:
+        """Which of ``ids`` the store holds (databases answer without sending vectors)."""
+        return self.fetch(ids)[0]
+
     @abstractmethod
     def search(self, queries: np.ndarray, k: int, filters=None) -> tuple[list[list[str]],
                                                                           np.ndarray]:

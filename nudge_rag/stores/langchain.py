@@ -68,6 +68,26 @@ class InMemoryAdapter(MatrixBacked):
         return new
 
 
+def faiss_similarity(store) -> str:
+    """How a LangChain FAISS store ranks, from its distance strategy."""
+    from langchain_community.vectorstores.utils import DistanceStrategy
+
+    strategy = store.distance_strategy
+    if strategy == DistanceStrategy.MAX_INNER_PRODUCT:
+        found = "dot"
+    elif strategy == DistanceStrategy.EUCLIDEAN_DISTANCE:
+        found = "l2"
+    else:
+        raise InputError(f"FAISS distance_strategy={strategy} is not supported; use "
+                         "EUCLIDEAN_DISTANCE or MAX_INNER_PRODUCT")
+    # both sides normalised: ranks by cosine
+    return "cosine" if getattr(store, "_normalize_L2", False) else found
+
+
+def _is_flat(index) -> bool:
+    return type(index).__name__ in ("IndexFlatL2", "IndexFlatIP", "IndexFlat")
+
+
 class FaissAdapter(MatrixBacked):
     """Flat FAISS indexes. They cannot change one row in place, so writes rebuild the flat
     index from its own vectors (a copy of a few MB per 10k records)."""
@@ -75,19 +95,8 @@ class FaissAdapter(MatrixBacked):
     kind = "langchain FAISS"
 
     def __init__(self, store):
-        from langchain_community.vectorstores.utils import DistanceStrategy
-
         self.store = store
-        strategy = store.distance_strategy
-        if strategy == DistanceStrategy.MAX_INNER_PRODUCT:
-            self.similarity = "dot"
-        elif strategy == DistanceStrategy.EUCLIDEAN_DISTANCE:
-            self.similarity = "l2"
-        else:
-            raise InputError(f"FAISS distance_strategy={strategy} is not supported; use "
-                             "EUCLIDEAN_DISTANCE or MAX_INNER_PRODUCT")
-        if getattr(store, "_normalize_L2", False):
-            self.similarity = "cosine"  # both sides normalised: ranks by cosine
+        self.similarity = faiss_similarity(store)
         index = store.index
         if not hasattr(index, "reconstruct_n") or type(index).__name__ not in (
                 "IndexFlatL2", "IndexFlatIP", "IndexFlat"):
@@ -182,13 +191,32 @@ def adapt(obj):
         return None
     if isinstance(obj, InMemoryVectorStore):
         return InMemoryAdapter(obj)
+    name = type(obj).__name__
+    if name == "Chroma" and type(obj).__module__.startswith("langchain_chroma"):
+        from .chroma import LangChainChromaAdapter
+
+        return LangChainChromaAdapter(obj)
+    if name == "QdrantVectorStore" and type(obj).__module__.startswith("langchain_qdrant"):
+        from .qdrant import LangChainQdrantAdapter
+
+        return LangChainQdrantAdapter(obj)
+    if name == "PGVector" and type(obj).__module__.startswith("langchain_postgres"):
+        from .pgvector import LangChainPgVectorAdapter
+
+        return LangChainPgVectorAdapter(obj)
     try:
         from langchain_community.vectorstores import FAISS
     except ImportError:
         FAISS = None
     if FAISS is not None and isinstance(obj, FAISS):
-        return FaissAdapter(obj)
+        if _is_flat(obj.index):
+            return FaissAdapter(obj)
+        from .faiss_ann import LangChainFaissAnnAdapter, check_supported
+
+        check_supported(obj.index)
+        return LangChainFaissAnnAdapter(obj, faiss_similarity(obj))
     if isinstance(obj, VectorStore):
         raise InputError(f"LangChain store {type(obj).__name__} is not supported yet; "
-                         "supported: InMemoryVectorStore, FAISS")
+                         "supported: InMemoryVectorStore, FAISS, Chroma, QdrantVectorStore, "
+                         "PGVector")
     return None

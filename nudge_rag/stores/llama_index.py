@@ -85,6 +85,24 @@ class SimpleVectorStoreAdapter(MatrixBacked):
         return self.index.docstore.get_nodes(list(ids))
 
 
+def _database(store, index):
+    """A database adapter for a LlamaIndex vector store backed by one, else ``None``."""
+    name = type(store).__name__
+    if name == "ChromaVectorStore":
+        from .chroma import LlamaChromaAdapter
+
+        return LlamaChromaAdapter(index=index, vector_store=store)
+    if name == "QdrantVectorStore":
+        from .qdrant import LlamaQdrantAdapter
+
+        return LlamaQdrantAdapter(index=index, vector_store=store)
+    if name == "PGVectorStore":
+        from .pgvector import LlamaPgVectorAdapter
+
+        return LlamaPgVectorAdapter(index=index, vector_store=store)
+    return None
+
+
 def adapt(obj):
     """An adapter for a LlamaIndex index or vector store, or ``None`` if ``obj`` is neither."""
     try:
@@ -95,9 +113,17 @@ def adapt(obj):
     if isinstance(obj, VectorStoreIndex):
         if isinstance(obj.vector_store, SimpleVectorStore):
             return SimpleVectorStoreAdapter(index=obj)
+        if type(obj.vector_store).__name__ == "FaissVectorStore":
+            from .faiss_ann import LlamaFaissAdapter, check_supported
+
+            check_supported(obj.vector_store._faiss_index, flat_ok=True)
+            return LlamaFaissAdapter(obj)
+        found = _database(obj.vector_store, obj)
+        if found is not None:
+            return found
         raise InputError(f"the index's vector store {type(obj.vector_store).__name__} is not "
-                         "supported yet; use the overlay on a SimpleVectorStore index, or see "
-                         "docs for the vector databases that are")
+                         "supported yet; supported: SimpleVectorStore, ChromaVectorStore, "
+                         "QdrantVectorStore, PGVectorStore, FaissVectorStore")
     if isinstance(obj, SimpleVectorStore):
         return SimpleVectorStoreAdapter(vector_store=obj)
-    return None
+    return _database(obj, None)

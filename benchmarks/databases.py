@@ -1,0 +1,134 @@
+"""Scale benchmark on a real database: pgvector (HNSW) on a local PostgreSQL (pgserver).
+
+For each corpus size: load the synthetic corpus (``benchmarks/synthetic.py``) into a table with
+an HNSW index, then fit NUDGE-N in a fresh process that reaches the table only through the
+database (reads by id, one HNSW search per validation question). Reported: load and index
+time, fit time and the fitting process's peak memory.
+
+    PYTHONPATH=. python benchmarks/databases.py 100000 [300000 ...] [--train 5000 --val 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+from benchmarks import synthetic
+
+
+def _uri(server, driver="psycopg"):
+    return server.get_uri().replace("postgresql://", f"postgresql+{driver}://", 1)
+
+
+def load(server, n: int, d: int, n_train: int, n_val: int, questions_path: str) -> dict:
+    import psycopg
+    from pgvector.psycopg import register_vector
+
+    docs = synthetic.corpus(n, d)
+    tq, tr, vq, vr = synthetic.questions(docs, n_train, n_val)
+    np.savez(questions_path, tq=tq, tr=np.array(tr), vq=vq, vr=np.array(vr))
+    t0 = time.perf_counter()
+    with psycopg.connect(server.get_uri(), autocommit=True) as conn:
+        register_vector(conn)
+        conn.execute("DROP TABLE IF EXISTS docs")
+        conn.execute(f"CREATE TABLE docs (id text PRIMARY KEY, embedding vector({d}))")
+        with conn.cursor().copy("COPY docs (id, embedding) FROM STDIN WITH (FORMAT BINARY)") \
+                as copy:
+            copy.set_types(["text", "vector"])
+            for i, v in enumerate(docs):
+                copy.write_row((f"r{i}", v))
+        t1 = time.perf_counter()
+        conn.execute("SET maintenance_work_mem = '2GB'")
+        conn.execute("CREATE INDEX ON docs USING hnsw (embedding vector_cosine_ops) "
+                     "WITH (m = 16, ef_construction = 64)")
+        t2 = time.perf_counter()
+    return {"load_s": t1 - t0, "index_s": t2 - t1}
+
+
+def _peak_mb() -> float:
+    """This process's peak resident memory (VmHWM: unlike ru_maxrss, not inherited from the
+    parent across exec)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def child(uri: str, n: int, questions_path: str) -> dict:
+    """Runs in its own process: only the questions and the database client live here."""
+    from sqlalchemy import create_engine, event
+
+    from nudge_rag import EmbeddingFinetuner
+    from nudge_rag.stores.pgvector import PgVectorAdapter
+
+    with np.load(questions_path) as qs:
+        tq, tr, vq, vr = qs["tq"], qs["tr"], qs["vq"], qs["vr"]
+    engine = create_engine(uri)
+
+    @event.listens_for(engine, "connect")
+    def _ef(conn, _):
+        with conn.cursor() as cur:
+            cur.execute("SET hnsw.ef_search = 100")
+
+    adapter = PgVectorAdapter(engine, "docs", "id", "embedding", "cosine")
+    train = [(q, {f"r{r[0]}": 1.0}) for q, r in zip(tq, tr)]
+    val = [(q, {f"r{r[0]}": 1.0}) for q, r in zip(vq, vr)]
+    rss_before = _peak_mb()
+    t0 = time.perf_counter()
+    delta = EmbeddingFinetuner(adapter, show_progress=False).fit(train, val)
+    fit_s = time.perf_counter() - t0
+    report = delta.fit_report
+    return {"n": n, "fit_s": fit_s, "moved": len(delta),
+            "peak_rss_mb": _peak_mb(),
+            "rss_before_fit_mb": rss_before, "gamma": delta.gamma,
+            "ndcg10_before": report["before"]["ndcg@10"],
+            "ndcg10_after": report["after"]["ndcg@10"]}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("sizes", nargs="*", type=int, default=[100_000])
+    ap.add_argument("--dim", type=int, default=384)
+    ap.add_argument("--train", type=int, default=5000)
+    ap.add_argument("--val", type=int, default=1000)
+    ap.add_argument("--child", nargs=3)
+    args = ap.parse_args(argv)
+    if args.child:
+        out = child(args.child[0], int(args.child[1]), args.child[2])
+        print(json.dumps(out))
+        return 0
+    import pgserver
+
+    root = tempfile.mkdtemp(prefix="nudge-pg-bench-")
+    server = pgserver.get_server(root, cleanup_mode="stop")
+    try:
+        server.psql("CREATE EXTENSION IF NOT EXISTS vector;")
+        for n in args.sizes:
+            qpath = f"{root}/questions.npz"
+            row = load(server, n, args.dim, args.train, args.val, qpath)
+            done = subprocess.run([sys.executable, __file__, "--child", _uri(server), str(n),
+                                   qpath], capture_output=True, text=True, check=True)
+            row.update(json.loads(done.stdout.strip().splitlines()[-1]))
+            print(json.dumps({k: round(v, 3) if isinstance(v, float) else v
+                              for k, v in row.items()}), flush=True)
+    finally:
+        server.cleanup()
+        shutil.rmtree(root, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    np.seterr(all="ignore")
+    sys.exit(main())

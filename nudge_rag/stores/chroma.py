@@ -1,0 +1,146 @@
+"""Chroma: a ``chromadb`` collection (PersistentClient, HttpClient or Chroma Cloud alike),
+reached through LlamaIndex's ``ChromaVectorStore`` or LangChain's ``Chroma``.
+
+Chroma reports distances: squared L2 (``l2``), ``1 - cosine`` (``cosine``) or ``1 - dot``
+(``ip``); this adapter turns the last two back into similarities. Vectors are changed with
+``update`` (``add`` on an existing id would keep the old vector). Filters are Chroma ``where``
+dicts.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import InputError
+from .base import StoreAdapter
+from .database import DatabaseAdapter, database_errors
+
+_SPACES = {"cosine": "cosine", "ip": "dot", "l2": "l2"}
+
+
+def _space(collection) -> str:
+    config = getattr(collection, "configuration", None) or {}
+    hnsw = config.get("hnsw") if isinstance(config, dict) else None
+    space = (hnsw or {}).get("space") or (collection.metadata or {}).get("hnsw:space", "l2")
+    return str(getattr(space, "value", space))
+
+
+def _recorded_dimension(collection) -> int | None:
+    """The dimension Chroma recorded for the collection (``None`` if it does not say)."""
+    client = getattr(collection, "_client", None)
+    try:
+        fresh = client.get_collection(collection.name) if client is not None else collection
+    except Exception:  # noqa: BLE001 - an older client: read one vector instead
+        return None
+    dim = getattr(fresh, "dimension", None)  # the client's own record of the collection
+    if not isinstance(dim, int):
+        dim = getattr(getattr(fresh, "_model", None), "dimension", None)
+    return int(dim) if dim else None
+
+
+class ChromaAdapter(DatabaseAdapter, StoreAdapter):
+    kind = "Chroma collection"
+
+    def __init__(self, collection, owner=None):
+        self.collection = collection
+        self.owner = owner if owner is not None else collection
+        with database_errors(self.kind, "reading the collection's configuration"):
+            space = _space(collection)
+        if space not in _SPACES:
+            raise InputError(f"Chroma space {space!r} is not supported; use 'cosine', 'ip' or "
+                             "'l2'")
+        self.similarity = _SPACES[space]
+        self._dim = None
+
+    def framework_object(self):
+        return self.owner
+
+    def count(self):
+        with database_errors(self.kind, "counting records"):
+            return int(self.collection.count())
+
+    def dimension(self):
+        """From the collection's record (fetched afresh), else from one stored vector."""
+        if self._dim is None:
+            with database_errors(self.kind, "reading the vector dimension"):
+                self._dim = _recorded_dimension(self.collection)
+                if self._dim is None:
+                    got = self.collection.get(limit=1, include=["embeddings"])
+                    emb = got.get("embeddings")
+                    if emb is not None and len(emb):
+                        self._dim = int(len(emb[0]))
+        return self._dim
+
+    def _exists(self, ids):
+        return self.collection.get(ids=ids, include=[])["ids"]
+
+    def _get(self, ids):
+        got = self.collection.get(ids=ids, include=["embeddings"])
+        return got["ids"], got["embeddings"]
+
+    def _search(self, queries, k, filters):
+        k = max(1, min(k, self.count()))
+        got = self.collection.query(query_embeddings=queries.tolist(), n_results=k,
+                                    where=filters, include=["distances"])
+        dist = [np.asarray(d, dtype=np.float64) for d in got["distances"]]
+        if self.similarity != "l2":
+            dist = [1.0 - d for d in dist]
+        return got["ids"], dist
+
+    def _update(self, ids, vectors):
+        self.collection.update(ids=ids, embeddings=vectors.astype(np.float32).tolist())
+
+    def _filter(self, ids, filters):
+        return self.collection.get(ids=ids, where=filters, include=[])["ids"]
+
+
+class LlamaChromaAdapter(ChromaAdapter):
+    """A LlamaIndex ``VectorStoreIndex`` (or bare store) over a ``ChromaVectorStore``;
+    ``filters`` are LlamaIndex ``MetadataFilters``."""
+
+    kind = "llama-index ChromaVectorStore"
+
+    def __init__(self, index=None, vector_store=None):
+        self.index = index
+        self.store = vector_store if vector_store is not None else index.vector_store
+        super().__init__(self.store._collection, owner=index if index is not None
+                         else self.store)
+
+    def embed_model(self):
+        return getattr(self.index, "_embed_model", None) if self.index is not None else None
+
+    def _where(self, filters):
+        if filters is None:
+            return None
+        from llama_index.vector_stores.chroma.base import _to_chroma_filter
+
+        return _to_chroma_filter(filters)
+
+    def _search(self, queries, k, filters):
+        return super()._search(queries, k, self._where(filters))
+
+    def _filter(self, ids, filters):
+        return super()._filter(ids, self._where(filters))
+
+    def nodes(self, ids):
+        with database_errors(self.kind, "reading nodes"):
+            got = {n.node_id: n for n in self.store.get_nodes(node_ids=list(ids))}
+        return [got[i] for i in ids if i in got]
+
+
+class LangChainChromaAdapter(ChromaAdapter):
+    """A LangChain ``Chroma`` store; ``filter`` is a Chroma ``where`` dict."""
+
+    kind = "langchain Chroma"
+
+    def __init__(self, store):
+        self.store = store
+        super().__init__(store._collection, owner=store)
+
+    def embed_model(self):
+        return self.store.embeddings
+
+    def documents(self, ids):
+        with database_errors(self.kind, "reading documents"):
+            got = {d.id: d for d in self.store.get_by_ids(list(ids))}
+        return [got[i] for i in ids if i in got]

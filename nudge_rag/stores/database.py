@@ -1,0 +1,89 @@
+"""What every vector-database adapter shares: batching, id order, and turning client
+failures into :class:`StoreError` with a message that says what to do.
+
+A database adapter reads vectors by id and searches through the database's own client, so it
+never loads the corpus; it holds no algorithm. Framework wrappers (LlamaIndex, LangChain)
+subclass a database adapter only to say where the client is and how to build nodes or
+documents.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import numpy as np
+
+from ..errors import NudgeError, StoreError
+
+#: records per read or write request (small enough for any server's request limit)
+BATCH = 256
+
+
+@contextmanager
+def database_errors(kind: str, action: str, writing: bool = False):
+    """Re-raise a client failure during ``action`` as a StoreError naming the store."""
+    try:
+        yield
+    except NudgeError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any client failure becomes one clear error
+        text = f"{type(exc).__name__}: {exc}".strip()
+        hint = ("check that the database is running and reachable at the address the client "
+                "was given, then run again")
+        if writing:
+            hint = ("check that this client may write to the collection; if it may not, use "
+                    "the overlay retriever (delta.as_retriever(...)), which writes nothing")
+        raise StoreError(f"{kind} failed while {action} ({text[:300]}); {hint}") from exc
+
+
+class DatabaseAdapter:
+    """Mixin for database adapters. Subclasses set ``kind`` and ``similarity`` and implement
+    ``_get`` (ids → found ids, rows), ``_search`` (queries → ids, native scores) and
+    ``_update`` (write one batch)."""
+
+    kind = "vector database"
+
+    def fetch(self, ids):
+        ids = [str(i) for i in ids]
+        got: dict[str, np.ndarray] = {}
+        with database_errors(self.kind, "reading vectors by id"):
+            for start in range(0, len(ids), BATCH):
+                found, rows = self._get(ids[start:start + BATCH])
+                got.update(zip(found, np.asarray(rows, dtype=np.float64)))
+        order = [i for i in ids if i in got]
+        dim = self.dimension() or 0
+        rows = np.array([got[i] for i in order]) if order else np.zeros((0, dim))
+        return order, rows
+
+    def existing(self, ids):
+        ids = [str(i) for i in ids]
+        found: set[str] = set()
+        with database_errors(self.kind, "looking up ids"):
+            for start in range(0, len(ids), BATCH):
+                found.update(str(i) for i in self._exists(ids[start:start + BATCH]))
+        return [i for i in ids if i in found]
+
+    def search(self, queries, k, filters=None):
+        q = np.atleast_2d(np.asarray(queries, dtype=np.float64))
+        out_ids: list[list[str]] = []
+        native = np.full((len(q), k), np.nan)
+        with database_errors(self.kind, "searching"):
+            for start in range(0, len(q), BATCH):
+                ids, scores = self._search(q[start:start + BATCH], k, filters)
+                for j, (ii, ss) in enumerate(zip(ids, scores)):
+                    out_ids.append([str(i) for i in ii][:k])
+                    native[start + j, :len(out_ids[-1])] = ss[:k]
+        return out_ids, native
+
+    def write(self, ids, vectors):
+        vectors = np.asarray(vectors, dtype=np.float64)
+        with database_errors(self.kind, "writing nudged vectors", writing=True):
+            for start in range(0, len(ids), BATCH):
+                self._update(list(ids[start:start + BATCH]), vectors[start:start + BATCH])
+
+    def filter_ids(self, ids, filters):
+        if filters is None:
+            return list(ids)
+        with database_errors(self.kind, "evaluating filters"):
+            admitted = set(self._filter(list(ids), filters))
+        return [i for i in ids if i in admitted]

@@ -1,0 +1,204 @@
+"""FAISS indexes read by position: approximate ones (HNSW, IVF) behind LangChain's ``FAISS``
+store, and any of flat/HNSW/IVF behind LlamaIndex's ``FaissVectorStore``.
+
+Vectors are read by position (``reconstruct``) and searched with the index's own search, so
+the validation competition is what the index itself would return. Writes change only what
+must change: an IVF index moves the changed rows to their new lists (``update_vectors``); an
+HNSW graph cannot change a node in place, so writing rebuilds the graph (same M and
+efConstruction) from its own stored vectors; where that is too costly, use the overlay.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+
+from ..errors import InputError, StoreError
+from .base import StoreAdapter
+
+ANN_TYPES = ("IndexHNSWFlat", "IndexIVFFlat")
+
+
+class FaissPositionalAdapter(StoreAdapter):
+    """A FAISS index whose rows are records by position; subclasses say where the index and
+    the position → id map live."""
+
+    def __init__(self, index, similarity: str):
+        import faiss
+
+        self.similarity = similarity
+        self.index = faiss.downcast_index(index)
+        name = type(self.index).__name__
+        self.ivf = name == "IndexIVFFlat"
+        self.flat = name in ("IndexFlatL2", "IndexFlatIP", "IndexFlat")
+        self.kind = f"{self.kind} {name}"
+
+    def _id_at(self) -> dict:
+        """Position → record id."""
+        raise NotImplementedError
+
+    def _put_index(self, index) -> None:
+        raise NotImplementedError
+
+    def _normalise_queries(self) -> bool:
+        return False
+
+    def count(self):
+        return int(self.index.ntotal)
+
+    def dimension(self):
+        return int(self.index.d) if self.index.ntotal else None
+
+    def _positions(self):
+        return {doc_id: int(pos) for pos, doc_id in self._id_at().items()}
+
+    def _direct_map(self):
+        if self.ivf and self.index.direct_map.type == 0:  # NoMap
+            self.index.make_direct_map()
+
+    def existing(self, ids):
+        pos = self._positions()
+        return [i for i in ids if i in pos]
+
+    def fetch(self, ids):
+        pos = self._positions()
+        found = [i for i in ids if i in pos]
+        if not found:
+            return [], np.zeros((0, self.index.d))
+        self._direct_map()
+        rows = np.stack([self.index.reconstruct(int(pos[i])) for i in found])
+        return found, rows.astype(np.float64)
+
+    def search(self, queries, k, filters=None):
+        if filters is not None:
+            raise StoreError(f"{self.kind}: filtered search is not supported; filter after "
+                             "retrieval or use a flat index")
+        q = np.atleast_2d(np.asarray(queries, dtype=np.float32)).copy()
+        if self._normalise_queries():
+            q /= np.linalg.norm(q, axis=1, keepdims=True)
+        native, rows = self.index.search(q, k)
+        id_at = self._id_at()
+        ids = [[id_at[int(r)] for r in rr if r >= 0] for rr in rows]
+        return ids, np.where(rows >= 0, native.astype(np.float64), np.nan)
+
+    def _rows(self, ids):
+        pos = self._positions()
+        missing = [i for i in ids if i not in pos]
+        if missing:
+            raise StoreError(f"ids {missing[:3]} are not in this FAISS store")
+        return np.array([pos[i] for i in ids], dtype=np.int64)
+
+    def _rebuilt(self, rows, vectors):
+        """A flat or HNSW index like this one, holding ``vectors`` at ``rows``."""
+        import faiss
+
+        index = self.index
+        mat = index.reconstruct_n(0, index.ntotal)
+        mat[rows] = vectors
+        if self.flat:
+            new = faiss.IndexFlat(index.d, index.metric_type)
+        else:
+            new = faiss.IndexHNSWFlat(index.d, index.hnsw.nb_neighbors(0) // 2,
+                                      index.metric_type)
+            new.hnsw.efConstruction = index.hnsw.efConstruction
+            new.hnsw.efSearch = index.hnsw.efSearch
+        new.add(mat)
+        return new
+
+    def write(self, ids, vectors):
+        rows = self._rows(ids)
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        if self.ivf:
+            self._direct_map()
+            self.index.update_vectors(rows, vectors)
+        else:
+            self.index = self._rebuilt(rows, vectors)
+            self._put_index(self.index)
+
+
+
+class LangChainFaissAnnAdapter(FaissPositionalAdapter):
+    kind = "langchain FAISS"
+
+    def __init__(self, store, similarity: str):
+        self.store = store
+        super().__init__(store.index, similarity)
+
+    def framework_object(self):
+        return self.store
+
+    def _id_at(self):
+        return self.store.index_to_docstore_id
+
+    def _put_index(self, index):
+        self.store.index = index
+
+    def _normalise_queries(self):
+        return bool(getattr(self.store, "_normalize_L2", False))
+
+    def embed_model(self):
+        emb = self.store.embedding_function
+        return emb if not callable(emb) or hasattr(emb, "embed_query") else None
+
+    def documents(self, ids):
+        return [self.store.docstore.search(i) for i in ids]
+
+    def clone_with(self, ids, vectors):
+        import faiss
+
+        new = copy.copy(self.store)
+        new.index_to_docstore_id = dict(self.store.index_to_docstore_id)
+        if self.ivf:
+            self._direct_map()
+            new.index = faiss.clone_index(self.index)
+            new.index.make_direct_map()
+            new.index.update_vectors(self._rows(ids),
+                                     np.ascontiguousarray(vectors, dtype=np.float32))
+        else:
+            new.index = self._rebuilt(self._rows(ids), np.asarray(vectors, np.float32))
+        return new
+
+
+class LlamaFaissAdapter(FaissPositionalAdapter):
+    """A LlamaIndex ``VectorStoreIndex`` over a ``FaissVectorStore``: the index's struct maps
+    FAISS positions to node ids, and its docstore holds the nodes."""
+
+    kind = "llama-index FaissVectorStore"
+
+    def __init__(self, index):
+        import faiss
+
+        self.llama_index = index
+        self.store = index.vector_store
+        raw = self.store._faiss_index
+        metric = faiss.downcast_index(raw).metric_type
+        if metric not in (faiss.METRIC_L2, faiss.METRIC_INNER_PRODUCT):
+            raise InputError("FaissVectorStore: only L2 and inner-product indexes are supported")
+        super().__init__(raw, "l2" if metric == faiss.METRIC_L2 else "dot")
+
+    def framework_object(self):
+        return self.llama_index
+
+    def _id_at(self):
+        return {int(pos): node_id for pos, node_id in
+                self.llama_index.index_struct.nodes_dict.items()}
+
+    def _put_index(self, index):
+        self.store._faiss_index = index
+
+    def embed_model(self):
+        return getattr(self.llama_index, "_embed_model", None)
+
+    def nodes(self, ids):
+        return self.llama_index.docstore.get_nodes(list(ids))
+
+
+def check_supported(index, flat_ok: bool = False) -> None:
+    import faiss
+
+    name = type(faiss.downcast_index(index)).__name__
+    flat = ("IndexFlatL2", "IndexFlatIP", "IndexFlat") if flat_ok else ()
+    if name not in ANN_TYPES + flat:
+        raise InputError(f"FAISS index type {name} is not supported; use a flat index, "
+                         "IndexHNSWFlat or IndexIVFFlat, or the overlay retriever")

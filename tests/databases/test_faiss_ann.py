@@ -1,0 +1,142 @@
+"""LangChain FAISS over approximate indexes (HNSW, IVF): fit reads only moved records and
+searches with the index's own search; IVF rows change in place, HNSW rebuilds its graph."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.databases.builders import problem
+
+faiss = pytest.importorskip("faiss")
+pytest.importorskip("langchain_community")
+
+
+def _store(kind, prob):
+    from langchain_community.docstore.in_memory import InMemoryDocstore
+    from langchain_community.vectorstores import FAISS
+
+    from tests.fakes import CountingLangChainEmbeddings
+
+    if kind == "hnsw":
+        index = faiss.IndexHNSWFlat(prob.dim, 16)
+        index.hnsw.efSearch = 128
+    else:
+        index = faiss.IndexIVFFlat(faiss.IndexFlatL2(prob.dim), prob.dim, 4)
+        index.train(prob.docs)
+        index.nprobe = 4  # every list: exact, so the overlay can be compared exactly
+    store = FAISS(CountingLangChainEmbeddings(dim=prob.dim), index, InMemoryDocstore(), {})
+    store.add_embeddings([(prob.text(r), prob.docs[r].tolist()) for r in range(len(prob.ids))],
+                         metadatas=[{"parity": r % 2} for r in range(len(prob.ids))],
+                         ids=prob.ids)
+    return store
+
+
+@pytest.fixture(params=["hnsw", "ivf"])
+def built(request):
+    prob = problem()
+    return request.param, prob, _store(request.param, prob)
+
+
+def test_fit_apply_revert_overlay(built, monkeypatch):
+    from nudge_rag import EmbeddingFinetuner
+    from nudge_rag.overlay import Overlay
+    from nudge_rag.stores import adapt
+    from nudge_rag.stores.faiss_ann import LangChainFaissAnnAdapter
+
+    kind, prob, store = built
+    read = []
+    real_fetch = LangChainFaissAnnAdapter.fetch
+
+    def counted(self, ids):
+        found, rows = real_fetch(self, ids)
+        read.append(len(rows))
+        return found, rows
+
+    monkeypatch.setattr(LangChainFaissAnnAdapter, "fetch", counted)
+    delta = EmbeddingFinetuner(store, show_progress=False).fit(prob.train, prob.val)
+    assert sum(read) == len(delta.ids)
+    assert delta.similarity == "l2"
+    before = adapt(store).fetch(prob.ids)[1]
+    queries = np.array([q for q, _ in prob.val[:10]])
+    overlaid = [Overlay(store, delta).search(q, 10) for q in queries]
+    index_before = store.index
+    delta.apply(store, inplace=True)
+    assert (store.index is index_before) == (kind == "ivf")  # IVF: rows changed in place
+    after = adapt(store).fetch(prob.ids)[1]
+    row = {i: r for r, i in enumerate(prob.ids)}
+    moved = [row[i] for i in delta.ids]
+    still = np.setdiff1d(np.arange(len(prob.ids)), moved)
+    np.testing.assert_array_equal(after[still], before[still])
+    np.testing.assert_allclose(after[moved], delta.vectors, atol=1e-6)
+    for q, (ids, scores) in zip(queries, overlaid):
+        want_ids, want_scores = adapt(store).query(q, 10)
+        assert ids == want_ids
+        np.testing.assert_allclose(scores, want_scores, atol=1e-5)
+    docs = store.similarity_search_by_vector(queries[0].tolist(), k=3)
+    assert [d.id for d in docs] == overlaid[0][0][:3]
+    delta.revert(store)
+    np.testing.assert_array_equal(adapt(store).fetch(prob.ids)[1], before)
+
+
+def test_overlay_retriever(built):
+    from nudge_rag import EmbeddingFinetuner
+
+    kind, prob, store = built
+    delta = EmbeddingFinetuner(store, show_progress=False).fit(prob.train, prob.val)
+    docs = delta.as_retriever(store, k=4).invoke("document parity")
+    assert len(docs) == 4 and all(d.page_content.startswith("document ") for d in docs)
+
+
+def test_unsupported_index_type():
+    from langchain_community.docstore.in_memory import InMemoryDocstore
+    from langchain_community.vectorstores import FAISS
+
+    from nudge_rag.errors import InputError
+    from nudge_rag.stores import adapt
+    from tests.fakes import CountingLangChainEmbeddings
+
+    index = faiss.IndexLSH(16, 32)
+    store = FAISS(CountingLangChainEmbeddings(dim=16), index, InMemoryDocstore(), {})
+    with pytest.raises(InputError, match="IndexLSH is not supported"):
+        adapt(store)
+
+
+@pytest.mark.parametrize("kind", ["flat", "hnsw", "ivf"])
+def test_llama_index_faiss(kind):
+    pytest.importorskip("llama_index.vector_stores.faiss")
+    from llama_index.core import StorageContext, VectorStoreIndex
+    from llama_index.core.schema import TextNode
+    from llama_index.vector_stores.faiss import FaissVectorStore
+
+    from nudge_rag import EmbeddingFinetuner
+    from nudge_rag.overlay import Overlay
+    from nudge_rag.stores import adapt
+    from tests.fakes import CountingLlamaEmbedding
+
+    prob = problem()
+    if kind == "flat":
+        index = faiss.IndexFlatL2(prob.dim)
+    elif kind == "hnsw":
+        index = faiss.IndexHNSWFlat(prob.dim, 16)
+        index.hnsw.efSearch = 128
+    else:
+        index = faiss.IndexIVFFlat(faiss.IndexFlatL2(prob.dim), prob.dim, 4)
+        index.train(prob.docs)
+        index.nprobe = 4
+    nodes = [TextNode(id_=i, text=prob.text(r), embedding=prob.docs[r].tolist())
+             for r, i in enumerate(prob.ids)]
+    llama = VectorStoreIndex(nodes, storage_context=StorageContext.from_defaults(
+        vector_store=FaissVectorStore(faiss_index=index)),
+        embed_model=CountingLlamaEmbedding(dim=prob.dim))
+    delta = EmbeddingFinetuner(llama, show_progress=False).fit(prob.train, prob.val)
+    before = adapt(llama).fetch(prob.ids)[1]
+    q = prob.val[0][0]
+    overlaid = Overlay(llama, delta).search(q, 10)
+    hits = delta.as_retriever(llama, similarity_top_k=3).retrieve("document parity")
+    assert len(hits) == 3 and hits[0].node.get_content().startswith("document ")
+    delta.apply(llama, inplace=True)
+    assert adapt(llama).query(q, 10)[0] == overlaid[0]
+    np.testing.assert_allclose(adapt(llama).fetch(delta.ids)[1], delta.vectors, atol=1e-6)
+    delta.revert(llama)
+    np.testing.assert_array_equal(adapt(llama).fetch(prob.ids)[1], before)

@@ -1,0 +1,263 @@
+"""pgvector on a real PostgreSQL server (pgserver, Unix socket) with an HNSW index, through
+LlamaIndex's PGVectorStore and langchain-postgres' PGVector."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+
+import numpy as np
+import pytest
+
+from tests.databases.builders import problem
+
+pgserver = pytest.importorskip("pgserver")
+pytest.importorskip("sqlalchemy")
+
+
+@pytest.fixture(scope="module")
+def server():
+    # not under pytest's tmp dir: as root, pgserver runs postgres as another user, which
+    # cannot enter pytest's private folders
+    root = tempfile.mkdtemp(prefix="nudge-pg-")
+    srv = pgserver.get_server(root, cleanup_mode="stop")
+    try:
+        srv.psql("CREATE EXTENSION IF NOT EXISTS vector;")
+        yield srv
+    finally:
+        srv.cleanup()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def prob():
+    return problem()
+
+
+def _socket_uri(server, driver):
+    uri = server.get_uri()  # postgresql://postgres:@/postgres?host=/path
+    return uri.replace("postgresql://", f"postgresql+{driver}://", 1)
+
+
+class CountingEngine:
+    """An SQLAlchemy engine whose results count the vectors they carry (rows whose last
+    column is a vector's text)."""
+
+    def __init__(self, engine):
+        self._engine = engine
+        self.vectors_read = 0
+
+    def __getattr__(self, name):
+        return getattr(self._engine, name)
+
+    def connect(self):
+        outer = self
+        conn = self._engine.connect()
+
+        class Counted:
+            def __enter__(self):
+                conn.__enter__()
+                return self
+
+            def __exit__(self, *exc):
+                return conn.__exit__(*exc)
+
+            def execute(self, *args, **kwargs):
+                result = conn.execute(*args, **kwargs)
+                rows = result.fetchall()
+                outer.vectors_read += sum(1 for r in rows if r and isinstance(r[-1], str)
+                                          and r[-1].startswith("["))
+                return _Rows(rows)
+
+        return Counted()
+
+
+class _Rows:
+    def __init__(self, rows):
+        self._rows = rows
+
+    def fetchall(self):
+        return self._rows
+
+
+def _llama(server, prob, name):
+    pytest.importorskip("llama_index.vector_stores.postgres")
+    from llama_index.core import StorageContext, VectorStoreIndex
+    from llama_index.core.schema import TextNode
+    from llama_index.vector_stores.postgres import PGVectorStore
+
+    from tests.fakes import CountingLlamaEmbedding
+
+    store = PGVectorStore(connection_string=_socket_uri(server, "psycopg2"),
+                          async_connection_string=_socket_uri(server, "asyncpg"),
+                          table_name=name, embed_dim=prob.dim,
+                          hnsw_kwargs={"hnsw_m": 16, "hnsw_ef_construction": 64,
+                                       "hnsw_ef_search": 100, "hnsw_dist_method":
+                                       "vector_cosine_ops"})
+    nodes = [TextNode(id_=i, text=prob.text(r), embedding=prob.docs[r].tolist(),
+                      metadata={"parity": r % 2}) for r, i in enumerate(prob.ids)]
+    return VectorStoreIndex(nodes, storage_context=StorageContext.from_defaults(
+        vector_store=store), embed_model=CountingLlamaEmbedding(dim=prob.dim))
+
+
+def _langchain(server, prob, name):
+    pytest.importorskip("langchain_postgres")
+    from langchain_postgres import PGVector
+
+    from tests.fakes import CountingLangChainEmbeddings
+
+    store = PGVector(CountingLangChainEmbeddings(dim=prob.dim), collection_name=name,
+                     connection=_socket_uri(server, "psycopg"), embedding_length=prob.dim,
+                     use_jsonb=True)
+    store.add_embeddings([prob.text(r) for r in range(len(prob.ids))],
+                         [v.tolist() for v in prob.docs],
+                         metadatas=[{"parity": r % 2} for r in range(len(prob.ids))],
+                         ids=prob.ids)
+    server.psql("CREATE INDEX IF NOT EXISTS lc_hnsw ON langchain_pg_embedding "
+                "USING hnsw (embedding vector_cosine_ops);")
+    return store
+
+
+BUILD = {"llama": _llama, "langchain": _langchain}
+
+
+@pytest.fixture(scope="module", params=sorted(BUILD))
+def built(request, server, prob):
+    """One store per framework for the module: every test leaves it as it found it."""
+    return request.param, BUILD[request.param](server, prob, f"docs_{request.param}")
+
+
+def _adapter(obj):
+    from nudge_rag.stores import adapt
+
+    return adapt(obj)
+
+
+def test_fit_apply_revert_overlay(built, prob, monkeypatch):
+    from nudge_rag import EmbeddingFinetuner
+    from nudge_rag.overlay import Overlay
+    from nudge_rag.stores.pgvector import PgVectorAdapter
+
+    kind, obj = built
+    counters = []
+    real_init = PgVectorAdapter.__init__
+
+    def counting_init(self, engine, *args, **kwargs):
+        counters.append(CountingEngine(engine))
+        real_init(self, counters[-1], *args, **kwargs)
+
+    monkeypatch.setattr(PgVectorAdapter, "__init__", counting_init)
+    delta = EmbeddingFinetuner(obj, show_progress=False).fit(prob.train, prob.val)
+    assert sum(c.vectors_read for c in counters) == len(delta.ids)
+    monkeypatch.undo()
+
+    adapter = _adapter(obj)
+    before = adapter.fetch(prob.ids)[1]
+    queries = np.array([q for q, _ in prob.val[:10]])
+    overlaid = [Overlay(obj, delta).search(q, 10) for q in queries]
+    delta.apply(obj, inplace=True)
+    after = adapter.fetch(prob.ids)[1]
+    row = {i: r for r, i in enumerate(prob.ids)}
+    moved = [row[i] for i in delta.ids]
+    still = np.setdiff1d(np.arange(len(prob.ids)), moved)
+    np.testing.assert_array_equal(after[still], before[still])
+    np.testing.assert_allclose(after[moved], delta.vectors, atol=1e-6)
+    for q, (ids, scores) in zip(queries, overlaid):
+        want_ids, want_scores = adapter.query(q, 10)
+        assert ids == want_ids
+        np.testing.assert_allclose(scores, want_scores, atol=1e-5)
+    delta.revert(obj)
+    np.testing.assert_array_equal(adapter.fetch(prob.ids)[1], before)
+
+
+def test_overlay_retriever(built, prob):
+    from nudge_rag import EmbeddingFinetuner
+
+    kind, obj = built
+    delta = EmbeddingFinetuner(obj, show_progress=False).fit(prob.train, prob.val)
+    if kind == "llama":
+        texts = [h.node.get_content() for h in
+                 delta.as_retriever(obj, similarity_top_k=4).retrieve("document parity")]
+    else:
+        texts = [d.page_content for d in delta.as_retriever(obj, k=4).invoke("document")]
+    assert len(texts) == 4 and all(t.startswith("document ") for t in texts)
+
+
+def test_failed_write_rolls_back_everything(built, prob):
+    from nudge_rag import EmbeddingFinetuner
+    from nudge_rag.errors import StoreError
+
+    kind, obj = built
+    delta = EmbeddingFinetuner(obj, show_progress=False).fit(prob.train, prob.val)
+    adapter = _adapter(obj)
+    before = adapter.fetch(prob.ids)[1]
+    bad = delta.vectors.copy()
+    bad[-1, 0] = np.nan  # pgvector refuses NaN: the last UPDATE fails
+    delta.vectors = bad
+    with pytest.raises(StoreError, match="writing nudged vectors"):
+        delta.apply(obj, inplace=True)
+    np.testing.assert_array_equal(adapter.fetch(prob.ids)[1], before)  # the first ones too
+
+
+def test_connection_refused(tmp_path):
+    pytest.importorskip("psycopg2")
+    from sqlalchemy import create_engine
+
+    from nudge_rag.errors import StoreError
+    from nudge_rag.stores.pgvector import PgVectorAdapter
+
+    engine = create_engine(f"postgresql+psycopg2://postgres:@/postgres?host={tmp_path}")
+    adapter = PgVectorAdapter(engine, "docs", "id", "embedding", "cosine")
+    with pytest.raises(StoreError, match="running and reachable"):
+        adapter.count()
+
+
+# Applies the delta and is killed after the UPDATEs ran, before the transaction commits.
+CHILD = """
+import os, signal, sys
+from langchain_postgres import PGVector
+from sqlalchemy import event
+from nudge_rag import NudgeDelta
+from tests.fakes import CountingLangChainEmbeddings
+
+uri, delta_path = sys.argv[1:3]
+store = PGVector(CountingLangChainEmbeddings(dim=16), collection_name="docs_crash",
+                 connection=uri, embedding_length=16, use_jsonb=True)
+
+@event.listens_for(store._engine, "after_cursor_execute")
+def die(conn, cursor, statement, *args):
+    if statement.lstrip().upper().startswith("UPDATE"):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+NudgeDelta.load(delta_path).apply(store, inplace=True)
+print("apply finished without being killed")
+"""
+
+
+def test_killed_mid_apply_leaves_the_table_as_it_was(server, tmp_path):
+    pytest.importorskip("langchain_postgres")
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from nudge_rag import EmbeddingFinetuner
+
+    prob = problem(id_offset=10_000)
+    store = _langchain(server, prob, "docs_crash")
+    delta = EmbeddingFinetuner(store, show_progress=False).fit(prob.train, prob.val)
+    adapter = _adapter(store)
+    before = adapter.fetch(prob.ids)[1]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    done = subprocess.run([sys.executable, "-c", CHILD, _socket_uri(server, "psycopg"),
+                           str(delta.save(tmp_path / "delta"))], env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == -signal.SIGKILL, done.stderr[-2000:]
+    np.testing.assert_array_equal(adapter.fetch(prob.ids)[1], before)  # rolled back whole
+    delta.apply(store, inplace=True)  # the re-run does it all
+    row = {i: r for r, i in enumerate(prob.ids)}
+    np.testing.assert_allclose(adapter.fetch(delta.ids)[1], delta.vectors, atol=1e-6)
+    delta.revert(store)
+    np.testing.assert_array_equal(adapter.fetch(prob.ids)[1], before)
+    assert len(row) == adapter.count()
