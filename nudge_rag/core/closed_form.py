@@ -1,0 +1,82 @@
+"""The NUDGE closed forms, for the moved records only.
+
+``Geometry`` holds, for each record that training questions name, its unit vector ``ê``, the
+sum of its questions ``G`` and the derived directions. NUDGE-M and NUDGE-N are then cheap
+functions of γ, which is what lets the γ search try many values without touching the corpus.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .relevance import Pairs
+
+# below this relative size the part of G orthogonal to ê is treated as zero (G ∥ ê)
+_PARALLEL_TOL = 1e-10
+
+
+def question_sums(train_q: np.ndarray, pairs: Pairs) -> tuple[np.ndarray, np.ndarray]:
+    """``(rows, G)``: the rows named by training questions (sorted) and, for each, the plain sum
+    of the question vectors that name it. A scatter-add via sort + ``np.add.reduceat``."""
+    order = np.argsort(pairs.row, kind="stable")
+    rows_sorted = pairs.row[order]
+    starts = np.flatnonzero(np.r_[True, rows_sorted[1:] != rows_sorted[:-1]])
+    contrib = np.asarray(train_q[pairs.query[order]], dtype=np.float64)
+    sums = np.add.reduceat(contrib, starts, axis=0)
+    return rows_sorted[starts], sums
+
+
+@dataclass
+class Geometry:
+    """Per moved record: ``e_hat`` (unit), ``g_hat`` (unit G, zero where G = 0), ``u`` (unit
+    part of G orthogonal to ê), ``cos_phi`` (ê·Ĝ) and which records NUDGE-N leaves alone."""
+
+    e_hat: np.ndarray
+    g_hat: np.ndarray
+    u: np.ndarray
+    cos_phi: np.ndarray
+    m_frozen: np.ndarray
+    n_frozen: np.ndarray
+
+    @classmethod
+    def build(cls, vectors: np.ndarray, sums: np.ndarray, skip_opposed: bool) -> Geometry:
+        vectors = np.asarray(vectors, dtype=np.float64)
+        e_hat = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+        g_norm = np.linalg.norm(sums, axis=1)
+        m_frozen = g_norm == 0  # questions that cancel out give no direction
+        safe = np.where(m_frozen, 1.0, g_norm)[:, None]
+        g_hat = np.where(m_frozen[:, None], 0.0, sums / safe)
+        cos_phi = np.einsum("ij,ij->i", e_hat, g_hat)
+        g_perp = g_hat - cos_phi[:, None] * e_hat
+        perp_norm = np.linalg.norm(g_perp, axis=1)
+        n_frozen = m_frozen | (perp_norm <= _PARALLEL_TOL)
+        if skip_opposed:
+            n_frozen |= cos_phi < 0
+        u = np.where(n_frozen[:, None], 0.0, g_perp / np.where(n_frozen, 1.0, perp_norm)[:, None])
+        return cls(e_hat, g_hat, u, cos_phi, m_frozen, n_frozen)
+
+    # -- NUDGE-M: e' = ê + γ Ĝ (not unit norm: score by inner product) ---------------------
+    def m_vectors(self, gamma: float) -> np.ndarray:
+        return self.e_hat + gamma * self.g_hat
+
+    # -- NUDGE-N: the best point of the cap ||e' - ê||² ≤ γ on the unit sphere ----------------
+    def n_saturated(self, gamma: float) -> np.ndarray:
+        """Records whose cap already contains Ĝ, so they land on Ĝ."""
+        return ~self.n_frozen & (self.cos_phi >= 1.0 - gamma / 2.0)
+
+    def n_vectors(self, gamma: float) -> np.ndarray:
+        alpha, beta = n_coefficients(gamma)
+        out = alpha * self.e_hat + beta * self.u
+        out[self.n_frozen] = self.e_hat[self.n_frozen]
+        sat = self.n_saturated(gamma)
+        out[sat] = self.g_hat[sat]
+        return out
+
+
+def n_coefficients(gamma: float) -> tuple[float, float]:
+    """NUDGE-N moves ê along the great circle to ``α ê + β u`` with
+    ``α = 1 − γ/2`` and ``β = √(γ(4 − γ))/2`` (so that ``||e' − ê||² = γ``)."""
+    gamma = min(max(float(gamma), 0.0), 4.0)
+    return 1.0 - gamma / 2.0, np.sqrt(gamma * (4.0 - gamma)) / 2.0

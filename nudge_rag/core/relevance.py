@@ -1,0 +1,92 @@
+"""Relevance lists as flat (question, row, grade) pairs.
+
+Users give one entry per question: a list of row indices (grade 1 each) or a dict
+``{row: grade}``. Grades > 0 mean relevant; others are dropped. Everything downstream works on
+the flat arrays, sorted by question, so no code loops over questions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import chain
+
+import numpy as np
+
+from ..errors import InputError
+
+
+@dataclass(frozen=True)
+class Pairs:
+    """Relevant (question, row, grade) triples, sorted by question then row."""
+
+    query: np.ndarray  # int64
+    row: np.ndarray  # int64
+    grade: np.ndarray  # float64
+    n_queries: int
+
+    def __len__(self) -> int:
+        return len(self.query)
+
+    def counts(self) -> np.ndarray:
+        """Relevant records per question."""
+        return np.bincount(self.query, minlength=self.n_queries)
+
+
+def _entry_items(entry, name: str, qi: int):
+    if isinstance(entry, dict):
+        return list(entry.keys()), list(entry.values())
+    if isinstance(entry, (str, bytes)) or not hasattr(entry, "__iter__"):
+        raise InputError(f"{name}[{qi}] must be a list of row indices or a dict "
+                         f"{{row: grade}}; got {type(entry).__name__}")
+    rows = list(entry)
+    return rows, [1.0] * len(rows)
+
+
+def to_pairs(rel, n_queries: int, n_rows: int, name: str,
+             require_each: bool = False) -> Pairs:
+    """Flatten ``rel`` into :class:`Pairs`, checking rows and grades."""
+    if rel is None or isinstance(rel, (str, bytes, dict)) or not hasattr(rel, "__len__"):
+        raise InputError(f"{name} must be a list with one entry per question (a list of row "
+                         f"indices or a dict {{row: grade}}); got {type(rel).__name__}")
+    if len(rel) != n_queries:
+        raise InputError(f"{name} has {len(rel)} entries but there are {n_queries} questions; "
+                         "give exactly one relevance entry per question row")
+    items = [_entry_items(entry, name, qi) for qi, entry in enumerate(rel)]
+    lengths = np.fromiter((len(r) for r, _ in items), dtype=np.int64, count=n_queries)
+    total = int(lengths.sum())
+    try:
+        rows = np.fromiter(chain.from_iterable(r for r, _ in items), dtype=np.float64,
+                           count=total)
+        grades = np.fromiter(chain.from_iterable(g for _, g in items), dtype=np.float64,
+                             count=total)
+    except (TypeError, ValueError):
+        raise InputError(f"{name} holds a row or grade that is not a number; rows are integer "
+                         "indices into the record array and grades are numbers > 0") from None
+    query = np.repeat(np.arange(n_queries, dtype=np.int64), lengths)
+    if total and (not np.all(np.isfinite(grades))):
+        qi = int(query[np.flatnonzero(~np.isfinite(grades))[0]])
+        raise InputError(f"{name}[{qi}] has a NaN or infinite grade; use a number > 0")
+    if total and np.any(rows != np.round(rows)):
+        qi = int(query[np.flatnonzero(rows != np.round(rows))[0]])
+        raise InputError(f"{name}[{qi}] has a non-integer row index; rows index the records")
+    rows_i = rows.astype(np.int64)
+    bad = (rows_i < 0) | (rows_i >= n_rows)
+    if np.any(bad):
+        first = np.flatnonzero(bad)[0]
+        raise InputError(f"{name}[{int(query[first])}] names row {int(rows_i[first])}, outside "
+                         f"0..{n_rows - 1}; relevance must index rows of the record array")
+    keep = grades > 0
+    query, rows_i, grades = query[keep], rows_i[keep], grades[keep]
+    # duplicates of one row within a question keep the highest grade
+    order = np.lexsort((-grades, rows_i, query))
+    query, rows_i, grades = query[order], rows_i[order], grades[order]
+    first = np.ones(len(query), dtype=bool)
+    first[1:] = (query[1:] != query[:-1]) | (rows_i[1:] != rows_i[:-1])
+    pairs = Pairs(query[first], rows_i[first], grades[first], n_queries)
+    if require_each:
+        missing = np.flatnonzero(pairs.counts() == 0)
+        if missing.size:
+            raise InputError(f"{name}[{int(missing[0])}] has no relevant record "
+                             f"({missing.size} such questions); every validation question needs "
+                             "at least one row with grade > 0, so drop those questions")
+    return pairs

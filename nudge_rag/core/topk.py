@@ -1,0 +1,113 @@
+"""Blocked exact top-k search over a record array.
+
+The corpus is read block by block, so memory holds one block of (questions × block) scores at
+a time and never a normalised copy of the corpus.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import InputError
+
+# scores held at once: questions × block rows (float32/64), about 64 MB at float32
+_SCORE_BUDGET = 16_000_000
+
+
+def _block_rows(n_queries: int, n_rows: int) -> int:
+    return int(min(max(_SCORE_BUDGET // max(n_queries, 1), 1024), max(n_rows, 1)))
+
+
+def _merge(best_s, best_r, s, r, k):
+    s = np.concatenate([best_s, s], axis=1)
+    r = np.concatenate([best_r, r], axis=1)
+    if s.shape[1] > k:
+        part = np.argpartition(-s, k - 1, axis=1)[:, :k]
+        s = np.take_along_axis(s, part, axis=1)
+        r = np.take_along_axis(r, part, axis=1)
+    return s, r
+
+
+def topk_scan(docs: np.ndarray, queries: np.ndarray, k: int, row_scale=None, exclude=None,
+              device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
+    """Top-``k`` rows of ``docs`` for each query by ``q · docs[i] * row_scale[i]``.
+
+    ``row_scale`` (e.g. inverse norms) turns inner product into cosine without a normalised
+    copy; ``exclude`` is a boolean mask of rows that never qualify. Returns ``(scores, rows)``
+    sorted by descending score, float64 and int64; missing slots hold ``-inf`` and ``-1``.
+    """
+    if device != "cpu":
+        return _topk_scan_torch(docs, queries, k, row_scale, exclude, device)
+    n = docs.shape[0]
+    nq = queries.shape[0]
+    dtype = np.result_type(docs.dtype, np.float32)
+    q = np.ascontiguousarray(queries, dtype=dtype)
+    best_s = np.full((nq, 0), -np.inf)
+    best_r = np.full((nq, 0), -1, dtype=np.int64)
+    step = _block_rows(nq, n)
+    for start in range(0, n, step):
+        stop = min(start + step, n)
+        scores = q @ np.asarray(docs[start:stop], dtype=dtype).T
+        if row_scale is not None:
+            scores *= row_scale[start:stop].astype(dtype)
+        if exclude is not None:
+            scores[:, exclude[start:stop]] = -np.inf
+        kk = min(k, stop - start)
+        part = np.argpartition(-scores, kk - 1, axis=1)[:, :kk]
+        s = np.take_along_axis(scores, part, axis=1).astype(np.float64)
+        best_s, best_r = _merge(best_s, best_r, s, part + start, k)
+    return _finish(best_s, best_r, k)
+
+
+def _finish(best_s, best_r, k):
+    order = np.argsort(-best_s, axis=1, kind="stable")
+    best_s = np.take_along_axis(best_s, order, axis=1)
+    best_r = np.take_along_axis(best_r, order, axis=1)
+    best_r = np.where(np.isfinite(best_s), best_r, -1)
+    if best_s.shape[1] < k:  # fewer candidate rows than k
+        pad = k - best_s.shape[1]
+        best_s = np.pad(best_s, ((0, 0), (0, pad)), constant_values=-np.inf)
+        best_r = np.pad(best_r, ((0, 0), (0, pad)), constant_values=-1)
+    return best_s, best_r
+
+
+def torch_device(device: str):
+    """Import torch lazily and check that ``device`` exists."""
+    try:
+        import torch
+    except ImportError:
+        raise InputError(f"device={device!r} needs torch; install it (pip install torch) or "
+                         "use device='cpu'") from None
+    try:
+        dev = torch.device(device)
+    except RuntimeError as exc:
+        raise InputError(f"device={device!r} is not a torch device ({exc}); use 'cpu' or "
+                         "'cuda'") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"device={device!r} but torch sees no CUDA GPU; use device='cpu'")
+    return torch, dev
+
+
+def _topk_scan_torch(docs, queries, k, row_scale, exclude, device):
+    torch, dev = torch_device(device)
+    n, nq = docs.shape[0], queries.shape[0]
+    dtype = torch.float64 if docs.dtype == np.float64 else torch.float32
+    q = torch.as_tensor(np.asarray(queries), device=dev).to(dtype)
+    best_s = torch.full((nq, 0), -float("inf"), device=dev, dtype=dtype)
+    best_r = torch.full((nq, 0), -1, device=dev, dtype=torch.int64)
+    step = _block_rows(nq, n)
+    for start in range(0, n, step):
+        stop = min(start + step, n)
+        block = torch.as_tensor(np.ascontiguousarray(docs[start:stop]), device=dev).to(dtype)
+        scores = q @ block.T
+        if row_scale is not None:
+            scores *= torch.as_tensor(row_scale[start:stop], device=dev).to(dtype)
+        if exclude is not None:
+            mask = torch.as_tensor(exclude[start:stop], device=dev)
+            scores[:, mask] = -float("inf")
+        s, r = torch.topk(scores, min(k, stop - start), dim=1)
+        s = torch.cat([best_s, s], dim=1)
+        r = torch.cat([best_r, r + start], dim=1)
+        best_s, idx = torch.topk(s, min(k, s.shape[1]), dim=1)
+        best_r = torch.gather(r, 1, idx)
+    return _finish(best_s.double().cpu().numpy(), best_r.cpu().numpy(), k)
