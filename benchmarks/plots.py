@@ -47,7 +47,7 @@ def plot_ndcg_bars(results: dict, labels: dict, out_dir, name: str = "ndcg-by-me
     datasets = list(results)
     methods = list(dict.fromkeys(m for ds in datasets for m in results[ds]))
     width = 0.8 / max(len(methods), 1)
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.1 * len(methods) * len(datasets) + 2), 4.2))
+    fig, ax = plt.subplots(figsize=(max(7.0, 0.9 * len(methods) * len(datasets) + 2), 5.2))
     colors = plt.get_cmap("tab10")
     for i, method in enumerate(methods):
         xs = [j + (i - (len(methods) - 1) / 2) * width for j in range(len(datasets))]
@@ -60,7 +60,8 @@ def plot_ndcg_bars(results: dict, labels: dict, out_dir, name: str = "ndcg-by-me
     ax.set_xticks(range(len(datasets)), datasets)
     ax.set_ylabel("test NDCG@10")
     ax.set_ylim(0, 1.05)
-    ax.legend(fontsize=7, ncol=2, loc="upper right")
+    # below the axes, so the legend never hides a bar
+    ax.legend(fontsize=7, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.08))
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     path = Path(out_dir) / name

@@ -132,7 +132,7 @@ def fit_ptft(model_path: str, doc_texts: list[str], doc_emb: np.ndarray,
         if step % eval_every == 0 or last:
             score = pool_hit1()
             history.append((step, score))
-            log(f"    ptft step {step}: loss {float(loss):.3f}, pool val hit@1 {score:.3f} "
+            log(f"    ptft step {step}: loss {loss.item():.3f}, pool val hit@1 {score:.3f} "
                 f"({time.perf_counter() - start:.0f} s)")
             if score > best_hit1:
                 best_hit1, best_step = score, step

@@ -92,10 +92,12 @@ def machine_info(threads: int | None) -> dict:
         info["gpu"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
     except ImportError:
         pass
-    for module in ("sentence_transformers", "nudge"):
-        try:
-            info[module] = __import__(module).__version__
-        except ImportError:
+    from importlib import metadata
+
+    for dist in ("sentence-transformers", "nudge-ft", "transformers"):
+        try:   # versions from metadata: importing sentence-transformers alone takes seconds
+            info[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
             pass
     return info
 
