@@ -112,10 +112,15 @@ def _ptft(bench: BenchData, cfg: BenchConfig) -> MethodOutput:
                       [texts[q] for q in s.query_ids["train"]], s.train_rel,
                       [texts[q] for q in s.query_ids["val"]], s.val_q, s.val_rel,
                       cfg.ptft, log=cfg.log)
-    # the fine-tuned model must embed the whole corpus again before it can be evaluated
+    # the fine-tuned model must embed the whole corpus again before it can be evaluated;
+    # when validation kept the untouched base model, its embeddings are the split's own
     start = time.perf_counter()
-    docs = encode_texts(result.model, doc_texts, batch_size=32)
-    test_q = encode_texts(result.model, [texts[q] for q in s.query_ids["test"]], batch_size=64)
+    if result.best_step == 0:
+        docs, test_q = s.doc_emb, s.test_q
+    else:
+        docs = encode_texts(result.model, doc_texts, batch_size=32)
+        test_q = encode_texts(result.model, [texts[q] for q in s.query_ids["test"]],
+                              batch_size=64)
     encode_s = time.perf_counter() - start
     info = {"steps": result.steps, "step_cap": cfg.ptft.max_steps,
             "time_cap_s": cfg.ptft.max_train_s, "stopped_by": result.stopped_by,

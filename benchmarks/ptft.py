@@ -30,7 +30,7 @@ class PtftConfig:
     max_steps: int = 60
     max_train_s: float | None = None
     eval_every: int | None = None     # default: max_steps // 2 (two checkpoints compared)
-    pool_k: int = 5
+    pool_k: int = 3
     train_max_seq_len: int | None = 128
     seed: int = 0
 

@@ -61,7 +61,7 @@ def parse_args(argv=None):
                    help="PTFT training-time cap in seconds per dataset")
     p.add_argument("--ptft-eval-every", type=int, default=None,
                    help="PTFT validation interval (default: half the step cap)")
-    p.add_argument("--ptft-pool-k", type=int, default=5,
+    p.add_argument("--ptft-pool-k", type=int, default=3,
                    help="base-model neighbours per validation question in the PTFT pool")
     p.add_argument("--ptft-train-seq-len", type=int, default=128,
                    help="token limit for records during PTFT training (0: the model's own)")
