@@ -70,6 +70,8 @@ def parse_args(argv=None):
     p.add_argument("--out", default="bench-results", help="folder for JSON and markdown")
     p.add_argument("--plots", default=None, help="folder for PNG plots (none if absent)")
     p.add_argument("--tag", default=None, help="name for the result files (default: time)")
+    p.add_argument("--from-json", default=None, metavar="FILE",
+                   help="run nothing: print the tables of a saved run (and --plots)")
     return p.parse_args(argv)
 
 
@@ -167,6 +169,12 @@ def run_dataset(bench: BenchData, methods: list[str], cfg: BenchConfig, log) -> 
 def main(argv=None) -> dict:
     args = parse_args(argv)
     log = print
+    if args.from_json:
+        result = json.loads(Path(args.from_json).read_text(encoding="utf-8"))
+        log(render_markdown(result))
+        if args.plots:
+            write_plots(result, Path(args.plots))
+        return result
     if args.threads:
         import torch
 
