@@ -47,7 +47,8 @@ def plot_ndcg_bars(results: dict, labels: dict, out_dir, name: str = "ndcg-by-me
     datasets = list(results)
     methods = list(dict.fromkeys(m for ds in datasets for m in results[ds]))
     width = 0.8 / max(len(methods), 1)
-    fig, ax = plt.subplots(figsize=(max(7.0, 0.9 * len(methods) * len(datasets) + 2), 5.2))
+    size = min(12.0, max(7.0, 0.6 * len(methods) * len(datasets) + 2))
+    fig, ax = plt.subplots(figsize=(size, 5.2))
     colors = plt.get_cmap("tab10")
     for i, method in enumerate(methods):
         xs = [j + (i - (len(methods) - 1) / 2) * width for j in range(len(datasets))]

@@ -139,6 +139,9 @@ def gamma_curves(bench: BenchData, rows: dict) -> dict:
         top = max(chosen.values())
         span = max(0.6, 1.5 * top) if variant == "N" else max(0.6, 2.0 * top)
         grid = np.linspace(0.0, min(span, 4.0) if variant == "N" else span, 121)
+        # the metric is piecewise constant in γ: evaluate the chosen γs exactly, not between
+        # grid points
+        grid = np.unique(np.concatenate([grid, list(chosen.values())]))
         values = validation_curve(s.doc_emb, s.train_q, s.train_rel, s.val_q, s.val_rel, grid,
                                   variant)
         curves[variant] = {"gamma": grid.tolist(), "val_ndcg@10": values.tolist(),
