@@ -72,6 +72,9 @@ def parse_args(argv=None):
     p.add_argument("--tag", default=None, help="name for the result files (default: time)")
     p.add_argument("--from-json", default=None, metavar="FILE",
                    help="run nothing: print the tables of a saved run (and --plots)")
+    p.add_argument("--refresh-curves", action="store_true",
+                   help="with --from-json: recompute the γ curves from the data (they are "
+                        "deterministic given the saved γs) and save the JSON again")
     return p.parse_args(argv)
 
 
@@ -174,6 +177,11 @@ def main(argv=None) -> dict:
     log = print
     if args.from_json:
         result = json.loads(Path(args.from_json).read_text(encoding="utf-8"))
+        if args.refresh_curves:
+            for entry in result["datasets"].values():
+                bench = load_bench_data(entry["path"], args, log)
+                entry["gamma_curves"] = gamma_curves(bench, entry["methods"])
+            Path(args.from_json).write_text(json.dumps(result, indent=1, default=float))
         log(render_markdown(result))
         if args.plots:
             write_plots(result, Path(args.plots))
