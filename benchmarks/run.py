@@ -256,8 +256,11 @@ def render_markdown(result: dict) -> str:
                          f"stopped by {ptft['stopped_by']}); best checkpoint at step "
                          f"{ptft['best_step']} by validation hit@1 on a pool of "
                          f"{ptft['val_pool_size']} records; training truncates records to "
-                         f"{ptft['train_max_seq_len']} tokens; re-encoding the corpus took "
-                         f"{ptft['reencode_s']:.0f} s (not in fit s).\n")
+                         f"{ptft['train_max_seq_len']} tokens; "
+                         + ("validation kept the base model, so the base embeddings are "
+                            "reused (no re-encode).\n" if ptft["best_step"] == 0 else
+                            f"re-encoding the corpus took {ptft['reencode_s']:.0f} s "
+                            "(not in fit s).\n"))
         for text, ok in entry["checks"]:
             mark = "PASS" if ok else ("FAIL" if ok is False else "n/a")
             parts.append(f"- {mark}: {text}")
