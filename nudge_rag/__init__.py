@@ -13,6 +13,8 @@ __version__ = "0.1.0"
 _LAZY = {
     "NudgeN": "nudge_rag.core.estimators",
     "NudgeM": "nudge_rag.core.estimators",
+    "EmbeddingFinetuner": "nudge_rag.finetuner",
+    "NudgeDelta": "nudge_rag.delta",
     "NudgeError": "nudge_rag.errors",
     "InputError": "nudge_rag.errors",
     "NotFittedError": "nudge_rag.errors",

@@ -89,7 +89,8 @@ class _Nudge:
             check_same_dim(docs, "doc_emb", vq, "val_q")
             check_finite_nonzero(vq, "val_q")
             val_pairs = to_pairs(val_rel, len(vq), len(docs), "val_rel", require_each=True)
-        inv_norm = 1.0 / check_finite_nonzero(docs, "doc_emb")
+        norms = check_finite_nonzero(docs, "doc_emb")
+        inv_norm = 1.0 / norms
         rows, sums = question_sums(tq, train_pairs)
         if not searching:
             return self._finish(rows, docs[rows], sums, None, None, None, None)
@@ -98,8 +99,10 @@ class _Nudge:
         exclude[rows] = True
         k = max(parse_metric(self._selection_metric())[1],
                 *(parse_metric(m)[1] for m in REPORT_METRICS))
-        scores, comp_rows = topk_scan(docs, vq, k, row_scale=inv_norm, exclude=exclude,
-                                      device=self.device)
+        # unit-norm records (most embedding models) need no rescaling pass over the corpus
+        unit = bool(np.all(np.abs(norms - 1.0) < 1e-6))
+        scores, comp_rows = topk_scan(docs, vq, k, row_scale=None if unit else inv_norm,
+                                      exclude=exclude, device=self.device)
         rel_vecs = np.asarray(docs[val_pairs.row], dtype=np.float64) * inv_norm[val_pairs.row,
                                                                                  None]
         unmoved = np.einsum("ij,ij->i", np.asarray(vq, dtype=np.float64)[val_pairs.query],

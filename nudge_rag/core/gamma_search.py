@@ -57,16 +57,9 @@ class ValidationProblem:
         self.is_moved = moved_rows[pos_c] == pairs.row
         self.pos = np.where(self.is_moved, pos_c, -1)
         self.unmoved_scores = np.where(self.is_moved, 0.0, unmoved_scores)
-        self.A = q @ geometry.e_hat.T
-        self.B = q @ geometry.g_hat.T
-        self._C = None
-        self._q = q
-
-    @property
-    def C(self) -> np.ndarray:
-        if self._C is None:
-            self._C = self._q @ self.geometry.u.T
-        return self._C
+        m = len(moved_rows)
+        products = q @ np.concatenate([geometry.e_hat, geometry.g_hat, geometry.u]).T
+        self.A, self.B, self.C = products[:, :m], products[:, m:2 * m], products[:, 2 * m:]
 
     # -- scores and ranks at one γ ----------------------------------------------------------
     def moved_scores(self, gamma: float, method: str) -> np.ndarray:
@@ -78,19 +71,84 @@ class ValidationProblem:
         s = np.where(g.n_saturated(gamma)[None, :], self.B, s)
         return np.where(g.n_frozen[None, :], self.A, s)
 
+    def _own_scores(self, gamma: float, method: str) -> np.ndarray:
+        """Score of each pair's relevant record at γ."""
+        p = self.pairs
+        if not self.is_moved.any():
+            return self.unmoved_scores
+        qm, jm = p.query[self.is_moved], self.pos[self.is_moved]
+        own = self.unmoved_scores.copy()
+        own[self.is_moved] = self._flat_scores(gamma, method, self.A[qm, jm], self.B[qm, jm],
+                                               None if method == "m" else self.C[qm, jm], jm)
+        return own
+
+    def _flat_scores(self, gamma, method, a, b, c, j):
+        """Scores of moved records ``j`` from their gathered products (any shape)."""
+        if method == "m":
+            return a + gamma * b
+        g = self.geometry
+        alpha, beta = n_coefficients(gamma)
+        s = alpha * a + beta * c
+        s = np.where(g.n_saturated(gamma)[j], b, s)
+        return np.where(g.n_frozen[j], a, s)
+
+    def _unmoved_above(self, own: np.ndarray) -> np.ndarray:
+        p = self.pairs
+        comp_s = self.competition.scores[p.query]
+        return ((comp_s > own[:, None]) & (self.competition.rows[p.query] != p.row[:, None])
+                ).sum(axis=1)
+
+    def restrict_n(self, gamma_hi: float) -> None:
+        """Prune, for γ ∈ [0, gamma_hi], the moved records that can never outscore a pair's
+        relevant record: a competitor matters only if its best score over the range beats the
+        pair's worst. NUDGE-N scores follow ``R cos(θ − θ0)`` on an arc, so both bounds are
+        closed-form. Afterwards :meth:`ranks` only compares the surviving candidates."""
+        g = self.geometry
+        theta_hi = np.arccos(1.0 - min(gamma_hi, 4.0) / 2.0)
+        arc = np.where(g.n_frozen, 0.0,
+                       np.minimum(np.arccos(np.clip(g.cos_phi, -1.0, 1.0)), theta_hi))
+        cos_arc, sin_arc = np.cos(arc), np.sin(arc)
+        # f(θ) = A cos θ + C sin θ = R cos(θ − θ0) on θ ∈ [0, arc]
+        radius = np.hypot(self.A, self.C)
+        end = self.A * cos_arc + self.C * sin_arc
+        peak_inside = (self.C >= 0) & (self.A >= radius * cos_arc)
+        upper = np.where(peak_inside, radius, np.maximum(self.A, end))
+        p = self.pairs
+        own_low = self.unmoved_scores.copy()
+        if self.is_moved.any():
+            qm, jm = p.query[self.is_moved], self.pos[self.is_moved]
+            a_, c_ = self.A[qm, jm], self.C[qm, jm]
+            r_ = np.hypot(a_, c_)
+            end_ = a_ * cos_arc[jm] + c_ * sin_arc[jm]
+            trough_inside = (c_ <= 0) & (-a_ >= r_ * cos_arc[jm])
+            own_low[self.is_moved] = np.where(trough_inside, -r_, np.minimum(a_, end_))
+        slack = 1e-9 * (1.0 + np.abs(own_low))
+        cand = []
+        for lo in range(0, len(p), _PAIR_BLOCK):
+            hi = min(lo + _PAIR_BLOCK, len(p))
+            keep = upper[p.query[lo:hi]] >= (own_low[lo:hi] - slack[lo:hi])[:, None]
+            i, j = np.nonzero(keep)
+            cand.append((i + lo, j))
+        pi = np.concatenate([c[0] for c in cand])
+        j = np.concatenate([c[1] for c in cand])
+        qs = p.query[pi]
+        self._restricted = (gamma_hi, pi, j, self.A[qs, j], self.B[qs, j], self.C[qs, j])
+
     def ranks(self, gamma: float, method: str) -> np.ndarray:
         """1-based rank of every relevant pair at γ (ties count in the pair's favour)."""
         p = self.pairs
+        own = self._own_scores(gamma, method)
+        above = self._unmoved_above(own)
+        restricted = getattr(self, "_restricted", None)
+        if method == "n" and restricted is not None and gamma <= restricted[0]:
+            _, pi, j, a, b, c = restricted
+            s = self._flat_scores(gamma, "n", a, b, c, j)
+            above = above + np.bincount(pi, weights=s > own[pi], minlength=len(p))
+            return 1.0 + above
         s = self.moved_scores(gamma, method)
-        own = np.where(self.is_moved, s[p.query, np.maximum(self.pos, 0)], self.unmoved_scores)
-        above = np.zeros(len(p), dtype=np.int64)
         for lo in range(0, len(p), _PAIR_BLOCK):
             hi = min(lo + _PAIR_BLOCK, len(p))
-            qs, o = p.query[lo:hi], own[lo:hi, None]
-            above[lo:hi] = (s[qs] > o).sum(axis=1)
-            comp = (self.competition.scores[qs] > o) & (
-                self.competition.rows[qs] != p.row[lo:hi, None])
-            above[lo:hi] += comp.sum(axis=1)
+            above[lo:hi] += (s[p.query[lo:hi]] > own[lo:hi, None]).sum(axis=1)
         return 1.0 + above
 
     def metric(self, gamma: float, method: str, metric: str) -> float:
@@ -102,10 +160,11 @@ class ValidationProblem:
     # -- NUDGE-N: grid, then refine -------------------------------------------------------------
     def search_grid(self, metric: str, grid: np.ndarray, refine: int) -> SearchResult:
         gammas = [float(g) for g in grid]
+        step = gammas[1] - gammas[0] if len(gammas) > 1 else 0.0
+        self.restrict_n(max(gammas) + step)
         values = [self.metric(g, "n", metric) for g in gammas]
         if refine and len(gammas) > 1:
             best = _first_best(values)
-            step = gammas[1] - gammas[0]
             lo, hi = max(gammas[best] - step, 0.0), min(gammas[best] + step, 4.0)
             for g in np.linspace(lo, hi, 2 * refine + 1):
                 if not np.any(np.isclose(g, gammas, rtol=0, atol=1e-12)):

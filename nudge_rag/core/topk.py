@@ -18,14 +18,25 @@ def _block_rows(n_queries: int, n_rows: int) -> int:
     return int(min(max(_SCORE_BUDGET // max(n_queries, 1), 1024), max(n_rows, 1)))
 
 
-def _merge(best_s, best_r, s, r, k):
-    s = np.concatenate([best_s, s], axis=1)
-    r = np.concatenate([best_r, r], axis=1)
-    if s.shape[1] > k:
-        part = np.argpartition(-s, k - 1, axis=1)[:, :k]
-        s = np.take_along_axis(s, part, axis=1)
-        r = np.take_along_axis(r, part, axis=1)
-    return s, r
+def _select(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k (unordered) of each row of ``scores``: ``(values, column indices)``."""
+    kk = min(k, scores.shape[1])
+    part = np.argpartition(-scores, kk - 1, axis=1)[:, :kk]
+    return np.take_along_axis(scores, part, axis=1), part
+
+
+def _merge_candidates(best_s, best_r, qi, cols, vals, k):
+    """Fold sparse candidates (question ``qi``, row ``cols``, score ``vals``) into the running
+    top-k. Later blocks yield few candidates, so this costs far less than a partition."""
+    nq = best_s.shape[0]
+    flat_q = np.r_[np.repeat(np.arange(nq), best_s.shape[1]), qi]
+    flat_s = np.r_[best_s.ravel(), vals]
+    flat_r = np.r_[best_r.ravel(), cols]
+    order = np.lexsort((-flat_s, flat_q))
+    flat_q, flat_s, flat_r = flat_q[order], flat_s[order], flat_r[order]
+    starts = np.searchsorted(flat_q, np.arange(nq))
+    take = starts[:, None] + np.arange(k)[None, :]
+    return flat_s[take], flat_r[take]
 
 
 def topk_scan(docs: np.ndarray, queries: np.ndarray, k: int, row_scale=None, exclude=None,
@@ -42,20 +53,33 @@ def topk_scan(docs: np.ndarray, queries: np.ndarray, k: int, row_scale=None, exc
     nq = queries.shape[0]
     dtype = np.result_type(docs.dtype, np.float32)
     q = np.ascontiguousarray(queries, dtype=dtype)
-    best_s = np.full((nq, 0), -np.inf)
-    best_r = np.full((nq, 0), -1, dtype=np.int64)
+    best_s = np.full((nq, k), -np.inf)
+    best_r = np.full((nq, k), -1, dtype=np.int64)
     step = _block_rows(nq, n)
     for start in range(0, n, step):
         stop = min(start + step, n)
         scores = q @ np.asarray(docs[start:stop], dtype=dtype).T
         if row_scale is not None:
-            scores *= row_scale[start:stop].astype(dtype)
-        if exclude is not None:
-            scores[:, exclude[start:stop]] = -np.inf
-        kk = min(k, stop - start)
-        part = np.argpartition(-scores, kk - 1, axis=1)[:, :kk]
-        s = np.take_along_axis(scores, part, axis=1).astype(np.float64)
-        best_s, best_r = _merge(best_s, best_r, s, part + start, k)
+            scores *= row_scale[start:stop].astype(dtype)[None, :]
+        skip = None if exclude is None else exclude[start:stop]
+        if not np.isfinite(best_s[:, -1]).all():
+            # the running top-k is not full yet: a partition of this block fills it
+            if skip is not None:
+                scores[:, skip] = -np.inf
+            s, cols = _select(scores, k)
+            qi = np.repeat(np.arange(nq), s.shape[1])
+            best_s, best_r = _merge_candidates(best_s, best_r, qi, cols.ravel() + start,
+                                               s.ravel().astype(np.float64), k)
+            continue
+        # only scores above each question's current k-th best can enter; excluded rows are
+        # dropped from those few candidates rather than masked in the whole block
+        qi, cols = np.nonzero(scores > best_s[:, -1].astype(dtype)[:, None])
+        if skip is not None and len(qi):
+            keep = ~skip[cols]
+            qi, cols = qi[keep], cols[keep]
+        if len(qi):
+            best_s, best_r = _merge_candidates(best_s, best_r, qi, cols + start,
+                                               scores[qi, cols].astype(np.float64), k)
     return _finish(best_s, best_r, k)
 
 

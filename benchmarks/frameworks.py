@@ -1,0 +1,133 @@
+"""Fit time and query latency through LlamaIndex and LangChain, against the array engine.
+
+Full SciFact with its cached all-MiniLM-L6-v2 embeddings: the stores are built from those
+vectors and questions come pre-embedded, so question embedding is excluded and what is timed
+is what nudge-rag adds. Every row is measured in this process; ratios are against the array
+engine (fit) and against the store's plain retriever (query latency).
+
+    python benchmarks/frameworks.py [--data ../shared/data/scifact] [--repeat 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from nudge_rag import EmbeddingFinetuner, NudgeN  # noqa: E402
+from nudge_rag.datasets import data_root, load_beir, load_split  # noqa: E402
+
+
+def best_of(fn, repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def per_query(fn, queries) -> float:
+    """Median seconds per query."""
+    times = []
+    for q in queries:
+        start = time.perf_counter()
+        fn(q)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def build_stores(split, texts):
+    from langchain_community.vectorstores import FAISS
+    from langchain_core.vectorstores import InMemoryVectorStore
+    from llama_index.core import VectorStoreIndex
+    from llama_index.core.schema import TextNode
+
+    from nudge_rag.local import langchain_embeddings, llama_index_embedding
+
+    nodes = [TextNode(id_=d, text=texts.doc_text(d), embedding=v.tolist())
+             for d, v in zip(split.doc_ids, split.doc_emb)]
+    index = VectorStoreIndex(nodes, embed_model=llama_index_embedding())
+    lc_emb = langchain_embeddings()
+    memory = InMemoryVectorStore(lc_emb)
+    for d, v in zip(split.doc_ids, split.doc_emb):
+        memory.store[d] = {"id": d, "vector": v.tolist(), "text": texts.doc_text(d),
+                           "metadata": {}}
+    faiss = FAISS.from_embeddings([(texts.doc_text(d), v.tolist())
+                                   for d, v in zip(split.doc_ids, split.doc_emb)], lc_emb,
+                                  ids=list(split.doc_ids))
+    return {"LlamaIndex SimpleVectorStore": index, "LangChain InMemoryVectorStore": memory,
+            "LangChain FAISS (flat L2)": faiss}
+
+
+def questions(split, part):
+    q, rel = getattr(split, f"{part}_q"), getattr(split, f"{part}_rel")
+    return [(v, {split.doc_ids[r]: g for r, g in rr.items()}) for v, rr in zip(q, rel)]
+
+
+def plain_query(name, store):
+    if name.startswith("LlamaIndex"):
+        from llama_index.core.schema import QueryBundle
+
+        retriever = store.as_retriever(similarity_top_k=10)
+        return lambda q: retriever.retrieve(QueryBundle("", embedding=q.tolist()))
+    return lambda q: store.similarity_search_with_score_by_vector(q.tolist(), k=10)
+
+
+def overlay_query(name, store, delta):
+    if name.startswith("LlamaIndex"):
+        from llama_index.core.schema import QueryBundle
+
+        retriever = delta.as_retriever(store, similarity_top_k=10)
+        return lambda q: retriever.retrieve(QueryBundle("", embedding=q.tolist()))
+    retriever = delta.as_retriever(store, k=10)
+    return lambda q: retriever._documents(q.tolist())
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    root = data_root()
+    ap.add_argument("--data", type=Path, default=root / "scifact" if root else None)
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--queries", type=int, default=100, help="test questions timed per store")
+    args = ap.parse_args(argv)
+    if args.data is None:
+        ap.error("no data: pass --data DIR (a BEIR folder with cached embeddings)")
+    split = load_split(args.data)
+    stores = build_stores(split, load_beir(args.data))
+    train, val = questions(split, "train"), questions(split, "val")
+
+    array_s = best_of(lambda: NudgeN().fit(split.doc_emb, split.train_q, split.train_rel,
+                                           split.val_q, split.val_rel), args.repeat)
+    print(f"| path | fit s (best of {args.repeat}) | × array engine |")
+    print("|---|---|---|")
+    print(f"| array engine NudgeN | {array_s:.3f} | 1.00 |")
+    deltas = {}
+    for name, store in stores.items():
+        ft = EmbeddingFinetuner(store, show_progress=False)
+        fit_s = best_of(lambda ft=ft: ft.fit(train, val), args.repeat)
+        deltas[name] = ft.delta_
+        print(f"| {name} | {fit_s:.3f} | {fit_s / array_s:.2f} |")
+    print()
+    print(f"| store | plain ms/query | overlay ms/query | × plain |  (median over "
+          f"{args.queries} test questions, top-10)")
+    print("|---|---|---|---|")
+    queries = list(split.test_q[:args.queries])
+    for name, store in stores.items():
+        plain = plain_query(name, store)
+        overlay = overlay_query(name, store, deltas[name])
+        for q in queries[:5]:  # warm both paths
+            plain(q)
+            overlay(q)
+        p = per_query(plain, queries)
+        o = per_query(overlay, queries)
+        print(f"| {name} | {1e3 * p:.2f} | {1e3 * o:.2f} | {o / p:.2f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,73 @@
+"""Embedding questions with the index's own model, on its query path, and fingerprinting it.
+
+LlamaIndex models embed queries with ``get_query_embedding``, LangChain ones with
+``embed_query``; models that can embed many queries at once (``embed_queries``, as the local
+model of :mod:`nudge_rag.local` does) are called in batches.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import numpy as np
+
+from .errors import InputError
+
+
+def progress(iterable, total: int, desc: str, show: bool):
+    """A tqdm bar when asked for and installed; the plain iterable otherwise."""
+    if not show:
+        return iterable
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return iterable
+    return tqdm(iterable, total=total, desc=desc, leave=False)
+
+
+def embed_queries(model, texts: list[str], batch_size: int = 64,
+                  show_progress: bool = False) -> np.ndarray:
+    """Query embeddings of ``texts`` as a float64 matrix."""
+    if model is None:
+        raise InputError("no embedding model is known for this index; pass embed_model=... or "
+                         "give question embeddings")
+    batches = [texts[i:i + batch_size] for i in range(0, len(texts), batch_size)]
+    rows = []
+    for batch in progress(batches, len(batches), "embedding questions", show_progress):
+        if hasattr(model, "embed_queries"):
+            rows.extend(model.embed_queries(batch))
+        elif hasattr(model, "get_query_embedding"):
+            rows.extend(model.get_query_embedding(t) for t in batch)
+        elif hasattr(model, "embed_query"):
+            rows.extend(model.embed_query(t) for t in batch)
+        else:
+            raise InputError(f"embed_model {type(model).__name__} has no query-embedding method "
+                             "(get_query_embedding or embed_query)")
+    return np.asarray(rows, dtype=np.float64).reshape(len(texts), -1)
+
+
+def model_fingerprint(model, dim: int | None) -> dict:
+    """Class, name and dimension: enough to notice a delta used with another model."""
+    if model is None:
+        return {"class": None, "name": None, "dim": dim}
+    name = None
+    for attr in ("model_name", "model", "model_id", "model_path"):
+        value = getattr(model, attr, None)
+        if isinstance(value, str) and value:
+            name = value
+            break
+    return {"class": type(model).__name__, "name": name, "dim": dim}
+
+
+def fingerprints_differ(a: dict, b: dict) -> bool:
+    """True when both name a model and they differ (a missing side is not a conflict)."""
+    if not a.get("class") or not b.get("class"):
+        return False
+    return (a["class"], a.get("name")) != (b["class"], b.get("name"))
+
+
+def questions_fingerprint(ids, texts, relevance) -> str:
+    payload = json.dumps([[str(i), t, sorted((str(k), float(v)) for k, v in r.items())]
+                          for i, t, r in zip(ids, texts, relevance)], ensure_ascii=False)
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]

