@@ -75,29 +75,35 @@ def _question_from_row(row, where: str, known: set | None, source: str) -> Quest
     return Question(str(qid) if qid is not None else "", text, relevant, embedding, metadata)
 
 
-def read_jsonl(path, known_ids=None, source: str = "human") -> QuestionSet:
-    """Read a question JSONL file. Errors name ``path:line`` and the field at fault."""
-    known = _known(known_ids)
-    questions = []
-    seen: dict[str, int] = {}
+def jsonl_rows(path):
+    """``(line number, "path:line", parsed JSON)`` for every non-blank line of a JSONL file;
+    a line that is not JSON is an :class:`InputError` naming it."""
     with open(path, encoding="utf-8") as fh:
         for lineno, line in enumerate(fh, 1):
             if not line.strip():
                 continue
             where = f"{path}:{lineno}"
             try:
-                row = json.loads(line)
+                yield lineno, where, json.loads(line)
             except json.JSONDecodeError as exc:
                 raise InputError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno}); "
                                  "fix or remove that line") from None
-            q = _question_from_row(row, where, known, source)
-            if not q.id:
-                q = Question(f"line{lineno}", q.text, q.relevant, q.embedding, q.metadata)
-            if q.id in seen:
-                raise InputError(f"{where}: id {q.id!r} was already used on line {seen[q.id]}; "
-                                 "ids must be unique")
-            seen[q.id] = lineno
-            questions.append(q)
+
+
+def read_jsonl(path, known_ids=None, source: str = "human") -> QuestionSet:
+    """Read a question JSONL file. Errors name ``path:line`` and the field at fault."""
+    known = _known(known_ids)
+    questions = []
+    seen: dict[str, int] = {}
+    for lineno, where, row in jsonl_rows(path):
+        q = _question_from_row(row, where, known, source)
+        if not q.id:
+            q = Question(f"line{lineno}", q.text, q.relevant, q.embedding, q.metadata)
+        if q.id in seen:
+            raise InputError(f"{where}: id {q.id!r} was already used on line {seen[q.id]}; "
+                             "ids must be unique")
+        seen[q.id] = lineno
+        questions.append(q)
     if not questions:
         raise InputError(f"{path} holds no questions; an empty question set cannot train")
     return QuestionSet(questions)

@@ -29,6 +29,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ..errors import InputError
+from .io import jsonl_rows
 from .normalize import normalize_text
 from .question_set import Question, QuestionSet
 from .split import to_epoch
@@ -91,19 +92,10 @@ def _get(row: Mapping, path: str):
 
 
 def _rows_jsonl(path: Path):
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            where = f"{path}:{lineno}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno}); "
-                                 "fix or remove that line") from None
-            if not isinstance(row, dict):
-                raise InputError(f"{where}: expected a JSON object, got {type(row).__name__}")
-            yield where, row
+    for _, where, row in jsonl_rows(path):
+        if not isinstance(row, dict):
+            raise InputError(f"{where}: expected a JSON object, got {type(row).__name__}")
+        yield where, row
 
 
 def _rows_csv(path: Path, delimiter: str, query_field: str):

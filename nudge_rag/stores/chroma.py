@@ -13,7 +13,7 @@ import numpy as np
 
 from ..errors import InputError
 from .base import StoreAdapter
-from .database import DatabaseAdapter, database_errors
+from .database import DatabaseAdapter, LlamaNodeStore, database_errors
 
 _SPACES = {"cosine": "cosine", "ip": "dot", "l2": "l2"}
 
@@ -94,7 +94,7 @@ class ChromaAdapter(DatabaseAdapter, StoreAdapter):
         return self.collection.get(ids=ids, where=filters, include=[])["ids"]
 
 
-class LlamaChromaAdapter(ChromaAdapter):
+class LlamaChromaAdapter(LlamaNodeStore, ChromaAdapter):
     """A LlamaIndex ``VectorStoreIndex`` (or bare store) over a ``ChromaVectorStore``;
     ``filters`` are LlamaIndex ``MetadataFilters``."""
 
@@ -105,9 +105,6 @@ class LlamaChromaAdapter(ChromaAdapter):
         self.store = vector_store if vector_store is not None else index.vector_store
         super().__init__(self.store._collection, owner=index if index is not None
                          else self.store)
-
-    def embed_model(self):
-        return getattr(self.index, "_embed_model", None) if self.index is not None else None
 
     def _where(self, filters):
         if filters is None:
@@ -121,11 +118,6 @@ class LlamaChromaAdapter(ChromaAdapter):
 
     def _filter(self, ids, filters):
         return super()._filter(ids, self._where(filters))
-
-    def nodes(self, ids):
-        with database_errors(self.kind, "reading nodes"):
-            got = {n.node_id: n for n in self.store.get_nodes(node_ids=list(ids))}
-        return [got[i] for i in ids if i in got]
 
 
 class LangChainChromaAdapter(ChromaAdapter):

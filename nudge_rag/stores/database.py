@@ -87,3 +87,20 @@ class DatabaseAdapter:
         with database_errors(self.kind, "evaluating filters"):
             admitted = set(self._filter(list(ids), filters))
         return [i for i in ids if i in admitted]
+
+
+class LlamaNodeStore:
+    """Mixin for LlamaIndex stores that hold the nodes themselves (their index's docstore is
+    empty): nodes come from the store, the embedding model from the index."""
+
+    kind: str
+    index = None
+    store = None
+
+    def embed_model(self):
+        return getattr(self.index, "_embed_model", None) if self.index is not None else None
+
+    def nodes(self, ids):
+        with database_errors(self.kind, "reading nodes"):
+            got = {n.node_id: n for n in self.store.get_nodes(node_ids=list(ids))}
+        return [got[i] for i in ids if i in got]

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..errors import StoreError
 from .base import StoreAdapter
-from .database import DatabaseAdapter, database_errors
+from .database import DatabaseAdapter, LlamaNodeStore, database_errors
 
 _OPS = {"cosine": "<=>", "dot": "<#>", "l2": "<->"}
 
@@ -118,7 +118,7 @@ class PgVectorAdapter(DatabaseAdapter, StoreAdapter):
                 conn.execute(sql, params)
 
 
-class LlamaPgVectorAdapter(PgVectorAdapter):
+class LlamaPgVectorAdapter(LlamaNodeStore, PgVectorAdapter):
     """LlamaIndex ``PGVectorStore`` (ranks by cosine distance; ids are node ids)."""
 
     kind = "llama-index PGVectorStore"
@@ -132,14 +132,6 @@ class LlamaPgVectorAdapter(PgVectorAdapter):
         name = f'"{table.schema}"."{table.name}"' if table.schema else f'"{table.name}"'
         super().__init__(self.store._engine, name, "node_id", "embedding", "cosine",
                          owner=index if index is not None else self.store)
-
-    def embed_model(self):
-        return getattr(self.index, "_embed_model", None) if self.index is not None else None
-
-    def nodes(self, ids):
-        with database_errors(self.kind, "reading nodes"):
-            got = {n.node_id: n for n in self.store.get_nodes(node_ids=list(ids))}
-        return [got[i] for i in ids if i in got]
 
 
 class LangChainPgVectorAdapter(PgVectorAdapter):

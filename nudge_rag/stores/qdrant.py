@@ -17,7 +17,7 @@ import numpy as np
 
 from ..errors import InputError
 from .base import StoreAdapter
-from .database import DatabaseAdapter, database_errors
+from .database import DatabaseAdapter, LlamaNodeStore, database_errors
 
 _DISTANCES = {"Cosine": "cosine", "Dot": "dot", "Euclid": "l2"}
 
@@ -125,7 +125,7 @@ class QdrantAdapter(DatabaseAdapter, StoreAdapter):
         return [str(p.id) for p in points]
 
 
-class LlamaQdrantAdapter(QdrantAdapter):
+class LlamaQdrantAdapter(LlamaNodeStore, QdrantAdapter):
     """A LlamaIndex ``VectorStoreIndex`` (or bare store) over a ``QdrantVectorStore``;
     ``filters`` are LlamaIndex ``MetadataFilters``."""
 
@@ -141,9 +141,6 @@ class LlamaQdrantAdapter(QdrantAdapter):
                          self.store.dense_vector_name,
                          owner=index if index is not None else self.store)
 
-    def embed_model(self):
-        return getattr(self.index, "_embed_model", None) if self.index is not None else None
-
     def _native_filter(self, filters):
         return None if filters is None else self.store._build_subfilter(filters)
 
@@ -152,11 +149,6 @@ class LlamaQdrantAdapter(QdrantAdapter):
 
     def _filter(self, ids, filters):
         return super()._filter(ids, self._native_filter(filters))
-
-    def nodes(self, ids):
-        with database_errors(self.kind, "reading nodes"):
-            got = {n.node_id: n for n in self.store.get_nodes(node_ids=list(ids))}
-        return [got[i] for i in ids if i in got]
 
 
 class LangChainQdrantAdapter(QdrantAdapter):
