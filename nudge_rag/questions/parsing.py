@@ -128,8 +128,11 @@ def parse_questions(answer) -> list[str]:
         question = _clean(item)
         if not question or _ANSWER.match(question):
             continue
-        if question.endswith(":") or _REFUSAL.match(question) or \
-                (_PREAMBLE.match(question) and not question.endswith("?")):
+        # a line that ends in "?" is a question even when it opens like a refusal or a
+        # preamble ("Error bars ...?", "Note-taking ...?")
+        asks = question.endswith("?")
+        if question.endswith(":") or (not asks and (_REFUSAL.match(question)
+                                                    or _PREAMBLE.match(question))):
             continue
         key = normalize_text(question)
         if len(key.split()) < MIN_WORDS or key in seen:

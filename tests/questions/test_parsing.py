@@ -72,3 +72,10 @@ def test_any_list_in_any_shape_round_trips(questions, shape, chatty):
     answer = f"Sure! Here are {len(questions)} questions:\n\n{body}\n\nHope this helps!" \
         if chatty else body
     assert parse_questions(answer) == questions
+
+
+@pytest.mark.parametrize("line", ["Error bars in the figure mean what?",
+                                  "Sorry state of affairs causes what?",
+                                  "Note taking improves recall how much?"])
+def test_a_question_that_opens_like_a_refusal_is_kept(line):
+    assert parse_questions(f"1. {line}") == [line]
