@@ -1,7 +1,8 @@
 """LangChain: a retriever that overlays a NudgeDelta on a vector store.
 
 A ``BaseRetriever``, so it has ``invoke``, ``ainvoke`` and ``batch`` and composes in LCEL
-chains. Each returned Document carries the store's own score in ``metadata["score"]``.
+chains. Like LangChain's own retrievers it returns the stored Documents; ``search_with_scores``
+gives them with the store's own scores.
 """
 
 from __future__ import annotations
@@ -42,12 +43,14 @@ class NudgedRetriever(BaseRetriever):
     def delta(self):
         return self.overlay.delta
 
-    def _documents(self, embedding) -> list[Document]:
+    def search_with_scores(self, embedding) -> list[tuple[Document, float]]:
+        """``(document, score)`` pairs for a query vector, best first; scores are the store's
+        own (a distance for L2 stores), as ``similarity_search_with_score_by_vector`` gives."""
         ids, scores = self.overlay.search(embedding, self.k, self.filter)
-        docs = self.overlay.adapter.documents(ids)
-        return [Document(id=d.id if d.id is not None else i, page_content=d.page_content,
-                         metadata={**d.metadata, "score": s})
-                for i, d, s in zip(ids, docs, scores)]
+        return list(zip(self.overlay.adapter.documents(ids), scores))
+
+    def _documents(self, embedding) -> list[Document]:
+        return [doc for doc, _ in self.search_with_scores(embedding)]
 
     def _embeddings(self):
         emb = getattr(self.vectorstore, "embeddings", None)

@@ -45,10 +45,9 @@ def test_inmemory_full_scifact_and_overlay_equality(inmemory_fit, scifact_inmemo
         hits = nudged.similarity_search_with_score_by_vector(list(q), k=10)
         ids = [d.id for d, _ in hits]
         materialised.append(ids)
-        got = overlay._documents(list(q))
-        assert [d.id for d in got] == ids
-        np.testing.assert_allclose([d.metadata["score"] for d in got], [s for _, s in hits],
-                                   atol=1e-6)
+        got = overlay.search_with_scores(list(q))
+        assert [d.id for d, _ in got] == ids
+        np.testing.assert_allclose([s for _, s in got], [s for _, s in hits], atol=1e-6)
     assert ndcg_of(materialised, scifact_split) >= 0.845
     # the original store still holds the original vectors
     np.testing.assert_allclose([scifact_inmemory.store[i]["vector"] for i in delta.ids],
@@ -67,10 +66,9 @@ def test_faiss_full_scifact_l2(scifact_faiss, scifact_split):
         ids = [nudged.index_to_docstore_id[i] for i in
                nudged.index.search(np.asarray([q], dtype=np.float32), 10)[1][0]]
         ids_all.append(ids)
-        got = overlay._documents(list(q))
-        assert [d.id for d in got] == ids
-        np.testing.assert_allclose([d.metadata["score"] for d in got], [s for _, s in hits],
-                                   atol=1e-4)
+        got = overlay.search_with_scores(list(q))
+        assert [d.id for d, _ in got] == ids
+        np.testing.assert_allclose([s for _, s in got], [s for _, s in hits], atol=1e-4)
     assert ndcg_of(ids_all, scifact_split) >= 0.845
     assert scifact_faiss.index.ntotal == nudged.index.ntotal
 
