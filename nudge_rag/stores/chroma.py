@@ -13,7 +13,7 @@ import numpy as np
 
 from ..errors import InputError
 from .base import StoreAdapter
-from .database import DatabaseAdapter, LlamaNodeStore, database_errors
+from .database import DatabaseAdapter, LangChainDocumentStore, LlamaNodeStore, database_errors
 
 _SPACES = {"cosine": "cosine", "ip": "dot", "l2": "l2"}
 
@@ -120,7 +120,7 @@ class LlamaChromaAdapter(LlamaNodeStore, ChromaAdapter):
         return super()._filter(ids, self._where(filters))
 
 
-class LangChainChromaAdapter(ChromaAdapter):
+class LangChainChromaAdapter(LangChainDocumentStore, ChromaAdapter):
     """A LangChain ``Chroma`` store; ``filter`` is a Chroma ``where`` dict."""
 
     kind = "langchain Chroma"
@@ -128,11 +128,3 @@ class LangChainChromaAdapter(ChromaAdapter):
     def __init__(self, store):
         self.store = store
         super().__init__(store._collection, owner=store)
-
-    def embed_model(self):
-        return self.store.embeddings
-
-    def documents(self, ids):
-        with database_errors(self.kind, "reading documents"):
-            got = {d.id: d for d in self.store.get_by_ids(list(ids))}
-        return [got[i] for i in ids if i in got]

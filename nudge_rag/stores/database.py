@@ -104,3 +104,18 @@ class LlamaNodeStore:
         with database_errors(self.kind, "reading nodes"):
             got = {n.node_id: n for n in self.store.get_nodes(node_ids=list(ids))}
         return [got[i] for i in ids if i in got]
+
+
+class LangChainDocumentStore:
+    """Mixin for LangChain stores that return their documents by id (``get_by_ids``)."""
+
+    kind: str
+    store = None
+
+    def embed_model(self):
+        return self.store.embeddings
+
+    def documents(self, ids):
+        with database_errors(self.kind, "reading documents"):
+            got = {d.id: d for d in self.store.get_by_ids(list(ids))}
+        return [got[i] for i in ids if i in got]

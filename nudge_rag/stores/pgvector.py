@@ -13,7 +13,7 @@ import numpy as np
 
 from ..errors import StoreError
 from .base import StoreAdapter
-from .database import DatabaseAdapter, LlamaNodeStore, database_errors
+from .database import DatabaseAdapter, LangChainDocumentStore, LlamaNodeStore, database_errors
 
 _OPS = {"cosine": "<=>", "dot": "<#>", "l2": "<->"}
 
@@ -134,7 +134,7 @@ class LlamaPgVectorAdapter(LlamaNodeStore, PgVectorAdapter):
                          owner=index if index is not None else self.store)
 
 
-class LangChainPgVectorAdapter(PgVectorAdapter):
+class LangChainPgVectorAdapter(LangChainDocumentStore, PgVectorAdapter):
     """LangChain ``PGVector`` (langchain-postgres): one collection of ``langchain_pg_embedding``."""
 
     kind = "langchain PGVector"
@@ -153,11 +153,3 @@ class LangChainPgVectorAdapter(PgVectorAdapter):
         super().__init__(store._engine, f'"{table}"', "id", "embedding",
                          strategies[store._distance_strategy],
                          scope=("collection_id", uuid), owner=store)
-
-    def embed_model(self):
-        return self.store.embeddings
-
-    def documents(self, ids):
-        with database_errors(self.kind, "reading documents"):
-            got = {d.id: d for d in self.store.get_by_ids(list(ids))}
-        return [got[i] for i in ids if i in got]

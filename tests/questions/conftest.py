@@ -6,15 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from nudge_rag.datasets import data_root, load_beir
+from nudge_rag.datasets import load_beir
+from tests.conftest import dataset_dir
 
 
 def _dataset(name: str) -> Path:
-    root = data_root()
-    if root is None or not (root / name / "queries.jsonl").is_file():
-        pytest.skip(f"{name} data not found: set NUDGE_RAG_DATA to a folder holding {name}/ "
-                    "in BEIR layout (see shared/data/README.md)")
-    return root / name
+    return dataset_dir(name)
 
 
 @pytest.fixture(scope="session")
