@@ -184,27 +184,18 @@ def read_beir(folder, splits=None, known_ids=None) -> QuestionSet:
     known = _known(known_ids)
     questions = []
     found = set()
-    with open(queries_path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            where = f"{queries_path}:{lineno}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"{where}: not valid JSON ({exc.msg}); fix or remove that "
-                                 "line") from None
-            if not isinstance(row, dict) or "_id" not in row:
-                raise InputError(f"{where}: field '_id' is missing")
-            qid = str(row["_id"])
-            if qid not in relevance:
-                continue
-            found.add(qid)
-            _check_known(relevance[qid], known, f"{where} (query {qid!r})")
-            metadata = {"source": "human", "split": split_of[qid]}
-            if isinstance(row.get("metadata"), dict):
-                metadata.update(row["metadata"])
-            questions.append(Question(qid, row.get("text"), relevance[qid], None, metadata))
+    for _, where, row in jsonl_rows(queries_path):
+        if not isinstance(row, dict) or "_id" not in row:
+            raise InputError(f"{where}: field '_id' is missing")
+        qid = str(row["_id"])
+        if qid not in relevance:
+            continue
+        found.add(qid)
+        _check_known(relevance[qid], known, f"{where} (query {qid!r})")
+        metadata = {"source": "human", "split": split_of[qid]}
+        if isinstance(row.get("metadata"), dict):
+            metadata.update(row["metadata"])
+        questions.append(Question(qid, row.get("text"), relevance[qid], None, metadata))
     missing = sorted(set(relevance) - found)
     if missing:
         raise InputError(f"qrels name query ids {missing[:5]} that {queries_path} does not "
