@@ -5,13 +5,15 @@ Reads are ``SELECT id, embedding ... WHERE id = ANY(:ids)``; the competition is 
 ``ORDER BY embedding <op> :q LIMIT k`` (an HNSW index answers it where one exists); writes are
 one ``UPDATE`` per moved record, all in one transaction, so an apply is whole or not at all.
 Scores: cosine ``1 - (a <=> b)``, inner product ``-(a <#> b)``, squared ``a <-> b``.
+Metadata filters (LlamaIndex ``MetadataFilters``, a langchain-postgres ``filter`` dict) are
+turned into SQL by the framework's own filter builder, so they mean what they mean there.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ..errors import StoreError
+from ..errors import InputError, StoreError
 from .base import StoreAdapter
 from .database import DatabaseAdapter, LangChainDocumentStore, LlamaNodeStore, database_errors
 
@@ -87,11 +89,10 @@ class PgVectorAdapter(DatabaseAdapter, StoreAdapter):
         return [str(r[0]) for r in rows]
 
     def _search(self, queries, k, filters):
+        if filters is not None:
+            return self._filtered_search(queries, k, self._filter_clause(filters))
         from sqlalchemy import text
 
-        if filters is not None:
-            raise StoreError(f"{self.kind}: metadata filters are not supported yet; retrieve "
-                             "without filters or filter afterwards")
         op = _OPS[self.similarity]
         sql = text(f"SELECT {self.id_col}, {self.vec_col} {op} CAST(:q AS vector) AS d "
                    f"FROM {self.table} WHERE {self._where()} ORDER BY d LIMIT :k")
@@ -99,11 +100,54 @@ class PgVectorAdapter(DatabaseAdapter, StoreAdapter):
         with self.engine.connect() as conn:
             for q in queries:
                 rows = conn.execute(sql, self._params(q=_literal(q), k=int(k))).fetchall()
-                d = np.array([r[1] for r in rows], dtype=np.float64)
                 ids.append([str(r[0]) for r in rows])
-                scores.append(1.0 - d if self.similarity == "cosine" else
-                              -d if self.similarity == "dot" else d**2)
+                scores.append(self._similarity([r[1] for r in rows]))
         return ids, scores
+
+    def _similarity(self, distances) -> np.ndarray:
+        d = np.array(distances, dtype=np.float64)
+        return 1.0 - d if self.similarity == "cosine" else -d if self.similarity == "dot" else d**2
+
+    # -- metadata filters: the framework's own filter, turned into SQL by the framework ---------
+    def _table_object(self):
+        """The SQLAlchemy table behind the store (subclasses that take filters say which)."""
+        raise StoreError(f"{self.kind}: metadata filters need the framework's table; use "
+                         "LlamaIndex PGVectorStore or langchain-postgres PGVector")
+
+    def _filter_clause(self, filters):
+        raise StoreError(f"{self.kind} cannot evaluate metadata filters")
+
+    def _scoped(self, stmt, table):
+        return stmt.where(table.c[self.scope[0]] == self.scope[1]) if self.scope else stmt
+
+    def _filtered_search(self, queries, k, clause):
+        """``ORDER BY distance LIMIT k`` under the filter, as the store's own filtered query
+        runs it (with HNSW, pgvector filters the index's candidates)."""
+        from sqlalchemy import select
+
+        table = self._table_object()
+        col = table.c[self.vec_col]
+        distance = {"cosine": col.cosine_distance, "dot": col.max_inner_product,
+                    "l2": col.l2_distance}[self.similarity]
+        ids, scores = [], []
+        with self.engine.connect() as conn:
+            for q in queries:
+                d = distance(np.asarray(q, dtype=np.float32).tolist()).label("d")
+                stmt = self._scoped(select(table.c[self.id_col], d), table).where(clause)
+                rows = conn.execute(stmt.order_by(d).limit(int(k))).fetchall()
+                ids.append([str(r[0]) for r in rows])
+                scores.append(self._similarity([r[1] for r in rows]))
+        return ids, scores
+
+    def _filter(self, ids, filters):
+        from sqlalchemy import select
+
+        table = self._table_object()
+        key = table.c[self.id_col]
+        stmt = self._scoped(select(key), table).where(key.in_(list(ids)))
+        with self.engine.connect() as conn:
+            rows = conn.execute(stmt.where(self._filter_clause(filters))).fetchall()
+        return [str(r[0]) for r in rows]
 
     def write(self, ids, vectors):
         """Every moved record in one transaction: all of them change, or none."""
@@ -133,6 +177,13 @@ class LlamaPgVectorAdapter(LlamaNodeStore, PgVectorAdapter):
         super().__init__(self.store._engine, name, "node_id", "embedding", "cosine",
                          owner=index if index is not None else self.store)
 
+    def _table_object(self):
+        return self.store._table_class.__table__
+
+    def _filter_clause(self, filters):
+        """LlamaIndex ``MetadataFilters``, as PGVectorStore itself turns them into SQL."""
+        return self.store._recursively_apply_filters(filters)
+
 
 class LangChainPgVectorAdapter(LangChainDocumentStore, PgVectorAdapter):
     """LangChain ``PGVector`` (langchain-postgres): one collection of ``langchain_pg_embedding``."""
@@ -153,3 +204,14 @@ class LangChainPgVectorAdapter(LangChainDocumentStore, PgVectorAdapter):
         super().__init__(store._engine, f'"{table}"', "id", "embedding",
                          strategies[store._distance_strategy],
                          scope=("collection_id", uuid), owner=store)
+
+    def _table_object(self):
+        return self.store.EmbeddingStore.__table__
+
+    def _filter_clause(self, filters):
+        """A langchain-postgres ``filter`` dict (``{"key": value}``, ``$eq``, ``$in``, ``$and``
+        ...), as PGVector itself turns it into SQL over the JSONB metadata."""
+        if not isinstance(filters, dict):
+            raise InputError("filter for a langchain PGVector store must be a dict such as "
+                             "{'topic': 'x'} or {'year': {'$gte': 2020}}")
+        return self.store._create_filter_clause(filters)

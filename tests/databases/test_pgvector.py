@@ -261,3 +261,50 @@ def test_killed_mid_apply_leaves_the_table_as_it_was(server, tmp_path):
     delta.revert(store)
     np.testing.assert_array_equal(adapter.fetch(prob.ids)[1], before)
     assert len(row) == adapter.count()
+
+
+def _odd_filter(kind):
+    """Metadata filter ``parity == 1`` in the framework's own filter language."""
+    if kind == "llama":
+        from llama_index.core.vector_stores import MetadataFilter, MetadataFilters
+
+        return MetadataFilters(filters=[MetadataFilter(key="parity", value=1)])
+    return {"parity": {"$eq": 1}}
+
+
+def test_filtered_overlay_equals_the_filtered_applied_store(built, prob):
+    from nudge_rag import EmbeddingFinetuner
+    from nudge_rag.overlay import Overlay
+
+    kind, obj = built
+    delta = EmbeddingFinetuner(obj, show_progress=False).fit(prob.train, prob.val)
+    adapter = _adapter(obj)
+    odd = {i for r, i in enumerate(prob.ids) if r % 2}
+    filters = _odd_filter(kind)
+    assert set(adapter.filter_ids(delta.ids, filters)) == set(delta.ids) & odd
+    queries = np.array([q for q, _ in prob.val[:8]])
+    overlaid = [Overlay(obj, delta).search(q, 10, filters) for q in queries]
+    delta.apply(obj, inplace=True)
+    try:
+        for q, (ids, scores) in zip(queries, overlaid):
+            assert len(ids) == 10 and set(ids) <= odd
+            want_ids, want_scores = adapter.query(q, 10, filters)
+            assert ids == want_ids
+            np.testing.assert_allclose(scores, want_scores, atol=1e-5)
+    finally:
+        delta.revert(obj)
+
+
+def test_filtered_retrievers_return_only_admitted_records(built, prob):
+    from nudge_rag import EmbeddingFinetuner
+
+    kind, obj = built
+    delta = EmbeddingFinetuner(obj, show_progress=False).fit(prob.train, prob.val)
+    if kind == "llama":
+        hits = delta.as_retriever(obj, similarity_top_k=6,
+                                  filters=_odd_filter(kind)).retrieve("document parity")
+        metas = [h.node.metadata for h in hits]
+    else:
+        metas = [d.metadata for d in delta.as_retriever(
+            obj, k=6, filter=_odd_filter(kind)).invoke("document parity")]
+    assert len(metas) == 6 and all(m["parity"] == 1 for m in metas)
