@@ -91,6 +91,26 @@ class StoreAdapter(ABC):
             return list(ids)
         raise StoreError(f"{self.kind} cannot evaluate metadata filters on moved records")
 
+    def admitted_search(self, query: np.ndarray, k: int, filters) -> tuple[list[str],
+                                                                           np.ndarray]:
+        """Top-``k`` of one query among the records ``filters`` admits, for stores whose index
+        cannot filter while it searches (FAISS): unfiltered searches, twice as deep each time,
+        until ``k`` records pass or the index has nothing more to give."""
+        total = self.count()
+        depth = min(4 * k, total)
+        verdict: dict[str, bool] = {}
+        while True:
+            ids, native = self.search(np.asarray(query)[None, :], max(depth, 1))
+            ids, native = ids[0], native[0][:len(ids[0])]
+            unseen = [i for i in ids if i not in verdict]
+            admitted = set(self.filter_ids(unseen, filters))
+            verdict.update((i, i in admitted) for i in unseen)
+            keep = [j for j, i in enumerate(ids) if verdict[i]]
+            if len(keep) >= k or depth >= total or len(ids) < depth:
+                keep = keep[:k]
+                return [ids[j] for j in keep], native[keep]
+            depth = min(2 * depth, total)
+
     # -- scoring ---------------------------------------------------------------------------------
     @property
     def higher_is_better(self) -> bool:

@@ -72,8 +72,11 @@ class FaissPositionalAdapter(StoreAdapter):
 
     def search(self, queries, k, filters=None):
         if filters is not None:
-            raise StoreError(f"{self.kind}: filtered search is not supported; filter after "
-                             "retrieval or use a flat index")
+            found = [self.admitted_search(q, k, filters) for q in np.atleast_2d(queries)]
+            native = np.full((len(found), k), np.nan)
+            for j, (_, s) in enumerate(found):
+                native[j, :len(s)] = s
+            return [ids for ids, _ in found], native
         q = np.atleast_2d(np.asarray(queries, dtype=np.float32)).copy()
         if self._normalise_queries():
             q /= np.linalg.norm(q, axis=1, keepdims=True)
@@ -144,6 +147,13 @@ class LangChainFaissAnnAdapter(FaissPositionalAdapter):
     def documents(self, ids):
         return [self.store.docstore.search(i) for i in ids]
 
+    def filter_ids(self, ids, filters):
+        """LangChain's own filter semantics (a metadata dict or a callable)."""
+        if filters is None:
+            return list(ids)
+        admit = self.store._create_filter_func(filters)
+        return [i for i, d in zip(ids, self.documents(ids)) if admit(d.metadata)]
+
     def clone_with(self, ids, vectors):
         import faiss
 
@@ -192,6 +202,17 @@ class LlamaFaissAdapter(FaissPositionalAdapter):
 
     def nodes(self, ids):
         return self.llama_index.docstore.get_nodes(list(ids))
+
+    def filter_ids(self, ids, filters):
+        """LlamaIndex ``MetadataFilters`` on the nodes' metadata (FaissVectorStore itself has
+        no filtered search, so this is what makes filters work through the overlay)."""
+        if filters is None:
+            return list(ids)
+        from llama_index.core.vector_stores.utils import build_metadata_filter_fn
+
+        meta = {n.node_id: n.metadata for n in self.nodes(ids)}
+        admit = build_metadata_filter_fn(lambda node_id: meta.get(node_id, {}), filters)
+        return [i for i in ids if admit(i)]
 
 
 def check_supported(index, flat_ok: bool = False) -> None:

@@ -135,19 +135,10 @@ class FaissAdapter(MatrixBacked):
     def query(self, query, k, filters=None):
         """FAISS's own index search; with a filter, deeper until ``k`` records pass (LangChain's
         own filtered search stops at ``fetch_k`` and can return fewer)."""
-        total = self.store.index.ntotal
-        depth = k if filters is None else min(4 * k, total)
-        admit = None if filters is None else self.store._create_filter_func(filters)
-        while True:
-            ids, native = self.search(np.asarray(query)[None, :], depth)
-            ids, native = ids[0], native[0][:len(ids[0])]
-            if admit is None:
-                return ids, native
-            keep = [j for j, i in enumerate(ids) if admit(self.store.docstore.search(i).metadata)]
-            if len(keep) >= k or depth >= total:
-                keep = keep[:k]
-                return [ids[j] for j in keep], native[keep]
-            depth = min(2 * depth, total)
+        if filters is not None:
+            return self.admitted_search(query, k, filters)
+        ids, native = self.search(np.asarray(query)[None, :], k)
+        return ids[0], native[0][:len(ids[0])]
 
     def documents(self, ids):
         return [self.store.docstore.search(i) for i in ids]

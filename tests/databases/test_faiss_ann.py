@@ -102,19 +102,14 @@ def test_unsupported_index_type():
         adapt(store)
 
 
-@pytest.mark.parametrize("kind", ["flat", "hnsw", "ivf"])
-def test_llama_index_faiss(kind):
-    pytest.importorskip("llama_index.vector_stores.faiss")
+def _llama_faiss(kind, prob):
+    """A LlamaIndex VectorStoreIndex over a FaissVectorStore of ``kind`` holding ``prob``."""
     from llama_index.core import StorageContext, VectorStoreIndex
     from llama_index.core.schema import TextNode
     from llama_index.vector_stores.faiss import FaissVectorStore
 
-    from nudge_rag import EmbeddingFinetuner
-    from nudge_rag.overlay import Overlay
-    from nudge_rag.stores import adapt
     from tests.fakes import CountingLlamaEmbedding
 
-    prob = problem()
     if kind == "flat":
         index = faiss.IndexFlatL2(prob.dim)
     elif kind == "hnsw":
@@ -124,11 +119,23 @@ def test_llama_index_faiss(kind):
         index = faiss.IndexIVFFlat(faiss.IndexFlatL2(prob.dim), prob.dim, 4)
         index.train(prob.docs)
         index.nprobe = 4
-    nodes = [TextNode(id_=i, text=prob.text(r), embedding=prob.docs[r].tolist())
-             for r, i in enumerate(prob.ids)]
-    llama = VectorStoreIndex(nodes, storage_context=StorageContext.from_defaults(
+    nodes = [TextNode(id_=i, text=prob.text(r), embedding=prob.docs[r].tolist(),
+                      metadata={"parity": r % 2}) for r, i in enumerate(prob.ids)]
+    return VectorStoreIndex(nodes, storage_context=StorageContext.from_defaults(
         vector_store=FaissVectorStore(faiss_index=index)),
         embed_model=CountingLlamaEmbedding(dim=prob.dim))
+
+
+@pytest.mark.parametrize("kind", ["flat", "hnsw", "ivf"])
+def test_llama_index_faiss(kind):
+    pytest.importorskip("llama_index.vector_stores.faiss")
+
+    from nudge_rag import EmbeddingFinetuner
+    from nudge_rag.overlay import Overlay
+    from nudge_rag.stores import adapt
+
+    prob = problem()
+    llama = _llama_faiss(kind, prob)
     delta = EmbeddingFinetuner(llama, show_progress=False).fit(prob.train, prob.val)
     before = adapt(llama).fetch(prob.ids)[1]
     q = prob.val[0][0]
@@ -140,3 +147,44 @@ def test_llama_index_faiss(kind):
     np.testing.assert_allclose(adapt(llama).fetch(delta.ids)[1], delta.vectors, atol=1e-6)
     delta.revert(llama)
     np.testing.assert_array_equal(adapt(llama).fetch(prob.ids)[1], before)
+
+
+def _filtered_overlay_equals_filtered_store(obj, prob, filters):
+    """The overlay under a filter returns only admitted records and, after an in-place apply,
+    exactly what the nudged index returns under that filter."""
+    from nudge_rag import EmbeddingFinetuner
+    from nudge_rag.overlay import Overlay
+    from nudge_rag.stores import adapt
+
+    delta = EmbeddingFinetuner(obj, show_progress=False).fit(prob.train, prob.val)
+    odd = {i for r, i in enumerate(prob.ids) if r % 2}
+    assert set(adapt(obj).filter_ids(delta.ids, filters)) == set(delta.ids) & odd
+    queries = [q for q, _ in prob.val[:8]]
+    overlaid = [Overlay(obj, delta).search(q, 10, filters) for q in queries]
+    delta.apply(obj, inplace=True)
+    for q, (ids, scores) in zip(queries, overlaid):
+        assert len(ids) == 10 and set(ids) <= odd
+        want_ids, want_scores = adapt(obj).query(q, 10, filters)
+        assert ids == want_ids
+        np.testing.assert_allclose(scores, want_scores, atol=1e-5)
+    return delta
+
+
+def test_langchain_filters(built):
+    kind, prob, store = built
+    delta = _filtered_overlay_equals_filtered_store(store, prob, {"parity": 1})
+    docs = delta.as_retriever(store, k=6, filter={"parity": 1}).invoke("document parity")
+    assert len(docs) == 6 and all(d.metadata["parity"] == 1 for d in docs)
+
+
+@pytest.mark.parametrize("kind", ["hnsw", "ivf"])
+def test_llama_index_faiss_filters(kind):
+    pytest.importorskip("llama_index.vector_stores.faiss")
+    from llama_index.core.vector_stores import MetadataFilter, MetadataFilters
+
+    prob = problem()
+    llama = _llama_faiss(kind, prob)
+    filters = MetadataFilters(filters=[MetadataFilter(key="parity", value=1)])
+    delta = _filtered_overlay_equals_filtered_store(llama, prob, filters)
+    hits = delta.as_retriever(llama, similarity_top_k=6, filters=filters).retrieve("document")
+    assert len(hits) == 6 and all(h.node.metadata["parity"] == 1 for h in hits)
