@@ -1,8 +1,10 @@
 """The exact overlay: a store's own search with a delta's moved records rescored.
 
 For a query, the nudged ranking is the unmoved records in their stored order merged with the
-moved records at their nudged scores. Asking the store for a few more than ``k`` and dropping
-moved records leaves at least ``k`` unmoved ones (or all there are), so the merge is exact.
+moved records at their nudged scores. The store is asked for its own top ``k``; the merge is
+exact when ``k`` unmoved records came back, or when the merged ``k``-th score is no worse than
+the last score the store returned (nothing it left out can beat that). Otherwise the store is
+asked again, twice as deep.
 Scores are the store's own: cosine, inner product, or L2 distance.
 """
 
@@ -60,18 +62,23 @@ class Overlay:
         query = np.asarray(query, dtype=np.float64)
         moved_ids, moved_scores = self._moved_top(query, k, filters)
         total = self.adapter.count()
-        # a few more than k usually leaves k unmoved records; deeper only when it does not
-        # (searches cost more per extra result than the rare second round does)
-        depth = min(k + min(len(self.moved), max(2, k // 3)), total) if total else k
+        better = self.adapter.higher_is_better
+        depth = min(k, total) if total else k
         while True:
             ids, native = self.adapter.query(query, max(depth, 1), filters)
+            native = np.asarray(native, dtype=np.float64)
             keep = [j for j, i in enumerate(ids) if i not in self.moved]
-            if len(keep) >= k or len(ids) < depth or depth >= total:
+            all_ids = [ids[j] for j in keep] + moved_ids
+            all_scores = np.concatenate([native[keep], moved_scores])
+            order = np.argsort(-all_scores if better else all_scores, kind="stable")[:k]
+            if len(ids) < depth or depth >= total or len(keep) >= k:
                 break
+            # Records the store did not return score no better than its last one, so the
+            # merge is exact once its k-th score is at least that good; most queries stop
+            # here with the plain retriever's own k.
+            if len(order) == k and len(ids):
+                last, kth = native[len(ids) - 1], all_scores[order[-1]]
+                if (kth >= last) if better else (kth <= last):
+                    break
             depth = min(2 * depth, total)
-        keep = keep[:k]
-        all_ids = [ids[j] for j in keep] + moved_ids
-        all_scores = np.concatenate([np.asarray(native, dtype=np.float64)[keep], moved_scores])
-        order = np.argsort(-all_scores if self.adapter.higher_is_better else all_scores,
-                           kind="stable")[:k]
         return [all_ids[j] for j in order], all_scores[order].tolist()

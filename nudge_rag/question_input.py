@@ -57,6 +57,26 @@ def _relevance(rel, name: str, i: int) -> dict[str, float]:
     return {str(key): 1.0 for key in rel}
 
 
+def _embedded_pairs(items: list, name: str) -> Questions | None:
+    """The common case of precomputed questions, ``(1-D array, {id: grade})`` pairs, in one
+    pass with one array copy; ``None`` for anything else (the general path checks it)."""
+    first = items[0]
+    if not (isinstance(first, tuple) and len(first) == 2 and isinstance(first[0], np.ndarray)
+            and first[0].ndim == 1):
+        return None
+    dim = first[0].shape[0]
+    if not all(type(it) is tuple and len(it) == 2 and isinstance(it[0], np.ndarray)
+               and it[0].shape == (dim,) and isinstance(it[1], dict) for it in items):
+        return None
+    try:
+        rels = [{str(k): float(g) for k, g in rel.items() if float(g) > 0}
+                for _, rel in items]
+    except (TypeError, ValueError):
+        return None  # the general path names the bad grade
+    emb = np.array([q for q, _ in items], dtype=np.float64)
+    return Questions([str(i) for i in range(len(items))], [None] * len(items), rels, emb)
+
+
 def as_questions(obj, name: str = "questions") -> Questions:
     """Normalise any accepted question input into :class:`Questions`."""
     if isinstance(obj, Questions):
@@ -73,6 +93,9 @@ def as_questions(obj, name: str = "questions") -> Questions:
     items = list(obj)
     if not items:
         raise InputError(f"{name} is empty; give at least one question with a relevant record")
+    fast = _embedded_pairs(items, name)
+    if fast is not None:
+        return fast
     ids, texts, rels, embs = [], [], [], []
     for i, item in enumerate(items):
         if isinstance(item, dict):

@@ -186,6 +186,8 @@ def stack(vectors, dim: int | None = None) -> np.ndarray:
 # id(store data) -> (store data, its vector objects, (ids, matrix, row of id)); a few stores
 _MATRICES: dict = {}
 _MATRICES_KEPT = 2
+# id(matrix cache) -> (that cache, float32 copy, inverse norms or None); as many as _MATRICES
+_SCANS: dict = {}
 
 
 class MatrixBacked(StoreAdapter):
@@ -235,17 +237,34 @@ class MatrixBacked(StoreAdapter):
         found = [i for i in ids if i in row]
         return found, mat[[row[i] for i in found]]
 
+    def _scan_parts(self):
+        """The matrix as float32 for scanning (the stored float64 lists are kept for exact
+        reverts, but ranking needs no more than the float32 that embeddings carry) and the
+        inverse row norms a cosine store ranks by (``None`` when every row is unit-norm)."""
+        cache = self._matrix()
+        got = _SCANS.get(id(cache))
+        if got is None or got[0] is not cache:
+            mat = cache[1]
+            norms = np.linalg.norm(mat, axis=1)
+            unit = bool(np.all(np.abs(norms - 1.0) < 1e-6))
+            scale = None if unit else 1.0 / np.maximum(norms, 1e-30)
+            got = (cache, np.ascontiguousarray(mat, dtype=np.float32), scale)
+            while len(_SCANS) >= _MATRICES_KEPT:
+                _SCANS.pop(next(iter(_SCANS)))
+            _SCANS[id(cache)] = got
+        return got[1], got[2]
+
     def competition(self, queries: np.ndarray, k: int, exclude_ids) -> tuple[list[list[str]],
                                                                                np.ndarray]:
         """Top-``k`` records outside ``exclude_ids`` per query, scored as ``q̂ · x̂``."""
         from ..core.topk import topk_scan
 
-        all_ids, mat, row = self._matrix()
+        all_ids, _, row = self._matrix()
+        mat, scale = self._scan_parts()
         exclude = np.zeros(len(all_ids), dtype=bool)
         exclude[[row[i] for i in exclude_ids if i in row]] = True
-        scale = None
-        if self.similarity == "cosine":
-            scale = 1.0 / np.maximum(np.linalg.norm(mat, axis=1), 1e-30)
+        if self.similarity != "cosine":
+            scale = None
         q = queries / np.linalg.norm(queries, axis=1, keepdims=True)
         scores, rows = topk_scan(mat, q, k, row_scale=scale, exclude=exclude)
         return [[all_ids[r] for r in rr if r >= 0] for rr in rows], scores
