@@ -144,7 +144,7 @@ class LangChainFaissAnnAdapter(FaissPositionalAdapter):
     def documents(self, ids):
         return [self.store.docstore.search(i) for i in ids]
 
-    def clone_with(self, ids, vectors):
+    def clone_with(self, ids, vectors, name=None):
         import faiss
 
         new = copy.copy(self.store)
