@@ -45,8 +45,9 @@ def name_taken(kind: str, name: str, what: str) -> InputError:
 
 
 def copy_whole(kind: str, name: str, create, fill, remove):
-    """``create()`` the copy, then ``fill(copy)``; if filling fails or is interrupted,
-    ``remove()`` it, since a partial copy would look like a whole one. Returns the copy."""
+    """``create()`` the copy (one call: it exists or it does not), then ``fill(copy)``; if
+    filling fails or is interrupted, ``remove()`` it, since a partial copy would look like a
+    whole one. Returns the copy."""
     with database_errors(kind, f"creating the copy {name!r}", writing=True):
         made = create()
     try:

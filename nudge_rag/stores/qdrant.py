@@ -161,12 +161,12 @@ class QdrantAdapter(DatabaseAdapter, StoreAdapter):
                 wal_config=_settings(config.wal_config, models.WalConfigDiff),
                 quantization_config=config.quantization_config,
                 strict_mode_config=config.strict_mode_config, metadata=config.metadata)
-            for field, index in (info.payload_schema or {}).items():
-                client.create_payload_index(name, field, field_schema=index.params
-                                            or index.data_type, wait=True)
             return name
 
         def fill(_):
+            for field, index in (info.payload_schema or {}).items():
+                client.create_payload_index(name, field, field_schema=index.params
+                                            or index.data_type, wait=True)
             offset = None
             while True:
                 points, offset = client.scroll(source, limit=database.BATCH, offset=offset,
