@@ -127,10 +127,24 @@ class NudgeDelta:
         state = np.where(is_orig, "original", "nudged")[keep]
         return pos[keep], state
 
-    def apply(self, index_or_store, inplace: bool = False, allow_model_mismatch: bool = False):
+    def apply(self, index_or_store, inplace: bool = False, allow_model_mismatch: bool = False,
+              copy_name: str | None = None):
         """Write the nudged vectors. By default returns a new index/store that shares the
         nodes/documents and holds the nudged vectors; the original is untouched. With
-        ``inplace=True`` writes into the given store (undo with :meth:`revert`)."""
+        ``inplace=True`` writes into the given store (undo with :meth:`revert`).
+
+        On a vector database the new store is a copy of the whole collection, named
+        ``copy_name``: a Chroma or Qdrant collection, a pgvector table (LlamaIndex), or a
+        PostgreSQL schema holding LangChain's tables (langchain-postgres keys every collection's
+        rows by id alone, so a copy cannot share their table). The default is the source's
+        name plus ``_nudged``. A name that is already taken raises :class:`InputError`; nothing
+        is ever overwritten. In-memory stores copy in memory and ignore ``copy_name``."""
+        if copy_name is not None:
+            if inplace:
+                raise InputError("copy_name names the copy that inplace=False makes; drop it, or "
+                                 "drop inplace=True to get a copy")
+            if not isinstance(copy_name, str) or not copy_name:
+                raise InputError(f"copy_name must be a non-empty string, got {copy_name!r}")
         adapter = adapt(index_or_store)
         self._check_target(adapter, allow_model_mismatch)
         pos, state = self.live(adapter, "apply")
@@ -140,7 +154,7 @@ class NudgeDelta:
             if ids:
                 adapter.write(ids, self.vectors[todo])
             return index_or_store
-        return adapter.clone_with(ids, self.vectors[todo])
+        return adapter.clone_with(ids, self.vectors[todo], name=copy_name)
 
     def revert(self, index_or_store) -> None:
         """Undo an in-place :meth:`apply`: restore the original vectors of records that still

@@ -134,8 +134,11 @@ class StoreAdapter(ABC):
         raise StoreError(f"{self.kind} cannot be written to; use the overlay retriever "
                          "(delta.as_retriever) instead")
 
-    def clone_with(self, ids: list[str], vectors: np.ndarray):
-        """A new store (or index) that shares everything but holds ``vectors`` for ``ids``."""
+    def clone_with(self, ids: list[str], vectors: np.ndarray, name: str | None = None):
+        """A new store (or index) that shares everything but holds ``vectors`` for ``ids``.
+        Databases copy into a new collection or table called ``name`` (a default derived from
+        the source when ``None``) and refuse a name that is taken; in-memory stores copy in
+        memory and have no use for it."""
         raise StoreError(f"{self.kind} cannot be copied; apply in place (inplace=True) or use "
                          "the overlay retriever")
 

@@ -4,16 +4,29 @@ reached through LlamaIndex's ``ChromaVectorStore`` or LangChain's ``Chroma``.
 Chroma reports distances: squared L2 (``l2``), ``1 - cosine`` (``cosine``) or ``1 - dot``
 (``ip``); this adapter turns the last two back into similarities. Vectors are changed with
 ``update`` (``add`` on an existing id would keep the old vector). Filters are Chroma ``where``
-dicts.
+dicts. A copy is a new collection beside the source (same client, tenant and database, same
+configuration and metadata), filled page by page.
 """
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
 from ..errors import InputError
+from . import database
 from .base import StoreAdapter
-from .database import DatabaseAdapter, LangChainDocumentStore, LlamaNodeStore, database_errors
+from .database import (
+    DatabaseAdapter,
+    LangChainDocumentStore,
+    LlamaNodeStore,
+    copy_whole,
+    database_errors,
+    name_taken,
+)
+
+_COPIED = ["embeddings", "documents", "metadatas", "uris"]
 
 _SPACES = {"cosine": "cosine", "ip": "dot", "l2": "l2"}
 
@@ -93,6 +106,63 @@ class ChromaAdapter(DatabaseAdapter, StoreAdapter):
     def _filter(self, ids, filters):
         return self.collection.get(ids=ids, where=filters, include=[])["ids"]
 
+    # -- copying -------------------------------------------------------------------------------
+    def clone_with(self, ids, vectors, name=None):
+        """Copy the collection into a new one called ``name`` (default ``<source>_nudged``),
+        swapping in the moved records' vectors as their page passes, so each record is
+        written once. Returns the framework object over the copy."""
+        from chromadb.api.models.Collection import Collection
+        from chromadb.errors import InvalidArgumentError, NotFoundError
+
+        source = self.collection
+        name = name or f"{source.name}_nudged"
+        server = source._client  # the API behind the collection: it creates siblings
+        place = {"tenant": source.tenant, "database": source.database}
+        with database_errors(self.kind, f"looking for a collection named {name!r}"):
+            try:
+                server.get_collection(name, **place)
+                taken = True
+            except NotFoundError:
+                taken = False
+        if taken:
+            raise name_taken(self.kind, name, f"a collection named {name!r}")
+        moved = dict(zip(ids, np.asarray(vectors, dtype=np.float32)))
+
+        def create():
+            try:
+                model = server.create_collection(name=name, configuration=source.configuration,
+                                                 metadata=source.metadata, **place)
+            except InvalidArgumentError as exc:
+                raise InputError(f"copy_name={name!r} is not a valid Chroma collection name "
+                                 f"({exc})") from None
+            return Collection(client=server, model=model,
+                              embedding_function=source._embedding_function,
+                              data_loader=source._data_loader)
+
+        def fill(copy):
+            # pages by offset hold one batch at a time; upsert, so a page that overlaps the
+            # last one (records added to the source meanwhile) rewrites instead of failing
+            for start in itertools.count(0, database.BATCH):
+                page = source.get(limit=database.BATCH, offset=start, include=_COPIED)
+                if not page["ids"]:
+                    break
+                emb = np.asarray(page["embeddings"], dtype=np.float32)
+                swap = [(r, i) for r, i in enumerate(page["ids"]) if i in moved]
+                if swap:
+                    emb[[r for r, _ in swap]] = [moved[i] for _, i in swap]
+                copy.upsert(ids=page["ids"], embeddings=emb, documents=page["documents"],
+                            metadatas=page["metadatas"], uris=page["uris"])
+                if len(page["ids"]) < database.BATCH:
+                    break
+
+        copy = copy_whole(self.kind, name, create, fill,
+                          lambda: server.delete_collection(name, **place))
+        return self._over(copy)
+
+    def _over(self, collection):
+        """What the user gets for a copied collection (subclasses wrap it)."""
+        return collection
+
 
 class LlamaChromaAdapter(LlamaNodeStore, ChromaAdapter):
     """A LlamaIndex ``VectorStoreIndex`` (or bare store) over a ``ChromaVectorStore``;
@@ -119,6 +189,11 @@ class LlamaChromaAdapter(LlamaNodeStore, ChromaAdapter):
     def _filter(self, ids, filters):
         return super()._filter(ids, self._where(filters))
 
+    def _over(self, collection):
+        from llama_index.vector_stores.chroma import ChromaVectorStore
+
+        return self.index_over(ChromaVectorStore(chroma_collection=collection))
+
 
 class LangChainChromaAdapter(LangChainDocumentStore, ChromaAdapter):
     """A LangChain ``Chroma`` store; ``filter`` is a Chroma ``where`` dict."""
@@ -128,3 +203,12 @@ class LangChainChromaAdapter(LangChainDocumentStore, ChromaAdapter):
     def __init__(self, store):
         self.store = store
         super().__init__(store._collection, owner=store)
+
+    def _over(self, collection):
+        store = self.store
+        return type(store)(collection_name=collection.name, client=store._client,
+                           embedding_function=store._embedding_function,
+                           collection_metadata=store._collection_metadata,
+                           collection_configuration=store._collection_configuration,
+                           relevance_score_fn=store.override_relevance_score_fn,
+                           create_collection_if_not_exists=False)

@@ -9,11 +9,11 @@ documents.
 
 from __future__ import annotations
 
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
 import numpy as np
 
-from ..errors import NudgeError, StoreError
+from ..errors import InputError, NudgeError, StoreError
 
 #: records per read or write request (small enough for any server's request limit)
 BATCH = 256
@@ -34,6 +34,30 @@ def database_errors(kind: str, action: str, writing: bool = False):
             hint = ("check that this client may write to the collection; if it may not, use "
                     "the overlay retriever (delta.as_retriever(...)), which writes nothing")
         raise StoreError(f"{kind} failed while {action} ({text[:300]}); {hint}") from exc
+
+
+def name_taken(kind: str, name: str, what: str) -> InputError:
+    """The error for a copy whose name is in use (``what``: "a collection named 'x'"): a copy
+    never overwrites."""
+    return InputError(f"copy_name={name!r}: {what} already exists in the database of this "
+                      f"{kind}; pass another copy_name, or delete it first (nudge-rag never "
+                      "overwrites)")
+
+
+def copy_whole(kind: str, name: str, create, fill, remove):
+    """``create()`` the copy (one call: it exists or it does not), then ``fill(copy)``; if
+    filling fails or is interrupted, ``remove()`` it, since a partial copy would look like a
+    whole one. Returns the copy."""
+    with database_errors(kind, f"creating the copy {name!r}", writing=True):
+        made = create()
+    try:
+        with database_errors(kind, f"copying records into {name!r}", writing=True):
+            fill(made)
+    except BaseException:
+        with suppress(Exception):  # the copy's own failure is the error worth reporting
+            remove()
+        raise
+    return made
 
 
 class DatabaseAdapter:
@@ -99,6 +123,18 @@ class LlamaNodeStore:
 
     def embed_model(self):
         return getattr(self.index, "_embed_model", None) if self.index is not None else None
+
+    def index_over(self, store):
+        """The user's kind of object over ``store`` (a copy): an index like theirs, with the
+        same embedding model and ingestion settings, or the bare store."""
+        if self.index is None:
+            return store
+        index = self.index
+        return type(index).from_vector_store(
+            store, embed_model=self.embed_model(), transformations=index._transformations,
+            callback_manager=index._callback_manager, use_async=index._use_async,
+            store_nodes_override=index._store_nodes_override,
+            insert_batch_size=index._insert_batch_size, show_progress=index._show_progress)
 
     def nodes(self, ids):
         with database_errors(self.kind, "reading nodes"):

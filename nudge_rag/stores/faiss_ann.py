@@ -154,7 +154,7 @@ class LangChainFaissAnnAdapter(FaissPositionalAdapter):
         admit = self.store._create_filter_func(filters)
         return [i for i, d in zip(ids, self.documents(ids)) if admit(d.metadata)]
 
-    def clone_with(self, ids, vectors):
+    def clone_with(self, ids, vectors, name=None):
         import faiss
 
         new = copy.copy(self.store)

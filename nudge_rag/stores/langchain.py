@@ -61,7 +61,7 @@ class InMemoryAdapter(MatrixBacked):
             self.store.store[doc_id] = rec
         self._invalidate()
 
-    def clone_with(self, ids, vectors):
+    def clone_with(self, ids, vectors, name=None):
         new = type(self.store)(self.store.embeddings)
         new.store = dict(self.store.store)
         InMemoryAdapter(new).write(ids, vectors)
@@ -167,7 +167,7 @@ class FaissAdapter(MatrixBacked):
         self.store.index = self._rebuilt(ids, vectors)
         self._invalidate()
 
-    def clone_with(self, ids, vectors):
+    def clone_with(self, ids, vectors, name=None):
         new = copy.copy(self.store)
         new.index = self._rebuilt(ids, vectors)
         new.index_to_docstore_id = dict(self.store.index_to_docstore_id)

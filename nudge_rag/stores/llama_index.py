@@ -58,7 +58,7 @@ class SimpleVectorStoreAdapter(MatrixBacked):
             emb[node_id] = vec.tolist()
         self._invalidate()
 
-    def clone_with(self, ids, vectors):
+    def clone_with(self, ids, vectors, name=None):
         from llama_index.core import StorageContext, VectorStoreIndex
         from llama_index.core.vector_stores import SimpleVectorStore
         from llama_index.core.vector_stores.simple import SimpleVectorStoreData

@@ -7,21 +7,93 @@ one ``UPDATE`` per moved record, all in one transaction, so an apply is whole or
 Scores: cosine ``1 - (a <=> b)``, inner product ``-(a <#> b)``, squared ``a <-> b``.
 Metadata filters (LlamaIndex ``MetadataFilters``, a langchain-postgres ``filter`` dict) are
 turned into SQL by the framework's own filter builder, so they mean what they mean there.
+
+A copy is made by the server in one transaction (``CREATE TABLE ... (LIKE ... INCLUDING ALL)``,
+``INSERT ... SELECT``, the moved rows' ``UPDATE``): a failure leaves no table behind.
+LlamaIndex's copy is a new table beside the source. langchain-postgres keeps every collection in
+one table whose primary key is the record id alone, so its copy is a new schema holding the same
+two tables, reached through the engine with SQLAlchemy's ``schema_translate_map``.
 """
 
 from __future__ import annotations
+
+import uuid
 
 import numpy as np
 
 from ..errors import InputError, StoreError
 from .base import StoreAdapter
-from .database import DatabaseAdapter, LangChainDocumentStore, LlamaNodeStore, database_errors
+from .database import (
+    DatabaseAdapter,
+    LangChainDocumentStore,
+    LlamaNodeStore,
+    database_errors,
+    name_taken,
+)
 
 _OPS = {"cosine": "<=>", "dot": "<#>", "l2": "<->"}
+#: PostgreSQL cuts longer identifiers short, which would name another table than asked for
+_MAX_NAME = 63
 
 
 def _literal(vec) -> str:
     return "[" + ",".join(repr(float(x)) for x in vec) + "]"
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _qualified(schema: str | None, name: str) -> str:
+    return f"{_quote(schema)}.{_quote(name)}" if schema else _quote(name)
+
+
+def _check_name(name: str, full: str) -> None:
+    if len(full.encode()) > _MAX_NAME:
+        raise InputError(f"copy_name={name!r} makes the PostgreSQL name {full!r}, longer than "
+                         f"{_MAX_NAME} bytes; pass a shorter copy_name")
+
+
+def _string(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _copy_table(conn, source: str, schema: str | None, name: str, where: str, params: dict,
+                replace: dict | None = None) -> str:
+    """Make table ``name`` like ``source`` (columns, defaults, constraints, indexes HNSW
+    included), copy the rows ``where`` admits, with ``replace`` giving SQL for some columns,
+    and return its qualified name. Runs inside the caller's transaction."""
+    from sqlalchemy import text
+
+    replace = replace or {}
+    target = _qualified(schema, name)
+    conn.execute(text(f"CREATE TABLE {target} (LIKE {source} INCLUDING ALL)"))
+    columns = conn.execute(text(
+        "SELECT attname, attgenerated <> '', attidentity = '' AND "
+        "pg_get_serial_sequence(:t, attname) IS NOT NULL FROM pg_attribute "
+        "WHERE attrelid = CAST(:t AS regclass) AND attnum > 0 AND NOT attisdropped "
+        "ORDER BY attnum"), {"t": source}).fetchall()
+    for col, _, serial in columns:
+        if serial:
+            # LIKE leaves the copy drawing from the source's sequence, which could then not be
+            # dropped with the source: give the copy a sequence of its own
+            seq = _qualified(schema, f"{name}_{col}_seq")
+            conn.execute(text(f"CREATE SEQUENCE {seq} OWNED BY {target}.{_quote(col)}"))
+            conn.execute(text(f"ALTER TABLE {target} ALTER COLUMN {_quote(col)} SET DEFAULT "
+                              f"nextval({_string(seq)})"))
+    copied = [col for col, generated, _ in columns if not generated]
+    names = ", ".join(_quote(c) for c in copied)
+    values = ", ".join(replace.get(c, _quote(c)) for c in copied)
+    conn.execute(text(f"INSERT INTO {target} ({names}) OVERRIDING SYSTEM VALUE "
+                      f"SELECT {values} FROM {source} WHERE {where}"), params)
+    sequences = conn.execute(text(
+        "SELECT attname, pg_get_serial_sequence(:t, attname) FROM pg_attribute "
+        "WHERE attrelid = CAST(:t AS regclass) AND attnum > 0 AND NOT attisdropped AND "
+        "pg_get_serial_sequence(:t, attname) IS NOT NULL"), {"t": target}).fetchall()
+    for col, seq in sequences:  # new rows are numbered after the copied ones
+        conn.execute(text(f"SELECT setval(CAST(:s AS regclass), COALESCE(max({_quote(col)}), "
+                          f"0) + 1, false) FROM {target}"), {"s": seq})
+    return target
 
 
 def _parse(value) -> np.ndarray:
@@ -151,15 +223,30 @@ class PgVectorAdapter(DatabaseAdapter, StoreAdapter):
 
     def write(self, ids, vectors):
         """Every moved record in one transaction: all of them change, or none."""
-        from sqlalchemy import text
-
-        sql = text(f"UPDATE {self.table} SET {self.vec_col} = CAST(:v AS vector) "
-                   f"WHERE {self._where()} AND {self.id_col} = :id")
-        params = [self._params(v=_literal(v), id=i)
-                  for i, v in zip(ids, np.asarray(vectors, dtype=np.float32))]
         with database_errors(self.kind, "writing nudged vectors", writing=True):
             with self.engine.begin() as conn:
-                conn.execute(sql, params)
+                self._set(conn, self.table, ids, vectors)
+
+    def _set(self, conn, table: str, ids, vectors, scoped: bool = True) -> None:
+        """``UPDATE`` the vectors of ``ids`` in ``table`` on ``conn`` (a copy holds one
+        collection only, so it is not ``scoped``)."""
+        from sqlalchemy import text
+
+        where = self._where() if scoped else "TRUE"
+        sql = text(f"UPDATE {table} SET {self.vec_col} = CAST(:v AS vector) "
+                   f"WHERE {where} AND {self.id_col} = :id")
+        bind = self._params if scoped else dict
+        params = [bind(v=_literal(v), id=i)
+                  for i, v in zip(ids, np.asarray(vectors, dtype=np.float32))]
+        if params:
+            conn.execute(sql, params)
+
+    def _taken(self, sql: str, **params) -> bool:
+        from sqlalchemy import text
+
+        with database_errors(self.kind, "looking for the copy's name"):
+            with self.engine.connect() as conn:
+                return bool(conn.execute(text(sql), params).scalar())
 
 
 class LlamaPgVectorAdapter(LlamaNodeStore, PgVectorAdapter):
@@ -173,9 +260,9 @@ class LlamaPgVectorAdapter(LlamaNodeStore, PgVectorAdapter):
         with database_errors(self.kind, "connecting"):
             self.store._initialize()
         table = self.store._table_class.__table__
-        name = f'"{table.schema}"."{table.name}"' if table.schema else f'"{table.name}"'
-        super().__init__(self.store._engine, name, "node_id", "embedding", "cosine",
-                         owner=index if index is not None else self.store)
+        super().__init__(self.store._engine, _qualified(table.schema, table.name), "node_id",
+                         "embedding", "cosine", owner=index if index is not None
+                         else self.store)
 
     def _table_object(self):
         return self.store._table_class.__table__
@@ -183,6 +270,42 @@ class LlamaPgVectorAdapter(LlamaNodeStore, PgVectorAdapter):
     def _filter_clause(self, filters):
         """LlamaIndex ``MetadataFilters``, as PGVectorStore itself turns them into SQL."""
         return self.store._recursively_apply_filters(filters)
+
+    def clone_with(self, ids, vectors, name=None):
+        """Copy the table into a new one beside it (``data_<name>``, default
+        ``<table_name>_nudged``) in one transaction, and return an index over it."""
+        store = self.store
+        # PGVectorStore lower-cases table names; so do we, to find the table it will use
+        name = (name or f"{store.table_name}_nudged").lower()
+        hnsw = dict(store.hnsw_kwargs) if store.hnsw_kwargs is not None else None
+        copy = type(store)(
+            connection_string=store.connection_string,
+            async_connection_string=store.async_connection_string, table_name=name,
+            schema_name=store.schema_name, hybrid_search=store.hybrid_search,
+            text_search_config=store.text_search_config, embed_dim=store.embed_dim,
+            cache_ok=store.cache_ok, debug=store.debug, use_jsonb=store.use_jsonb,
+            hnsw_kwargs=hnsw, create_engine_kwargs=store.create_engine_kwargs,
+            initialization_fail_on_error=store.initialization_fail_on_error,
+            use_halfvec=store.use_halfvec, indexed_metadata_keys=store.indexed_metadata_keys,
+            customize_query_fn=store._customize_query_fn,
+            # the copy is made whole below (indexes included): nothing left to set up, and
+            # it shares the source's connection pools
+            perform_setup=False, engine=store._engine, async_engine=store._async_engine)
+        table = copy._table_class.__table__
+        _check_name(name, table.name)
+        target = _qualified(table.schema, table.name)
+        if self._taken("SELECT to_regclass(:t) IS NOT NULL", t=target):
+            raise name_taken(self.kind, name, f"table {target}")
+        with database_errors(self.kind, f"copying into table {target}", writing=True):
+            with self.engine.begin() as conn:
+                _copy_table(conn, self.table, table.schema, table.name, "TRUE", {})
+                self._set(conn, target, ids, vectors, scoped=False)
+        return self.index_over(copy)
+
+
+def _translated_schema(engine) -> str | None:
+    """The schema an engine maps LangChain's schema-less tables to (a copy's engine), if any."""
+    return (engine.get_execution_options().get("schema_translate_map") or {}).get(None)
 
 
 class LangChainPgVectorAdapter(LangChainDocumentStore, PgVectorAdapter):
@@ -199,11 +322,48 @@ class LangChainPgVectorAdapter(LangChainDocumentStore, PgVectorAdapter):
         with database_errors(self.kind, "reading the collection"):
             with store._make_sync_session() as session:
                 collection = store.get_collection(session)
-                uuid = collection.uuid if collection is not None else None
+                scope = collection.uuid if collection is not None else None
+        self.schema = _translated_schema(store._engine)
         table = store.EmbeddingStore.__table__.name
-        super().__init__(store._engine, f'"{table}"', "id", "embedding",
+        super().__init__(store._engine, _qualified(self.schema, table), "id", "embedding",
                          strategies[store._distance_strategy],
-                         scope=("collection_id", uuid), owner=store)
+                         scope=("collection_id", scope), owner=store)
+
+    def clone_with(self, ids, vectors, name=None):
+        """Copy the collection into a new schema ``name`` (default ``<collection>_nudged``)
+        holding LangChain's two tables and one collection of that name, in one transaction.
+        The ids are the table's whole primary key, so a copy cannot share the source's
+        table. Returns a PGVector over it: the source's engine, with the schema mapped in."""
+        from sqlalchemy import text
+
+        store = self.store
+        name = name or f"{store.collection_name}_nudged"
+        _check_name(name, name)
+        if self._taken("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = :n)",
+                        n=name):
+            raise name_taken(self.kind, name, f"a schema named {name!r}")
+        collections = store.CollectionStore.__table__.name
+        embeddings = store.EmbeddingStore.__table__.name
+        params = {"old": self.scope[1], "new": str(uuid.uuid4()), "name": name}
+        with database_errors(self.kind, f"copying into schema {name!r}", writing=True):
+            with self.engine.begin() as conn:
+                conn.execute(text(f"CREATE SCHEMA {_quote(name)}"))
+                owner = _copy_table(conn, _qualified(self.schema, collections), name,
+                                    collections, "uuid = :old", params,
+                                    replace={"uuid": "CAST(:new AS uuid)", "name": ":name"})
+                rows = _copy_table(conn, self.table, name, embeddings, "collection_id = :old",
+                                   params, replace={"collection_id": "CAST(:new AS uuid)"})
+                # LIKE leaves foreign keys out; deleting the collection relies on this one
+                conn.execute(text(f"ALTER TABLE {rows} ADD FOREIGN KEY (collection_id) "
+                                  f"REFERENCES {owner} (uuid) ON DELETE CASCADE"))
+                self._set(conn, rows, ids, vectors, scoped=False)
+        engine = store._engine.execution_options(schema_translate_map={None: name})
+        return type(store)(store.embeddings, connection=engine,
+                           embedding_length=store._embedding_length, collection_name=name,
+                           collection_metadata=store.collection_metadata,
+                           distance_strategy=store._distance_strategy, logger=store.logger,
+                           relevance_score_fn=store.override_relevance_score_fn,
+                           use_jsonb=store.use_jsonb, create_extension=False)
 
     def _table_object(self):
         return self.store.EmbeddingStore.__table__

@@ -6,7 +6,8 @@ Qdrant scores ``Cosine`` and ``Dot`` as similarities and ``Euclid`` as a plain d
 adapter reports squared distances for ``l2`` like every other store. Cosine collections
 renormalise vectors on write, so they accept NUDGE-N (unit-norm output) only. Point ids are
 UUIDs or unsigned integers; any other id is simply not in the collection. Filters are Qdrant
-``Filter`` objects.
+``Filter`` objects. A copy is a new collection on the same client with the source's vectors,
+index and storage settings, filled by scrolling the source in batches.
 """
 
 from __future__ import annotations
@@ -15,11 +16,21 @@ import uuid
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import InputError, StoreError
+from . import database
 from .base import StoreAdapter
-from .database import DatabaseAdapter, LlamaNodeStore, database_errors
+from .database import DatabaseAdapter, LlamaNodeStore, copy_whole, database_errors, name_taken
 
 _DISTANCES = {"Cosine": "cosine", "Dot": "dot", "Euclid": "l2"}
+
+
+def _settings(found, diff_class):
+    """A collection's settings as the ``...Diff`` model that ``create_collection`` takes."""
+    if found is None:
+        return None
+    fields = diff_class.model_fields
+    return diff_class(**{k: v for k, v in found.model_dump(exclude_none=True).items()
+                         if k in fields})
 
 
 def _point_id(text: str):
@@ -115,6 +126,72 @@ class QdrantAdapter(DatabaseAdapter, StoreAdapter):
                 id=pid, vector={self.vector_name: vec} if self.vector_name else vec))
         self.client.update_vectors(self.collection_name, points=points, wait=True)
 
+    # -- copying -------------------------------------------------------------------------------
+    def clone_with(self, ids, vectors, name=None):
+        """Copy the collection into a new one called ``name`` (default ``<source>_nudged``)
+        with the same vectors (named ones included), distance, index, quantisation and
+        storage settings and payload indexes, swapping in the moved records' vectors as their
+        batch passes. Returns the framework object over the copy."""
+        from qdrant_client import models
+
+        client, source = self.client, self.collection_name
+        name = name or f"{source}_nudged"
+        with database_errors(self.kind, f"reading collection {source!r}"):
+            info = client.get_collection(source)
+            taken = client.collection_exists(name)
+        if taken:
+            raise name_taken(self.kind, name, f"a collection named {name!r}")
+        config, params = info.config, info.config.params
+        if params.sharding_method == models.ShardingMethod.CUSTOM:
+            raise StoreError(f"{self.kind} {source!r} is sharded by custom shard keys, which a "
+                             "copy cannot carry over; apply in place (inplace=True, undone by "
+                             "revert) or use the overlay retriever")
+        moved = {str(_point_id(i)): v for i, v in zip(ids, np.asarray(vectors, np.float32)
+                                                        .tolist())}
+
+        def create():
+            client.create_collection(
+                name, vectors_config=params.vectors, sparse_vectors_config=params.sparse_vectors,
+                shard_number=params.shard_number, replication_factor=params.replication_factor,
+                write_consistency_factor=params.write_consistency_factor,
+                on_disk_payload=params.on_disk_payload,
+                hnsw_config=_settings(config.hnsw_config, models.HnswConfigDiff),
+                optimizers_config=_settings(config.optimizer_config,
+                                            models.OptimizersConfigDiff),
+                wal_config=_settings(config.wal_config, models.WalConfigDiff),
+                quantization_config=config.quantization_config,
+                strict_mode_config=config.strict_mode_config, metadata=config.metadata)
+            return name
+
+        def fill(_):
+            for field, index in (info.payload_schema or {}).items():
+                client.create_payload_index(name, field, field_schema=index.params
+                                            or index.data_type, wait=True)
+            offset = None
+            while True:
+                points, offset = client.scroll(source, limit=database.BATCH, offset=offset,
+                                               with_payload=True, with_vectors=True)
+                if points:
+                    client.upsert(name, wait=True, points=[models.PointStruct(
+                        id=p.id, payload=p.payload, vector=self._swapped(p, moved))
+                        for p in points])
+                if offset is None:
+                    break
+
+        copy_whole(self.kind, name, create, fill, lambda: client.delete_collection(name))
+        return self._over(name)
+
+    def _swapped(self, point, moved):
+        """The point's vectors, with the nudged one in place of the dense vector if moved."""
+        new = moved.get(str(point.id))
+        if new is None:
+            return point.vector
+        return {**point.vector, self.vector_name: new} if self.vector_name else new
+
+    def _over(self, collection_name):
+        """What the user gets for a copied collection (subclasses wrap it)."""
+        return collection_name
+
     def _filter(self, ids, filters):
         from qdrant_client import models
 
@@ -150,6 +227,18 @@ class LlamaQdrantAdapter(LlamaNodeStore, QdrantAdapter):
     def _filter(self, ids, filters):
         return super()._filter(ids, self._native_filter(filters))
 
+    def _over(self, collection_name):
+        store = self.store
+        # the source store's own settings, pointed at the copy
+        public = ("url", "api_key", "batch_size", "parallel", "max_retries", "client_kwargs",
+                  "index_doc_id", "text_key", "dense_vector_name", "sparse_vector_name")
+        private = ("client", "aclient", "dense_config", "sparse_config", "quantization_config",
+                   "shard_number", "sharding_method", "shard_key_selector_fn", "shard_keys",
+                   "replication_factor", "write_consistency_factor", "payload_indexes")
+        return self.index_over(type(store)(
+            collection_name=collection_name, **{k: getattr(store, k) for k in public},
+            **{k: getattr(store, f"_{k}", None) for k in private}))
+
 
 class LangChainQdrantAdapter(QdrantAdapter):
     """A LangChain ``QdrantVectorStore``; ``filter`` is a Qdrant ``Filter``."""
@@ -174,3 +263,13 @@ class LangChainQdrantAdapter(QdrantAdapter):
         return [Document(id=i, page_content=payload[i].get(self.store.content_payload_key)
                          or "", metadata=payload[i].get(self.store.metadata_payload_key) or {})
                 for i in ids if i in payload]
+
+    def _over(self, collection_name):
+        store = self.store
+        return type(store)(client=store.client, collection_name=collection_name,
+                           embedding=store.embeddings, retrieval_mode=store.retrieval_mode,
+                           vector_name=store.vector_name,
+                           content_payload_key=store.content_payload_key,
+                           metadata_payload_key=store.metadata_payload_key,
+                           distance=store.distance, sparse_embedding=store._sparse_embeddings,
+                           sparse_vector_name=store.sparse_vector_name)

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from tests.databases.builders import problem
+from tests.databases.copies import check_copy
 
 pgserver = pytest.importorskip("pgserver")
 pytest.importorskip("sqlalchemy")
@@ -197,6 +198,61 @@ def test_failed_write_rolls_back_everything(built, prob):
     with pytest.raises(StoreError, match="writing nudged vectors"):
         delta.apply(obj, inplace=True)
     np.testing.assert_array_equal(adapter.fetch(prob.ids)[1], before)  # the first ones too
+
+
+def _scalar(obj, sql, **params):
+    from sqlalchemy import text
+
+    with _adapter(obj).engine.connect() as conn:
+        return conn.execute(text(sql), params).scalar()
+
+
+def test_copy(built, prob):
+    """A copy through each framework: the shared checks, then the copy works as a store of
+    its own (new records land in it alone) and owns what it needs."""
+    from nudge_rag import EmbeddingFinetuner
+
+    kind, obj = built
+    delta = EmbeddingFinetuner(obj, show_progress=False).fit(prob.train, prob.val)
+    copy = check_copy(obj, delta, prob)
+    extra = "00000000-0000-0000-0000-00000000ffff"
+    if kind == "llama":
+        from llama_index.core.schema import TextNode
+
+        # its own id sequence, numbering on after the copied rows, so the source stays
+        # droppable on its own
+        assert _scalar(copy, "SELECT pg_get_serial_sequence('data_docs_llama_nudged', 'id')"
+                       ) == "public.data_docs_llama_nudged_id_seq"
+        copy.insert_nodes([TextNode(id_=extra, text="added", embedding=prob.docs[0].tolist())])
+        assert _scalar(copy, "SELECT id FROM data_docs_llama_nudged WHERE node_id = :i",
+                       i=extra) == 1 + _scalar(obj, "SELECT max(id) FROM data_docs_llama")
+    else:
+        # a schema with both of LangChain's tables, tied by the foreign key that deletes a
+        # collection's rows with it
+        assert _scalar(copy, "SELECT count(*) FROM pg_constraint WHERE contype = 'f' AND "
+                       "conrelid = 'docs_langchain_nudged.langchain_pg_embedding'::regclass"
+                       ) == 1
+        copy.add_embeddings(["added"], [prob.docs[0].tolist()], ids=[extra])
+    assert _adapter(copy).existing([extra]) == [extra]
+    assert _adapter(obj).existing([extra]) == []
+    assert _adapter(copy).count() == _adapter(obj).count() + 1
+
+
+def test_failed_copy_leaves_no_table(built, prob):
+    from nudge_rag import EmbeddingFinetuner
+    from nudge_rag.errors import StoreError
+
+    kind, obj = built
+    delta = EmbeddingFinetuner(obj, show_progress=False).fit(prob.train, prob.val)
+    before = _adapter(obj).fetch(prob.ids)[1]
+    delta.vectors[-1, 0] = np.nan  # pgvector refuses NaN: the copy's last UPDATE fails
+    with pytest.raises(StoreError, match="copying into .*docs_fault"):
+        delta.apply(obj, copy_name="docs_fault")
+    # the table (LlamaIndex) or schema (LangChain) was created and filled in the same
+    # transaction, and went with it
+    assert _scalar(obj, "SELECT to_regclass('data_docs_fault') IS NULL AND NOT EXISTS "
+                   "(SELECT 1 FROM pg_namespace WHERE nspname = 'docs_fault')")
+    np.testing.assert_array_equal(_adapter(obj).fetch(prob.ids)[1], before)
 
 
 def test_connection_refused(tmp_path):
