@@ -3,7 +3,8 @@
 Full SciFact with its cached all-MiniLM-L6-v2 embeddings: the stores are built from those
 vectors and questions come pre-embedded, so question embedding is excluded and what is timed
 is what nudge-rag adds. Every row is measured in this process; ratios are against the array
-engine (fit) and against the store's plain retriever (query latency).
+engine (fit) and against the store's plain retriever (query latency), vector in and then text
+in (the retrievers as users call them, the offline model embedding each question).
 
     python benchmarks/frameworks.py [--data ../shared/data/scifact] [--repeat 5]
 """
@@ -20,15 +21,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from nudge_rag import EmbeddingFinetuner, NudgeN  # noqa: E402
 from nudge_rag.datasets import data_root, load_beir, load_split  # noqa: E402
-
-
-def best_of(fn, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def per_query(fns, queries) -> list[float]:
@@ -90,6 +82,20 @@ def overlay_query(name, store, delta):
     return lambda q: retriever.search_with_scores(q.tolist())
 
 
+def plain_retriever(name, store):
+    """The store's own retriever as users call it: text in, the index's model embeds it."""
+    if name.startswith("LlamaIndex"):
+        retriever = store.as_retriever(similarity_top_k=10)
+        return retriever.retrieve
+    return store.as_retriever(search_kwargs={"k": 10}).invoke
+
+
+def overlay_retriever(name, store, delta):
+    if name.startswith("LlamaIndex"):
+        return delta.as_retriever(store, similarity_top_k=10).retrieve
+    return delta.as_retriever(store, k=10).invoke
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     root = data_root()
@@ -100,20 +106,33 @@ def main(argv=None) -> int:
     if args.data is None:
         ap.error("no data: pass --data DIR (a BEIR folder with cached embeddings)")
     split = load_split(args.data)
-    stores = build_stores(split, load_beir(args.data))
+    beir = load_beir(args.data)
+    split_texts = beir.queries
+    stores = build_stores(split, beir)
     train, val = questions(split, "train"), questions(split, "val")
 
-    array_s = best_of(lambda: NudgeN().fit(split.doc_emb, split.train_q, split.train_rel,
-                                           split.val_q, split.val_rel), args.repeat)
-    print(f"| path | fit s (best of {args.repeat}) | × array engine |")
+    # every path once per round, rounds repeated, best per path: all meet the same machine
+    # and allocator state (a first call pays page faults that later ones do not)
+    fits = {"array engine NudgeN": lambda: NudgeN().fit(split.doc_emb, split.train_q,
+                                                        split.train_rel, split.val_q,
+                                                        split.val_rel)}
+    finetuners = {name: EmbeddingFinetuner(store, show_progress=False)
+                  for name, store in stores.items()}
+    for name, ft in finetuners.items():
+        fits[name] = lambda ft=ft: ft.fit(train, val)
+    best = dict.fromkeys(fits, float("inf"))
+    for round_ in range(args.repeat + 1):
+        for name, fn in fits.items():
+            start = time.perf_counter()
+            fn()
+            if round_:  # the first round warms up
+                best[name] = min(best[name], time.perf_counter() - start)
+    array_s = best["array engine NudgeN"]
+    print(f"| path | fit s (best of {args.repeat} interleaved rounds) | × array engine |")
     print("|---|---|---|")
-    print(f"| array engine NudgeN | {array_s:.3f} | 1.00 |")
-    deltas = {}
-    for name, store in stores.items():
-        ft = EmbeddingFinetuner(store, show_progress=False)
-        fit_s = best_of(lambda ft=ft: ft.fit(train, val), args.repeat)
-        deltas[name] = ft.delta_
-        print(f"| {name} | {fit_s:.3f} | {fit_s / array_s:.2f} |")
+    for name, t in best.items():
+        print(f"| {name} | {t:.3f} | {t / array_s:.2f} |")
+    deltas = {name: ft.delta_ for name, ft in finetuners.items()}
     print()
     print(f"| store | plain ms/query | overlay ms/query | × plain |  (median over "
           f"{args.queries} test questions, top-10)")
@@ -126,6 +145,19 @@ def main(argv=None) -> int:
             plain(q)
             overlay(q)
         p, o = per_query((plain, overlay), queries)
+        print(f"| {name} | {1e3 * p:.2f} | {1e3 * o:.2f} | {o / p:.2f} |")
+    print()
+    print(f"| store | plain retriever ms/query | nudged retriever ms/query | × plain |  (text "
+          f"in: the index's all-MiniLM-L6-v2 embeds each of {args.queries} test questions)")
+    print("|---|---|---|---|")
+    texts_in = [split_texts[q] for q in split.query_ids["test"][:args.queries]]
+    for name, store in stores.items():
+        plain = plain_retriever(name, store)
+        overlay = overlay_retriever(name, store, deltas[name])
+        for t in texts_in[:5]:
+            plain(t)
+            overlay(t)
+        p, o = per_query((plain, overlay), texts_in)
         print(f"| {name} | {1e3 * p:.2f} | {1e3 * o:.2f} | {o / p:.2f} |")
     return 0
 

@@ -8,7 +8,6 @@ model of :mod:`nudge_rag.local` does) are called in batches.
 from __future__ import annotations
 
 import hashlib
-import json
 
 import numpy as np
 
@@ -67,7 +66,14 @@ def fingerprints_differ(a: dict, b: dict) -> bool:
     return (a["class"], a.get("name")) != (b["class"], b.get("name"))
 
 
-def questions_fingerprint(ids, texts, relevance) -> str:
-    payload = json.dumps([[str(i), t, sorted((str(k), float(v)) for k, v in r.items())]
-                          for i, t, r in zip(ids, texts, relevance)], ensure_ascii=False)
-    return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]
+def questions_fingerprint(ids, texts, record_ids, pairs) -> str:
+    """A short hash of a question set: question ids and texts, and its relevance as flat
+    (question, record, grade) arrays over ``record_ids`` (hashing arrays, not dicts, keeps it
+    cheap beside the fit)."""
+    h = hashlib.sha256()
+    for part in (map(str, ids), ("" if t is None else str(t) for t in texts), record_ids):
+        h.update("\x1f".join(part).encode("utf-8", "surrogatepass"))
+        h.update(b"\x1e")
+    for arr in (pairs.query, pairs.row, pairs.grade):
+        h.update(np.ascontiguousarray(arr).tobytes())
+    return h.hexdigest()[:16]

@@ -148,7 +148,7 @@ class EmbeddingFinetuner:
         found, original = adapter.fetch(ids)
         if found != ids:
             raise StoreError("the store changed while fitting: some records vanished")
-        fp = questions_fingerprint(train.ids, train.texts, train.relevance)
+        fp = questions_fingerprint(train.ids, train.texts, ids, pairs)
         self.delta_ = self._fit_from_sums(adapter, ids, original, sums, counts, val,
                                           len(train), fp)
         return self.delta_
@@ -178,6 +178,9 @@ class EmbeddingFinetuner:
             k = max(parse_metric(est._selection_metric())[1],
                     *(parse_metric(m)[1] for m in REPORT_METRICS))
             val_pairs, competition, unmoved = _competition(adapter, val_q, val.relevance, ids, k)
+            # the γ search scores questions against the stored vectors: at their precision
+            # (float32 for most stores), as the array engine does with float32 records
+            val_q = val_q.astype(np.result_type(np.asarray(original).dtype, np.float32))
             est.fit_prepared(rows, original, sums, val_q, val_pairs, competition, unmoved)
         report = dict(est.report_)
         report.update({"n_train_questions": int(n_train),
@@ -229,8 +232,7 @@ class EmbeddingFinetuner:
             val = self._answerable(as_questions(val_questions, "val_questions"),
                                    "val_questions")
             self._check_ids(adapter, val, "val_questions")
-        fp = questions_fingerprint([delta.questions, *new.ids], [None, *new.texts],
-                                   [{}, *new.relevance])
+        fp = questions_fingerprint([delta.questions, *new.ids], [None, *new.texts], ids, pairs)
         n_train = delta.fit_report.get("n_train_questions", 0) + len(new)
         self.delta_ = self._fit_from_sums(adapter, ids, original, sums, counts, val, n_train,
                                           fp, gamma=gamma)

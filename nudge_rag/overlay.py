@@ -1,10 +1,10 @@
 """The exact overlay: a store's own search with a delta's moved records rescored.
 
 For a query, the nudged ranking is the unmoved records in their stored order merged with the
-moved records at their nudged scores. The store is asked for its own top ``k``; the merge is
-exact when ``k`` unmoved records came back, or when the merged ``k``-th score is no worse than
-the last score the store returned (nothing it left out can beat that). Otherwise the store is
-asked again, twice as deep.
+moved records at their nudged scores. The store is asked for its top ``k`` plus room for moved
+records; nothing it left out beats the last score it returned, so its unmoved records plus the
+moved records scoring at least that well hold the exact top ``k`` once there are ``k`` of them.
+Otherwise the store is asked again, twice as deep.
 Scores are the store's own: cosine, inner product, or L2 distance.
 """
 
@@ -36,49 +36,45 @@ class Overlay:
         similarity = self.adapter.similarity
         if similarity == "dot":
             return dots
+        qq = float(query @ query)
         if similarity == "cosine":
-            return dots / np.sqrt(sq * (query @ query))
-        return sq - 2.0 * dots + query @ query
+            return dots / np.sqrt(sq * qq)
+        return sq - 2.0 * dots + qq
 
-    def _moved_top(self, query: np.ndarray, k: int, filters):
-        """The best ``k`` moved records (admitted by ``filters``) and their native scores."""
+    def _admitted(self, filters) -> np.ndarray | None:
+        """Rows of the moved records that ``filters`` admits (``None``: every one)."""
         if filters is None:
-            rows = np.arange(len(self.ids))
-            scores = self._native(query, None)
-        else:
-            rows = np.array([self._row[i] for i in self.adapter.filter_ids(self.ids, filters)],
-                            dtype=np.int64)
-            scores = self._native(query, rows)
-        if len(rows) == 0:
-            return [], np.zeros(0)
-        key = -scores if self.adapter.higher_is_better else scores
-        if len(rows) > k:
-            part = np.argpartition(key, k - 1)[:k]
-            rows, scores = rows[part], scores[part]
-        return [self.ids[r] for r in rows], scores
+            return None
+        return np.array([self._row[i] for i in self.adapter.filter_ids(self.ids, filters)],
+                        dtype=np.int64)
 
     def search(self, query, k: int, filters=None) -> tuple[list[str], list[float]]:
         """Top-``k`` ids and native scores of the nudged store for one query vector."""
         query = np.asarray(query, dtype=np.float64)
-        moved_ids, moved_scores = self._moved_top(query, k, filters)
-        total = self.adapter.count()
+        rows = self._admitted(filters)
+        moved = self._native(query, rows)
         better = self.adapter.higher_is_better
-        depth = min(k, total) if total else k
+        total = self.adapter.count()
+        # a search's cost barely grows with its depth, a second search doubles it: ask for
+        # room for as many moved records as could crowd the top k
+        depth = min(k + min(len(self.ids), k), total) if total else k
         while True:
             ids, native = self.adapter.query(query, max(depth, 1), filters)
             native = np.asarray(native, dtype=np.float64)
             keep = [j for j, i in enumerate(ids) if i not in self.moved]
-            all_ids = [ids[j] for j in keep] + moved_ids
-            all_scores = np.concatenate([native[keep], moved_scores])
-            order = np.argsort(-all_scores if better else all_scores, kind="stable")[:k]
-            if len(ids) < depth or depth >= total or len(keep) >= k:
+            if len(ids) < depth or depth >= total or not len(ids):
+                cand = np.arange(len(moved))  # the store gave all it has: every moved record
                 break
-            # Records the store did not return score no better than its last one, so the
-            # merge is exact once its k-th score is at least that good; most queries stop
-            # here with the plain retriever's own k.
-            if len(order) == k and len(ids):
-                last, kth = native[len(ids) - 1], all_scores[order[-1]]
-                if (kth >= last) if better else (kth <= last):
-                    break
+            # nothing the store left out scores better than the last record it returned, so
+            # the unmoved records it gave plus the moved ones at least that good hold the exact
+            # top k once there are k of them
+            last = native[len(ids) - 1]
+            cand = np.flatnonzero(moved >= last if better else moved <= last)
+            if len(keep) + len(cand) >= k:
+                break
             depth = min(2 * depth, total)
-        return [all_ids[j] for j in order], all_scores[order].tolist()
+        moved_rows = cand if rows is None else rows[cand]
+        all_ids = [ids[j] for j in keep] + [self.ids[r] for r in moved_rows.tolist()]
+        all_scores = np.concatenate([native[keep], moved[cand]])
+        order = np.argsort(-all_scores if better else all_scores, kind="stable")[:k]
+        return [all_ids[j] for j in order.tolist()], all_scores[order].tolist()

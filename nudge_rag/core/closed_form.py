@@ -42,12 +42,8 @@ class Geometry:
 
     @classmethod
     def build(cls, vectors: np.ndarray, sums: np.ndarray, skip_opposed: bool) -> Geometry:
-        vectors = np.asarray(vectors, dtype=np.float64)
-        e_hat = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
-        g_norm = np.linalg.norm(sums, axis=1)
-        m_frozen = g_norm == 0  # questions that cancel out give no direction
-        safe = np.where(m_frozen, 1.0, g_norm)[:, None]
-        g_hat = np.where(m_frozen[:, None], 0.0, sums / safe)
+        e_hat, _ = _unit_rows(vectors)
+        g_hat, m_frozen = _unit_rows(sums)  # questions that cancel out give no direction
         cos_phi = np.einsum("ij,ij->i", e_hat, g_hat)
         g_perp = g_hat - cos_phi[:, None] * e_hat
         perp_norm = np.linalg.norm(g_perp, axis=1)
@@ -73,6 +69,18 @@ class Geometry:
         sat = self.n_saturated(gamma)
         out[sat] = self.g_hat[sat]
         return out
+
+
+def _unit_rows(x) -> tuple[np.ndarray, np.ndarray]:
+    """Rows scaled to unit length, and which rows are zero (left zero). Each row is divided by
+    its largest entry first, so sums of tiny values (their squares would underflow) still come
+    out unit-norm."""
+    x = np.asarray(x, dtype=np.float64)
+    peak = np.max(np.abs(x), axis=1, keepdims=True) if x.size else np.zeros((len(x), 1))
+    zero = peak[:, 0] == 0
+    scaled = x / np.where(zero[:, None], 1.0, peak)
+    norm = np.linalg.norm(scaled, axis=1, keepdims=True)
+    return np.where(zero[:, None], 0.0, scaled / np.where(zero[:, None], 1.0, norm)), zero
 
 
 def n_coefficients(gamma: float) -> tuple[float, float]:

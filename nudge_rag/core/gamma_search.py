@@ -123,10 +123,13 @@ class ValidationProblem:
             trough_inside = (c_ <= 0) & (-a_ >= r_ * cos_arc[jm])
             own_low[self.is_moved] = np.where(trough_inside, -r_, np.minimum(a_, end_))
         slack = 1e-9 * (1.0 + np.abs(own_low))
+        # a pair scored -inf (a relevant record known to rank below the top k whatever γ is)
+        # needs no candidates: nothing can push it further down
+        floor = np.where(np.isfinite(own_low), own_low - slack, np.inf)
         cand = []
         for lo in range(0, len(p), _PAIR_BLOCK):
             hi = min(lo + _PAIR_BLOCK, len(p))
-            keep = upper[p.query[lo:hi]] >= (own_low[lo:hi] - slack[lo:hi])[:, None]
+            keep = upper[p.query[lo:hi]] >= floor[lo:hi, None]
             i, j = np.nonzero(keep)
             cand.append((i + lo, j))
         pi = np.concatenate([c[0] for c in cand])

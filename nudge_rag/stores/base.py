@@ -198,6 +198,7 @@ class MatrixBacked(StoreAdapter):
     matrix product (exactly the store's ranking, without its per-query Python loops)."""
 
     _cache = None
+    _scan = None
 
     @abstractmethod
     def _all(self) -> tuple[list[str], list]:
@@ -227,6 +228,7 @@ class MatrixBacked(StoreAdapter):
 
     def _invalidate(self) -> None:
         self._cache = None
+        self._scan = None
 
     def count(self) -> int:
         return len(self._matrix()[0])
@@ -235,6 +237,10 @@ class MatrixBacked(StoreAdapter):
         ids, mat, _ = self._matrix()
         return int(mat.shape[1]) if len(ids) else None
 
+    def existing(self, ids):
+        row = self._matrix()[2]
+        return [i for i in ids if i in row]
+
     def fetch(self, ids):
         all_ids, mat, row = self._matrix()
         found = [i for i in ids if i in row]
@@ -242,19 +248,26 @@ class MatrixBacked(StoreAdapter):
 
     def _scan_parts(self):
         """The matrix as float32 for scanning (the stored float64 lists are kept for exact
-        reverts, but ranking needs no more than the float32 that embeddings carry) and the
-        inverse row norms a cosine store ranks by (``None`` when every row is unit-norm)."""
+        reverts, but ranking needs no more than the float32 that embeddings carry) and, for a
+        cosine store, the inverse row norms it ranks by (``None`` when every row is unit-norm
+        or the store does not rank by cosine). Shared across adapters of one store, like the
+        matrix itself."""
         cache = self._matrix()
-        got = _SCANS.get(id(cache))
+        got = self._scan if self._scan is not None and self._scan[0] is cache else None
+        if got is None:
+            got = _SCANS.get(id(cache))
         if got is None or got[0] is not cache:
-            mat = cache[1]
-            norms = np.linalg.norm(mat, axis=1)
-            unit = bool(np.all(np.abs(norms - 1.0) < 1e-6))
-            scale = None if unit else 1.0 / np.maximum(norms, 1e-30)
+            mat, scale = cache[1], None
+            if self.similarity == "cosine":
+                norms = np.linalg.norm(mat, axis=1)
+                if not np.all(np.abs(norms - 1.0) < 1e-6):
+                    scale = 1.0 / np.maximum(norms, 1e-30)
             got = (cache, np.ascontiguousarray(mat, dtype=np.float32), scale)
-            while len(_SCANS) >= _MATRICES_KEPT:
-                _SCANS.pop(next(iter(_SCANS)))
-            _SCANS[id(cache)] = got
+            if self._cache_owner() is not None:
+                while len(_SCANS) >= _MATRICES_KEPT:
+                    _SCANS.pop(next(iter(_SCANS)))
+                _SCANS[id(cache)] = got
+        self._scan = got
         return got[1], got[2]
 
     def competition(self, queries: np.ndarray, k: int, exclude_ids) -> tuple[list[list[str]],
@@ -266,8 +279,6 @@ class MatrixBacked(StoreAdapter):
         mat, scale = self._scan_parts()
         exclude = np.zeros(len(all_ids), dtype=bool)
         exclude[[row[i] for i in exclude_ids if i in row]] = True
-        if self.similarity != "cosine":
-            scale = None
         q = queries / np.linalg.norm(queries, axis=1, keepdims=True)
         scores, rows = topk_scan(mat, q, k, row_scale=scale, exclude=exclude)
         return [[all_ids[r] for r in rr if r >= 0] for rr in rows], scores

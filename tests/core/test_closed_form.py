@@ -107,3 +107,12 @@ def test_coefficients_trace_the_cap_boundary():
         a, b = n_coefficients(gamma)
         assert a * a + b * b == pytest.approx(1.0)
         assert (1 - a) ** 2 + b**2 == pytest.approx(gamma)
+
+
+def test_tiny_question_sums_still_give_a_unit_direction():
+    # squares of 3e-161 underflow; found by hypothesis (output norm 0.9994 before the fix)
+    e = np.array([[0.0, 1.0, 1.0, 1.0]])
+    geo = Geometry.build(e, np.full((1, 4), 3.0e-161), skip_opposed=False)
+    np.testing.assert_allclose(np.linalg.norm(geo.g_hat, axis=1), 1.0)
+    for gamma in (0.1, 1.0, 3.9):
+        np.testing.assert_allclose(np.linalg.norm(geo.n_vectors(gamma), axis=1), 1.0)
