@@ -414,7 +414,7 @@ def persist_faiss(obj, place: Place) -> None:
 
 
 def _nothing(*args) -> None:
-    """Databases keep every write where they live: nothing to persist or close."""
+    """Databases keep every write where they live, and most clients need no closing."""
 
 
 @dataclass(frozen=True)
@@ -429,16 +429,11 @@ class Pair:
     close: Callable = _nothing  # (obj): let another client or process open it
 
 
-def _with_folder(builder):
+def _in_folder(builder, **options):
+    """A ``BUILDERS`` builder as a ``Pair.build``."""
+
     def build(place: Place, p: Problem):
-        return builder(Path(place.dir), p)[0]
-
-    return build
-
-
-def _with_disk(builder):
-    def build(place: Place, p: Problem):
-        return builder(Path(place.dir), p, persistent=True)[0]
+        return builder(Path(place.dir), p, **options)[0]
 
     return build
 
@@ -455,13 +450,15 @@ def _faiss(kind: str, builder):
 _FAISS_LLAMA = ("faiss", "llama_index.vector_stores.faiss")
 _FAISS_LANGCHAIN = ("faiss", "langchain_community")
 PAIRS = {
-    "chroma-llama": Pair(PACKAGES["chroma-llama"], _with_folder(chroma_llama),
+    "chroma-llama": Pair(PACKAGES["chroma-llama"], _in_folder(chroma_llama),
                          open_chroma_llama),
-    "chroma-langchain": Pair(PACKAGES["chroma-langchain"], _with_folder(chroma_langchain),
+    "chroma-langchain": Pair(PACKAGES["chroma-langchain"], _in_folder(chroma_langchain),
                              open_chroma_langchain),
-    "qdrant-llama": Pair(PACKAGES["qdrant-llama"], _with_disk(qdrant_llama),
-                         open_qdrant_llama, close=close_qdrant),
-    "qdrant-langchain": Pair(PACKAGES["qdrant-langchain"], _with_disk(qdrant_langchain),
+    "qdrant-llama": Pair(PACKAGES["qdrant-llama"],
+                         _in_folder(qdrant_llama, persistent=True), open_qdrant_llama,
+                         close=close_qdrant),
+    "qdrant-langchain": Pair(PACKAGES["qdrant-langchain"],
+                             _in_folder(qdrant_langchain, persistent=True),
                              open_qdrant_langchain, close=close_qdrant),
     "pgvector-llama": Pair(("pgserver", "llama_index.vector_stores.postgres"), pg_llama,
                            open_pg_llama, close=close_pg),

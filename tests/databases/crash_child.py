@@ -113,17 +113,19 @@ def main(name: str, place, delta_path: str, kill_at: str, error_file: str) -> No
 
 
 def _context():
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")  # slower: each child imports for itself
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(PRELOAD)  # no effect once the server runs
     return ctx
 
 
 def start_server() -> None:
-    """Start the fork server now; it imports while the first test builds its store."""
-    from multiprocessing import forkserver
+    """Start the fork server now, to import while other tests run."""
+    if _context().get_start_method() == "forkserver":
+        from multiprocessing import forkserver
 
-    _context()
-    forkserver.ensure_running()
+        forkserver.ensure_running()
 
 
 def kill_during_apply(name: str, place, delta_path, kill_at: str, tmp_path) -> None:
