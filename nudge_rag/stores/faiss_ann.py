@@ -2,10 +2,11 @@
 store, and any of flat/HNSW/IVF behind LlamaIndex's ``FaissVectorStore``.
 
 Vectors are read by position (``reconstruct``) and searched with the index's own search, so
-the validation competition is what the index itself would return. Writes change only what
-must change: an IVF index moves the changed rows to their new lists (``update_vectors``); an
-HNSW graph cannot change a node in place, so writing rebuilds the graph (same M and
-efConstruction) from its own stored vectors; where that is too costly, use the overlay.
+the validation competition is what the index itself would return. Writes never change the
+index that readers hold: an IVF index is copied and the copy's changed rows move to their new
+lists (``update_vectors``); an HNSW graph cannot change a node in place, so writing rebuilds the
+graph (same M and efConstruction) from its own stored vectors. Either way the store then points
+at the new index; where the copy is too costly, use the overlay.
 """
 
 from __future__ import annotations
@@ -28,6 +29,10 @@ class FaissPositionalAdapter(StoreAdapter):
         import faiss
 
         self.similarity = similarity
+        # downcast_index's proxy neither owns the index nor keeps ``index`` alive: hold it, or
+        # a write through another adapter (which swaps the store's index) frees the index
+        # under this one, and its next search reads freed memory (a segfault in the tests)
+        self._source = index
         self.index = faiss.downcast_index(index)
         name = type(self.index).__name__
         self.ivf = name == "IndexIVFFlat"
@@ -109,15 +114,28 @@ class FaissPositionalAdapter(StoreAdapter):
         new.add(mat)
         return new
 
+    def _ivf_updated(self, rows, vectors):
+        """A copy of this IVF index holding ``vectors`` at ``rows`` (the copy gets the direct
+        map that ``update_vectors`` needs; this index is left as it is)."""
+        import faiss
+
+        new = faiss.clone_index(self.index)
+        new.make_direct_map()
+        new.update_vectors(rows, np.ascontiguousarray(vectors, dtype=np.float32))
+        return new
+
     def write(self, ids, vectors):
         rows = self._rows(ids)
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        if self.ivf:
-            self._direct_map()
-            self.index.update_vectors(rows, vectors)
-        else:
-            self.index = self._rebuilt(rows, vectors)
-            self._put_index(self.index)
+        # Never change the index readers may be searching. IVF ``update_vectors`` moves entries
+        # between inverted lists with the GIL released, so a search or ``reconstruct`` in another
+        # thread meanwhile reads torn lists: it got other records' vectors and "offset out of
+        # range" errors (tests/databases/test_concurrency.py). Like the HNSW rebuild, the IVF
+        # write goes into a copy, and one attribute assignment swaps it in: a reader keeps the
+        # whole index it started with. The cost is one copy of the index while writing.
+        self.index = self._source = self._ivf_updated(rows, vectors) if self.ivf else \
+            self._rebuilt(rows, vectors)
+        self._put_index(self.index)
 
 
 
@@ -155,18 +173,11 @@ class LangChainFaissAnnAdapter(FaissPositionalAdapter):
         return [i for i, d in zip(ids, self.documents(ids)) if admit(d.metadata)]
 
     def clone_with(self, ids, vectors, name=None):
-        import faiss
-
         new = copy.copy(self.store)
         new.index_to_docstore_id = dict(self.store.index_to_docstore_id)
-        if self.ivf:
-            self._direct_map()
-            new.index = faiss.clone_index(self.index)
-            new.index.make_direct_map()
-            new.index.update_vectors(self._rows(ids),
-                                     np.ascontiguousarray(vectors, dtype=np.float32))
-        else:
-            new.index = self._rebuilt(self._rows(ids), np.asarray(vectors, np.float32))
+        rows = self._rows(ids)
+        new.index = self._ivf_updated(rows, vectors) if self.ivf else \
+            self._rebuilt(rows, np.asarray(vectors, np.float32))
         return new
 
 

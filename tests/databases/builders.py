@@ -1,10 +1,18 @@
 """Small real database stores for the tests, each reached through one framework, plus client
-wrappers that count the vectors the database sends back."""
+wrappers that count the vectors the database sends back.
+
+``PAIRS`` holds every store × framework pair the crash and concurrency tests cover, each with
+a way to build it where it lives (a folder, or a table on a PostgreSQL server), to open it
+again as a fresh client (or another process) sees it, and to persist what lives in memory."""
 
 from __future__ import annotations
 
+import itertools
 import uuid
+from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -36,6 +44,15 @@ def problem(seed: int = 3, dim: int = DIM, id_offset: int = 0) -> Problem:
         return [(q, {ids[r]: g for r, g in rr.items()}) for q, rr in zip(qs, rel)]
 
     return Problem(docs.astype(np.float32), ids, named(tq, tr), named(vq, vr))
+
+
+_FRESH = itertools.count(1)
+
+
+def fresh_problem() -> Problem:
+    """``problem()`` with ids no other call in this process got (pgvector through LangChain
+    keeps every collection in one table, where an id names one record)."""
+    return problem(id_offset=1_000_000 * next(_FRESH))
 
 
 class CountingCollection:
@@ -107,18 +124,11 @@ def chroma_collection(path, p: Problem, space: str = "cosine", name: str = "docs
 
 
 def chroma_llama(path, p: Problem, space: str = "cosine"):
-    from llama_index.core import StorageContext, VectorStoreIndex
-    from llama_index.core.schema import TextNode
     from llama_index.vector_stores.chroma import ChromaVectorStore
-
-    from tests.fakes import CountingLlamaEmbedding
 
     _, col = chroma_collection(path, p, space)
     store = ChromaVectorStore(chroma_collection=col)
-    nodes = [TextNode(id_=i, text=p.text(r), embedding=p.docs[r].tolist(),
-                      metadata={"parity": r % 2}) for r, i in enumerate(p.ids)]
-    index = VectorStoreIndex(nodes, storage_context=StorageContext.from_defaults(
-        vector_store=store), embed_model=CountingLlamaEmbedding(dim=p.dim))
+    index = _llama_index(store, p)
     counter = CountingCollection(store._collection)
     store._collection = counter
     return index, counter
@@ -147,20 +157,13 @@ def _qdrant_client(path, persistent: bool):
 
 
 def qdrant_llama(path, p: Problem, distance: str = "Cosine", persistent: bool = False):
-    from llama_index.core import StorageContext, VectorStoreIndex
-    from llama_index.core.schema import TextNode
     from llama_index.vector_stores.qdrant import QdrantVectorStore
     from qdrant_client import models
-
-    from tests.fakes import CountingLlamaEmbedding
 
     client = _qdrant_client(path, persistent)
     store = QdrantVectorStore(collection_name="docs", client=client, dense_config=models
                               .VectorParams(size=p.dim, distance=models.Distance(distance)))
-    nodes = [TextNode(id_=i, text=p.text(r), embedding=p.docs[r].tolist(),
-                      metadata={"parity": r % 2}) for r, i in enumerate(p.ids)]
-    index = VectorStoreIndex(nodes, storage_context=StorageContext.from_defaults(
-        vector_store=store), embed_model=CountingLlamaEmbedding(dim=p.dim))
+    index = _llama_index(store, p)
     counter = CountingQdrant(store._client)
     store._client = counter
     return index, counter
@@ -192,3 +195,327 @@ PACKAGES = {"chroma-llama": ("chromadb", "llama_index.vector_stores.chroma"),
             "chroma-langchain": ("chromadb", "langchain_chroma"),
             "qdrant-llama": ("qdrant_client", "llama_index.vector_stores.qdrant"),
             "qdrant-langchain": ("qdrant_client", "langchain_qdrant")}
+
+
+# -- every store × framework pair, where it lives ------------------------------------------------
+
+@dataclass(frozen=True)
+class Place:
+    """Where a test store lives: folder ``dir`` (Chroma, Qdrant local mode, a persisted FAISS
+    index), or table/collection ``name`` on the PostgreSQL server at ``uri`` (pgvector)."""
+
+    dir: str = ""
+    uri: str = ""
+    name: str = "docs"
+
+
+def _embedding(framework: str, dim: int = DIM):
+    from tests.fakes import CountingLangChainEmbeddings, CountingLlamaEmbedding
+
+    if framework == "llama":
+        return CountingLlamaEmbedding(dim=dim)
+    return CountingLangChainEmbeddings(dim=dim)
+
+
+def _nodes(p: Problem):
+    from llama_index.core.schema import TextNode
+
+    return [TextNode(id_=i, text=p.text(r), embedding=p.docs[r].tolist(),
+                     metadata={"parity": r % 2}) for r, i in enumerate(p.ids)]
+
+
+def _llama_index(vector_store, p: Problem | None = None):
+    """A LlamaIndex index over ``vector_store``: built from ``p``, or over what it holds."""
+    from llama_index.core import StorageContext, VectorStoreIndex
+
+    if p is None:
+        return VectorStoreIndex.from_vector_store(vector_store, embed_model=_embedding("llama"))
+    return VectorStoreIndex(_nodes(p), storage_context=StorageContext.from_defaults(
+        vector_store=vector_store), embed_model=_embedding("llama", p.dim))
+
+
+def _chroma_client(place: Place):
+    import chromadb
+    from chromadb.api.client import SharedSystemClient
+
+    SharedSystemClient.clear_system_cache()  # read the folder as it is now, not a cached copy
+    return chromadb.PersistentClient(path=place.dir)
+
+
+def open_chroma_llama(place: Place):
+    from llama_index.vector_stores.chroma import ChromaVectorStore
+
+    collection = _chroma_client(place).get_collection("docs")
+    return _llama_index(ChromaVectorStore(chroma_collection=collection))
+
+
+def open_chroma_langchain(place: Place):
+    from langchain_chroma import Chroma
+
+    return Chroma(collection_name="docs", client=_chroma_client(place),
+                  embedding_function=_embedding("langchain"))
+
+
+@contextmanager
+def unsynced_qdrant():
+    """Qdrant's local mode commits each point on its own and SQLite syncs every commit to the
+    disk (about 40 ms here: 12 s to build 300 points). Collections opened in this block skip
+    the sync. The crash tests lose nothing by it: a killed process loses no write the OS has
+    taken, only a machine crash would. Their child processes never run this."""
+    try:
+        from qdrant_client.local.persistence import CollectionPersistence
+    except ImportError:
+        CollectionPersistence = None
+    real = getattr(CollectionPersistence, "_ensure_table", None)
+    if real is None:  # another client version: leave it as it is
+        yield
+        return
+
+    def ensure_table(self):
+        self.storage.execute("PRAGMA synchronous=OFF")
+        real(self)
+
+    CollectionPersistence._ensure_table = ensure_table
+    try:
+        yield
+    finally:
+        CollectionPersistence._ensure_table = real
+
+
+def _qdrant_local(place: Place):
+    from qdrant_client import QdrantClient
+
+    return QdrantClient(path=place.dir)
+
+
+def open_qdrant_llama(place: Place):
+    from llama_index.vector_stores.qdrant import QdrantVectorStore
+
+    return _llama_index(QdrantVectorStore(collection_name="docs", client=_qdrant_local(place)))
+
+
+def open_qdrant_langchain(place: Place):
+    from langchain_qdrant import QdrantVectorStore
+
+    return QdrantVectorStore(client=_qdrant_local(place), collection_name="docs",
+                             embedding=_embedding("langchain"))
+
+
+def close_qdrant(obj) -> None:
+    """Local mode admits one client per folder: close this one before another opens it."""
+    client = obj.vector_store.client if hasattr(obj, "vector_store") else obj.client
+    getattr(client, "_inner", client).close()
+
+
+def pg_uri(place: Place, driver: str) -> str:
+    return place.uri.replace("postgresql://", f"postgresql+{driver}://", 1)
+
+
+def _pg_llama_store(place: Place):
+    from llama_index.vector_stores.postgres import PGVectorStore
+
+    return PGVectorStore(connection_string=pg_uri(place, "psycopg2"),
+                         async_connection_string=pg_uri(place, "asyncpg"),
+                         table_name=place.name, embed_dim=DIM,
+                         hnsw_kwargs={"hnsw_m": 16, "hnsw_ef_construction": 64,
+                                      "hnsw_ef_search": 100,
+                                      "hnsw_dist_method": "vector_cosine_ops"})
+
+
+def pg_llama(place: Place, p: Problem):
+    return _llama_index(_pg_llama_store(place), p)
+
+
+def open_pg_llama(place: Place):
+    return _llama_index(_pg_llama_store(place))
+
+
+def open_pg_langchain(place: Place):
+    from langchain_postgres import PGVector
+
+    return PGVector(_embedding("langchain"), collection_name=place.name,
+                    connection=pg_uri(place, "psycopg"), embedding_length=DIM, use_jsonb=True)
+
+
+def pg_langchain(place: Place, p: Problem):
+    """A collection of LangChain's one shared table: ids must differ between collections."""
+    from sqlalchemy import text
+
+    store = open_pg_langchain(place)
+    store.add_embeddings([p.text(r) for r in range(len(p.ids))], [v.tolist() for v in p.docs],
+                         metadatas=[{"parity": r % 2} for r in range(len(p.ids))], ids=p.ids)
+    with store._engine.begin() as conn:
+        conn.execute(text("CREATE INDEX IF NOT EXISTS lc_hnsw ON langchain_pg_embedding "
+                          "USING hnsw (embedding vector_cosine_ops)"))
+    return store
+
+
+def close_pg(obj) -> None:
+    from nudge_rag.stores import adapt
+
+    adapt(obj).engine.dispose()
+
+
+def faiss_index(kind: str, p: Problem):
+    """An empty FAISS index: ``flat``, ``hnsw`` or a trained ``ivf``."""
+    import faiss
+
+    if kind == "flat":
+        return faiss.IndexFlatL2(p.dim)
+    if kind == "hnsw":
+        index = faiss.IndexHNSWFlat(p.dim, 16)
+        index.hnsw.efSearch = 128
+        return index
+    index = faiss.IndexIVFFlat(faiss.IndexFlatL2(p.dim), p.dim, 4)
+    index.train(p.docs)
+    index.nprobe = 4  # every list: exact, so searches can be compared exactly
+    return index
+
+
+def faiss_langchain(kind: str, p: Problem):
+    from langchain_community.docstore.in_memory import InMemoryDocstore
+    from langchain_community.vectorstores import FAISS
+
+    store = FAISS(_embedding("langchain"), faiss_index(kind, p), InMemoryDocstore(), {})
+    store.add_embeddings([(p.text(r), p.docs[r].tolist()) for r in range(len(p.ids))],
+                         metadatas=[{"parity": r % 2} for r in range(len(p.ids))], ids=p.ids)
+    return store
+
+
+def faiss_llama(kind: str, p: Problem):
+    from llama_index.vector_stores.faiss import FaissVectorStore
+
+    return _llama_index(FaissVectorStore(faiss_index=faiss_index(kind, p)), p)
+
+
+def open_faiss_llama(place: Place):
+    from llama_index.core import StorageContext, load_index_from_storage
+    from llama_index.vector_stores.faiss import FaissVectorStore
+
+    storage = StorageContext.from_defaults(
+        vector_store=FaissVectorStore.from_persist_dir(place.dir), persist_dir=place.dir)
+    return load_index_from_storage(storage, embed_model=_embedding("llama"))
+
+
+def open_faiss_langchain(place: Place):
+    from langchain_community.vectorstores import FAISS
+
+    return FAISS.load_local(place.dir, _embedding("langchain"),
+                            allow_dangerous_deserialization=True)
+
+
+def persist_faiss(obj, place: Place) -> None:
+    """FAISS lives in the process's memory; nudge-rag's own writer (what ``nudge-rag apply
+    --inplace`` runs) puts it on disk: into a sibling folder, then renamed over the old one."""
+    from nudge_rag.cli.indexes import save_index
+
+    kind = "llama-index" if type(obj).__module__.startswith("llama_index") else "faiss"
+    save_index(obj, kind, Path(place.dir))
+
+
+def _nothing(*args) -> None:
+    """Databases keep every write where they live, and most clients need no closing."""
+
+
+@dataclass(frozen=True)
+class Pair:
+    """One store reached through one framework: ``build(place, problem)`` makes it (kept
+    where it lives), ``open(place)`` opens it as a fresh client or process sees it."""
+
+    packages: tuple[str, ...]
+    build: Callable
+    open: Callable
+    persist: Callable = _nothing  # (obj, place): write what lives in memory where it lives
+    close: Callable = _nothing  # (obj): let another client or process open it
+
+
+def _in_folder(builder, **options):
+    """A ``BUILDERS`` builder as a ``Pair.build``."""
+
+    def build(place: Place, p: Problem):
+        return builder(Path(place.dir), p, **options)[0]
+
+    return build
+
+
+def _faiss(kind: str, builder):
+    def build(place: Place, p: Problem):
+        obj = builder(kind, p)
+        persist_faiss(obj, place)
+        return obj
+
+    return build
+
+
+_FAISS_LLAMA = ("faiss", "llama_index.vector_stores.faiss")
+_FAISS_LANGCHAIN = ("faiss", "langchain_community")
+PAIRS = {
+    "chroma-llama": Pair(PACKAGES["chroma-llama"], _in_folder(chroma_llama),
+                         open_chroma_llama),
+    "chroma-langchain": Pair(PACKAGES["chroma-langchain"], _in_folder(chroma_langchain),
+                             open_chroma_langchain),
+    "qdrant-llama": Pair(PACKAGES["qdrant-llama"],
+                         _in_folder(qdrant_llama, persistent=True), open_qdrant_llama,
+                         close=close_qdrant),
+    "qdrant-langchain": Pair(PACKAGES["qdrant-langchain"],
+                             _in_folder(qdrant_langchain, persistent=True),
+                             open_qdrant_langchain, close=close_qdrant),
+    "pgvector-llama": Pair(("pgserver", "llama_index.vector_stores.postgres"), pg_llama,
+                           open_pg_llama, close=close_pg),
+    "pgvector-langchain": Pair(("pgserver", "langchain_postgres"), pg_langchain,
+                               open_pg_langchain, close=close_pg),
+    **{f"faiss-{kind}-llama": Pair(_FAISS_LLAMA, _faiss(kind, faiss_llama), open_faiss_llama,
+                                   persist=persist_faiss) for kind in ("hnsw", "ivf")},
+    **{f"faiss-{kind}-langchain": Pair(_FAISS_LANGCHAIN, _faiss(kind, faiss_langchain),
+                                       open_faiss_langchain, persist=persist_faiss)
+       for kind in ("hnsw", "ivf")},
+}
+
+
+# -- what the crash and concurrency tests check ----------------------------------------------------
+
+def old_or_new(now, old, new):
+    """Which rows equal their old vector and which their new one, up to one float32 rounding
+    (cosine collections renormalise what is written)."""
+    is_old = np.abs(now - old).max(axis=1) <= 2e-7
+    is_new = np.abs(now - new).max(axis=1) <= 1e-6
+    return is_old, is_new
+
+
+def check_whole(vectors, before, delta, ids) -> int:
+    """Every record holds its original or its nudged vector; returns how many are nudged."""
+    row = {i: r for r, i in enumerate(ids)}
+    moved = np.array([row[i] for i in delta.ids])
+    others = np.setdiff1d(np.arange(len(ids)), moved)
+    np.testing.assert_allclose(vectors[others], before[others], rtol=0, atol=2e-7)
+    is_old, is_new = old_or_new(vectors[moved], before[moved], delta.vectors)
+    assert np.all(is_old | is_new), "a record was half-written"
+    return int(is_new.sum())
+
+
+def check_store(obj, before, delta, ids) -> int:
+    """Compares EVERY vector: each record is there once and whole, and the store's own search
+    (its index, not only its storage) finds each moved record by the vector it now holds.
+    Returns how many moved records hold the nudged vector."""
+    from nudge_rag.stores import adapt
+
+    adapter = adapt(obj)
+    found, vectors = adapter.fetch(ids)
+    assert found == list(ids), "a record was lost"
+    assert adapter.count() == len(ids), "a record was lost or duplicated"
+    nudged = check_whole(vectors, before, delta, ids)
+    row = {i: r for r, i in enumerate(ids)}
+    hits, _ = adapter.search(vectors[[row[i] for i in delta.ids]], 1)
+    assert [h[:1] for h in hits] == [[i] for i in delta.ids], "the index disagrees"
+    return nudged
+
+
+def native_search(obj, query, k: int) -> list:
+    """The framework's own search, as an application reads the store."""
+    vector = [float(x) for x in query]
+    if type(obj).__module__.startswith("llama_index"):
+        from llama_index.core import QueryBundle
+
+        return obj.as_retriever(similarity_top_k=k).retrieve(
+            QueryBundle(query_str="", embedding=vector))
+    return obj.similarity_search_by_vector(vector, k=k)

@@ -1,41 +1,21 @@
 """LangChain FAISS over approximate indexes (HNSW, IVF): fit reads only moved records and
-searches with the index's own search; IVF rows change in place, HNSW rebuilds its graph."""
+searches with the index's own search; IVF updates a copy, HNSW rebuilds its graph."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from tests.databases.builders import problem
+from tests.databases.builders import faiss_langchain, faiss_llama, problem
 
 faiss = pytest.importorskip("faiss")
 pytest.importorskip("langchain_community")
 
 
-def _store(kind, prob):
-    from langchain_community.docstore.in_memory import InMemoryDocstore
-    from langchain_community.vectorstores import FAISS
-
-    from tests.fakes import CountingLangChainEmbeddings
-
-    if kind == "hnsw":
-        index = faiss.IndexHNSWFlat(prob.dim, 16)
-        index.hnsw.efSearch = 128
-    else:
-        index = faiss.IndexIVFFlat(faiss.IndexFlatL2(prob.dim), prob.dim, 4)
-        index.train(prob.docs)
-        index.nprobe = 4  # every list: exact, so the overlay can be compared exactly
-    store = FAISS(CountingLangChainEmbeddings(dim=prob.dim), index, InMemoryDocstore(), {})
-    store.add_embeddings([(prob.text(r), prob.docs[r].tolist()) for r in range(len(prob.ids))],
-                         metadatas=[{"parity": r % 2} for r in range(len(prob.ids))],
-                         ids=prob.ids)
-    return store
-
-
 @pytest.fixture(params=["hnsw", "ivf"])
 def built(request):
     prob = problem()
-    return request.param, prob, _store(request.param, prob)
+    return request.param, prob, faiss_langchain(request.param, prob)
 
 
 def test_fit_apply_revert_overlay(built, monkeypatch):
@@ -62,7 +42,7 @@ def test_fit_apply_revert_overlay(built, monkeypatch):
     overlaid = [Overlay(store, delta).search(q, 10) for q in queries]
     index_before = store.index
     delta.apply(store, inplace=True)
-    assert (store.index is index_before) == (kind == "ivf")  # IVF: rows changed in place
+    assert store.index is not index_before  # written into a new index, swapped in
     after = adapt(store).fetch(prob.ids)[1]
     row = {i: r for r, i in enumerate(prob.ids)}
     moved = [row[i] for i in delta.ids]
@@ -102,40 +82,15 @@ def test_unsupported_index_type():
         adapt(store)
 
 
-def _llama_faiss(kind, prob):
-    """A LlamaIndex VectorStoreIndex over a FaissVectorStore of ``kind`` holding ``prob``."""
-    from llama_index.core import StorageContext, VectorStoreIndex
-    from llama_index.core.schema import TextNode
-    from llama_index.vector_stores.faiss import FaissVectorStore
-
-    from tests.fakes import CountingLlamaEmbedding
-
-    if kind == "flat":
-        index = faiss.IndexFlatL2(prob.dim)
-    elif kind == "hnsw":
-        index = faiss.IndexHNSWFlat(prob.dim, 16)
-        index.hnsw.efSearch = 128
-    else:
-        index = faiss.IndexIVFFlat(faiss.IndexFlatL2(prob.dim), prob.dim, 4)
-        index.train(prob.docs)
-        index.nprobe = 4
-    nodes = [TextNode(id_=i, text=prob.text(r), embedding=prob.docs[r].tolist(),
-                      metadata={"parity": r % 2}) for r, i in enumerate(prob.ids)]
-    return VectorStoreIndex(nodes, storage_context=StorageContext.from_defaults(
-        vector_store=FaissVectorStore(faiss_index=index)),
-        embed_model=CountingLlamaEmbedding(dim=prob.dim))
-
-
 @pytest.mark.parametrize("kind", ["flat", "hnsw", "ivf"])
 def test_llama_index_faiss(kind):
     pytest.importorskip("llama_index.vector_stores.faiss")
-
     from nudge_rag import EmbeddingFinetuner
     from nudge_rag.overlay import Overlay
     from nudge_rag.stores import adapt
 
     prob = problem()
-    llama = _llama_faiss(kind, prob)
+    llama = faiss_llama(kind, prob)
     delta = EmbeddingFinetuner(llama, show_progress=False).fit(prob.train, prob.val)
     before = adapt(llama).fetch(prob.ids)[1]
     q = prob.val[0][0]
@@ -183,7 +138,7 @@ def test_llama_index_faiss_filters(kind):
     from llama_index.core.vector_stores import MetadataFilter, MetadataFilters
 
     prob = problem()
-    llama = _llama_faiss(kind, prob)
+    llama = faiss_llama(kind, prob)
     filters = MetadataFilters(filters=[MetadataFilter(key="parity", value=1)])
     delta = _filtered_overlay_equals_filtered_store(llama, prob, filters)
     hits = delta.as_retriever(llama, similarity_top_k=6, filters=filters).retrieve("document")

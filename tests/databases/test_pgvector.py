@@ -3,41 +3,19 @@ LlamaIndex's PGVectorStore and langchain-postgres' PGVector."""
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-
 import numpy as np
 import pytest
 
-from tests.databases.builders import problem
+from tests.databases.builders import PAIRS, Place, pg_langchain, pg_llama, problem
 from tests.databases.copies import check_copy
 
-pgserver = pytest.importorskip("pgserver")
+pytest.importorskip("pgserver")
 pytest.importorskip("sqlalchemy")
-
-
-@pytest.fixture(scope="module")
-def server():
-    # not under pytest's tmp dir: as root, pgserver runs postgres as another user, which
-    # cannot enter pytest's private folders
-    root = tempfile.mkdtemp(prefix="nudge-pg-")
-    srv = pgserver.get_server(root, cleanup_mode="stop")
-    try:
-        srv.psql("CREATE EXTENSION IF NOT EXISTS vector;")
-        yield srv
-    finally:
-        srv.cleanup()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
 def prob():
     return problem()
-
-
-def _socket_uri(server, driver):
-    uri = server.get_uri()  # postgresql://postgres:@/postgres?host=/path
-    return uri.replace("postgresql://", f"postgresql+{driver}://", 1)
 
 
 class CountingEngine:
@@ -81,51 +59,16 @@ class _Rows:
         return self._rows
 
 
-def _llama(server, prob, name):
-    pytest.importorskip("llama_index.vector_stores.postgres")
-    from llama_index.core import StorageContext, VectorStoreIndex
-    from llama_index.core.schema import TextNode
-    from llama_index.vector_stores.postgres import PGVectorStore
-
-    from tests.fakes import CountingLlamaEmbedding
-
-    store = PGVectorStore(connection_string=_socket_uri(server, "psycopg2"),
-                          async_connection_string=_socket_uri(server, "asyncpg"),
-                          table_name=name, embed_dim=prob.dim,
-                          hnsw_kwargs={"hnsw_m": 16, "hnsw_ef_construction": 64,
-                                       "hnsw_ef_search": 100, "hnsw_dist_method":
-                                       "vector_cosine_ops"})
-    nodes = [TextNode(id_=i, text=prob.text(r), embedding=prob.docs[r].tolist(),
-                      metadata={"parity": r % 2}) for r, i in enumerate(prob.ids)]
-    return VectorStoreIndex(nodes, storage_context=StorageContext.from_defaults(
-        vector_store=store), embed_model=CountingLlamaEmbedding(dim=prob.dim))
-
-
-def _langchain(server, prob, name):
-    pytest.importorskip("langchain_postgres")
-    from langchain_postgres import PGVector
-
-    from tests.fakes import CountingLangChainEmbeddings
-
-    store = PGVector(CountingLangChainEmbeddings(dim=prob.dim), collection_name=name,
-                     connection=_socket_uri(server, "psycopg"), embedding_length=prob.dim,
-                     use_jsonb=True)
-    store.add_embeddings([prob.text(r) for r in range(len(prob.ids))],
-                         [v.tolist() for v in prob.docs],
-                         metadatas=[{"parity": r % 2} for r in range(len(prob.ids))],
-                         ids=prob.ids)
-    server.psql("CREATE INDEX IF NOT EXISTS lc_hnsw ON langchain_pg_embedding "
-                "USING hnsw (embedding vector_cosine_ops);")
-    return store
-
-
-BUILD = {"llama": _llama, "langchain": _langchain}
+BUILD = {"llama": pg_llama, "langchain": pg_langchain}
 
 
 @pytest.fixture(scope="module", params=sorted(BUILD))
 def built(request, server, prob):
     """One store per framework for the module: every test leaves it as it found it."""
-    return request.param, BUILD[request.param](server, prob, f"docs_{request.param}")
+    for module in PAIRS[f"pgvector-{request.param}"].packages:
+        pytest.importorskip(module)
+    where = Place(uri=server.get_uri(), name=f"docs_{request.param}")
+    return request.param, BUILD[request.param](where, prob)
 
 
 def _adapter(obj):
@@ -266,57 +209,6 @@ def test_connection_refused(tmp_path):
     adapter = PgVectorAdapter(engine, "docs", "id", "embedding", "cosine")
     with pytest.raises(StoreError, match="running and reachable"):
         adapter.count()
-
-
-# Applies the delta and is killed after the UPDATEs ran, before the transaction commits.
-CHILD = """
-import os, signal, sys
-from langchain_postgres import PGVector
-from sqlalchemy import event
-from nudge_rag import NudgeDelta
-from tests.fakes import CountingLangChainEmbeddings
-
-uri, delta_path = sys.argv[1:3]
-store = PGVector(CountingLangChainEmbeddings(dim=16), collection_name="docs_crash",
-                 connection=uri, embedding_length=16, use_jsonb=True)
-
-@event.listens_for(store._engine, "after_cursor_execute")
-def die(conn, cursor, statement, *args):
-    if statement.lstrip().upper().startswith("UPDATE"):
-        os.kill(os.getpid(), signal.SIGKILL)
-
-NudgeDelta.load(delta_path).apply(store, inplace=True)
-print("apply finished without being killed")
-"""
-
-
-def test_killed_mid_apply_leaves_the_table_as_it_was(server, tmp_path):
-    pytest.importorskip("langchain_postgres")
-    import os
-    import signal
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    from nudge_rag import EmbeddingFinetuner
-
-    prob = problem(id_offset=10_000)
-    store = _langchain(server, prob, "docs_crash")
-    delta = EmbeddingFinetuner(store, show_progress=False).fit(prob.train, prob.val)
-    adapter = _adapter(store)
-    before = adapter.fetch(prob.ids)[1]
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
-    done = subprocess.run([sys.executable, "-c", CHILD, _socket_uri(server, "psycopg"),
-                           str(delta.save(tmp_path / "delta"))], env=env, capture_output=True,
-                          text=True, timeout=120)
-    assert done.returncode == -signal.SIGKILL, done.stderr[-2000:]
-    np.testing.assert_array_equal(adapter.fetch(prob.ids)[1], before)  # rolled back whole
-    delta.apply(store, inplace=True)  # the re-run does it all
-    row = {i: r for r, i in enumerate(prob.ids)}
-    np.testing.assert_allclose(adapter.fetch(delta.ids)[1], delta.vectors, atol=1e-6)
-    delta.revert(store)
-    np.testing.assert_array_equal(adapter.fetch(prob.ids)[1], before)
-    assert len(row) == adapter.count()
 
 
 def _odd_filter(kind):
