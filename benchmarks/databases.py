@@ -2,8 +2,9 @@
 
 For each corpus size: load the synthetic corpus (``benchmarks/synthetic.py``) into a table with
 an HNSW index, then fit NUDGE-N in a fresh process that reaches the table only through the
-database (reads by id, one HNSW search per validation question). Reported: load and index
-time, fit time and the fitting process's peak memory.
+database (reads by id, one HNSW search per validation question). Every size is fitted on the
+very same questions: they ask about records of the smallest corpus, which each larger one
+begins with. Reported: load and index time, fit time and the fitting process's peak memory.
 
     PYTHONPATH=. python benchmarks/databases.py 100000 1000000 [--train 5000 --val 1000]
         [--keep DIR] [--repeat 3]
@@ -37,14 +38,17 @@ def _table(n: int) -> str:
     return f"docs_{n}"
 
 
-def load(server, n: int, d: int, n_train: int, n_val: int, questions_path: str) -> dict:
+def load(server, n: int, d: int, n_train: int, n_val: int, questions_path: str,
+         ask_within: int) -> dict:
     """Creates the size's table and HNSW index unless a kept cluster already has them; always
-    writes the questions (they are generated from the corpus, deterministically)."""
+    writes the questions. They ask about the first ``ask_within`` records, which every size
+    shares (the corpus of a larger size begins with the smaller one), so every size is fitted
+    on the very same questions."""
     import psycopg
     from pgvector.psycopg import register_vector
 
     docs = synthetic.corpus(n, d)
-    tq, tr, vq, vr = synthetic.questions(docs, n_train, n_val)
+    tq, tr, vq, vr = synthetic.questions(docs[:ask_within], n_train, n_val)
     np.savez(questions_path, tq=tq, tr=np.array(tr), vq=vq, vr=np.array(vr))
     table = _table(n)
     with psycopg.connect(server.get_uri(), autocommit=True) as conn:
@@ -139,7 +143,7 @@ def main(argv=None) -> int:
         server.psql("CREATE EXTENSION IF NOT EXISTS vector;")
         for n in args.sizes:
             qpath = f"{root}/questions_{n}.npz"
-            row = load(server, n, args.dim, args.train, args.val, qpath)
+            row = load(server, n, args.dim, args.train, args.val, qpath, min(args.sizes))
             fits = []
             for _ in range(args.repeat):
                 done = subprocess.run([sys.executable, __file__, "--child", _uri(server),
