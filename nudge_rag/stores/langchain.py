@@ -107,18 +107,10 @@ class FaissAdapter(MatrixBacked):
         return self.store
 
     def _all(self):
-        import faiss
-
+        # a copy, not a view of the index's rows: the store may grow (and reallocate them)
+        # while an adapter still holds its matrix
         index = self.store.index
-        if not index.ntotal:
-            return [], np.zeros((0, index.d), dtype=np.float32)
-        # a read-only view of the flat index's own rows rather than an 8 MB-per-5k copy; the
-        # adapter keeps the index alive while the view is in use (an apply elsewhere may put
-        # a new index in the store)
-        self._viewed_index = index
-        mat = faiss.rev_swig_ptr(index.get_xb(), index.ntotal * index.d)
-        mat = mat.reshape(index.ntotal, index.d)
-        mat.flags.writeable = False
+        mat = index.reconstruct_n(0, index.ntotal) if index.ntotal else np.zeros((0, index.d))
         ids = [self.store.index_to_docstore_id[i] for i in range(index.ntotal)]
         return ids, mat
 
