@@ -109,6 +109,8 @@ class PgVectorAdapter(DatabaseAdapter, StoreAdapter):
     ``vec_col`` holds a ``vector`` column."""
 
     kind = "pgvector table"
+    #: connections that share a batch of validation searches (a pool's default allows 5)
+    search_connections = 4
 
     def __init__(self, engine, table: str, id_col: str, vec_col: str, similarity: str,
                  scope: tuple[str, object] | None = None, owner=None):
@@ -168,13 +170,26 @@ class PgVectorAdapter(DatabaseAdapter, StoreAdapter):
         op = _OPS[self.similarity]
         sql = text(f"SELECT {self.id_col}, {self.vec_col} {op} CAST(:q AS vector) AS d "
                    f"FROM {self.table} WHERE {self._where()} ORDER BY d LIMIT :k")
-        ids, scores = [], []
-        with self.engine.connect() as conn:
-            for q in queries:
-                rows = conn.execute(sql, self._params(q=_literal(q), k=int(k))).fetchall()
-                ids.append([str(r[0]) for r in rows])
-                scores.append(self._similarity([r[1] for r in rows]))
-        return ids, scores
+
+        def run(part):
+            ids, scores = [], []
+            with self.engine.connect() as conn:
+                for q in part:
+                    rows = conn.execute(sql, self._params(q=_literal(q), k=int(k))).fetchall()
+                    ids.append([str(r[0]) for r in rows])
+                    scores.append(self._similarity([r[1] for r in rows]))
+            return ids, scores
+
+        # one query at a time leaves the server idle during every round trip: a few
+        # connections, each with its own share of the questions, keep its cores busy
+        n_conn = max(1, min(self.search_connections, len(queries) // 16))
+        if n_conn == 1:
+            return run(queries)
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(n_conn) as pool:
+            parts = list(pool.map(run, np.array_split(queries, n_conn)))
+        return [i for p in parts for i in p[0]], [s for p in parts for s in p[1]]
 
     def _similarity(self, distances) -> np.ndarray:
         d = np.array(distances, dtype=np.float64)
