@@ -17,6 +17,7 @@ import numpy as np
 
 from ..errors import InputError, StoreError
 from .base import StoreAdapter
+from .langchain import FaissDocuments
 
 ANN_TYPES = ("IndexHNSWFlat", "IndexIVFFlat")
 
@@ -139,7 +140,7 @@ class FaissPositionalAdapter(StoreAdapter):
 
 
 
-class LangChainFaissAnnAdapter(FaissPositionalAdapter):
+class LangChainFaissAnnAdapter(FaissDocuments, FaissPositionalAdapter):
     kind = "langchain FAISS"
 
     def __init__(self, store, similarity: str):
@@ -162,15 +163,6 @@ class LangChainFaissAnnAdapter(FaissPositionalAdapter):
         emb = self.store.embedding_function
         return emb if not callable(emb) or hasattr(emb, "embed_query") else None
 
-    def documents(self, ids):
-        return [self.store.docstore.search(i) for i in ids]
-
-    def filter_ids(self, ids, filters):
-        """LangChain's own filter semantics (a metadata dict or a callable)."""
-        if filters is None:
-            return list(ids)
-        admit = self.store._create_filter_func(filters)
-        return [i for i, d in zip(ids, self.documents(ids)) if admit(d.metadata)]
 
     def clone_with(self, ids, vectors, name=None):
         new = copy.copy(self.store)

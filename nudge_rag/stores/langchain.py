@@ -88,7 +88,23 @@ def _is_flat(index) -> bool:
     return type(index).__name__ in ("IndexFlatL2", "IndexFlatIP", "IndexFlat")
 
 
-class FaissAdapter(MatrixBacked):
+class FaissDocuments:
+    """A LangChain ``FAISS`` store's documents (its docstore) and its own filters (a metadata
+    dict or a callable), whatever index it searches with."""
+
+    store = None
+
+    def documents(self, ids):
+        return [self.store.docstore.search(i) for i in ids]
+
+    def filter_ids(self, ids, filters):
+        if filters is None:
+            return list(ids)
+        admit = self.store._create_filter_func(filters)
+        return [i for i, d in zip(ids, self.documents(ids)) if admit(d.metadata)]
+
+
+class FaissAdapter(FaissDocuments, MatrixBacked):
     """Flat FAISS indexes. They cannot change one row in place, so writes rebuild the flat
     index from its own vectors (a copy of a few MB per 10k records)."""
 
@@ -142,14 +158,6 @@ class FaissAdapter(MatrixBacked):
         ids, native = self.search(np.asarray(query)[None, :], k)
         return ids[0], native[0][:len(ids[0])]
 
-    def documents(self, ids):
-        return [self.store.docstore.search(i) for i in ids]
-
-    def filter_ids(self, ids, filters):
-        if filters is None:
-            return list(ids)
-        admit = self.store._create_filter_func(filters)
-        return [d.id for d in self.documents(ids) if admit(d.metadata)]
 
     def _rebuilt(self, ids, vectors):
         import faiss
