@@ -55,8 +55,8 @@ def fresh_problem() -> Problem:
     return problem(id_offset=1_000_000 * next(_FRESH))
 
 
-class CountingCollection:
-    """A chromadb Collection that counts the vectors it returns."""
+class _CountingClient:
+    """A client wrapper that counts the vectors it returns and can be told to fail."""
 
     def __init__(self, inner):
         self._inner = inner
@@ -69,6 +69,10 @@ class CountingCollection:
             raise self.fail_on[name]
         return getattr(self._inner, name)
 
+
+class CountingCollection(_CountingClient):
+    """A chromadb Collection that counts the vectors it returns."""
+
     def get(self, *args, **kwargs):
         if "get" in self.fail_on:
             raise self.fail_on["get"]
@@ -78,19 +82,11 @@ class CountingCollection:
         return got
 
 
-class CountingQdrant:
+class CountingQdrant(_CountingClient):
     """A QdrantClient that counts the vectors it returns."""
 
-    def __init__(self, inner):
-        self._inner = inner
-        self.vectors_read = 0
-        #: method name -> the exception it raises instead of running
-        self.fail_on: dict[str, Exception] = {}
-
     def __getattr__(self, name):
-        if name in self.fail_on:
-            raise self.fail_on[name]
-        attr = getattr(self._inner, name)
+        attr = super().__getattr__(name)
         if name not in ("retrieve", "scroll", "query_points", "query_batch_points"):
             return attr
 
@@ -519,3 +515,20 @@ def native_search(obj, query, k: int) -> list:
         return obj.as_retriever(similarity_top_k=k).retrieve(
             QueryBundle(query_str="", embedding=vector))
     return obj.similarity_search_by_vector(vector, k=k)
+
+
+def check_applied(obj, prob, delta, before, queries, overlaid) -> None:
+    """After an in-place apply: unmoved records keep ``before``, moved ones hold the delta's
+    vectors, and the store's own search equals what the overlay gave before the apply."""
+    from nudge_rag.stores import adapt
+
+    after = adapt(obj).fetch(prob.ids)[1]
+    row = {i: r for r, i in enumerate(prob.ids)}
+    moved = [row[i] for i in delta.ids]
+    still = np.setdiff1d(np.arange(len(prob.ids)), moved)
+    np.testing.assert_array_equal(after[still], before[still])
+    np.testing.assert_allclose(after[moved], delta.vectors, atol=1e-6)
+    for q, (ids, scores) in zip(queries, overlaid):
+        want_ids, want_scores = adapt(obj).query(q, 10)
+        assert ids == want_ids
+        np.testing.assert_allclose(scores, want_scores, atol=1e-5)

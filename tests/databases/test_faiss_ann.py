@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.databases.builders import faiss_langchain, faiss_llama, problem
+from tests.databases.builders import check_applied, faiss_langchain, faiss_llama, problem
 
 faiss = pytest.importorskip("faiss")
 pytest.importorskip("langchain_community")
@@ -43,16 +43,7 @@ def test_fit_apply_revert_overlay(built, monkeypatch):
     index_before = store.index
     delta.apply(store, inplace=True)
     assert store.index is not index_before  # written into a new index, swapped in
-    after = adapt(store).fetch(prob.ids)[1]
-    row = {i: r for r, i in enumerate(prob.ids)}
-    moved = [row[i] for i in delta.ids]
-    still = np.setdiff1d(np.arange(len(prob.ids)), moved)
-    np.testing.assert_array_equal(after[still], before[still])
-    np.testing.assert_allclose(after[moved], delta.vectors, atol=1e-6)
-    for q, (ids, scores) in zip(queries, overlaid):
-        want_ids, want_scores = adapt(store).query(q, 10)
-        assert ids == want_ids
-        np.testing.assert_allclose(scores, want_scores, atol=1e-5)
+    check_applied(store, prob, delta, before, queries, overlaid)
     docs = store.similarity_search_by_vector(queries[0].tolist(), k=3)
     assert [d.id for d in docs] == overlaid[0][0][:3]
     delta.revert(store)

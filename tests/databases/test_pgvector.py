@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.databases.builders import PAIRS, Place, pg_langchain, pg_llama, problem
+from tests.databases.builders import PAIRS, Place, check_applied, pg_langchain, pg_llama, problem
 from tests.databases.copies import check_copy
 
 pytest.importorskip("pgserver")
@@ -100,16 +100,7 @@ def test_fit_apply_revert_overlay(built, prob, monkeypatch):
     queries = np.array([q for q, _ in prob.val[:10]])
     overlaid = [Overlay(obj, delta).search(q, 10) for q in queries]
     delta.apply(obj, inplace=True)
-    after = adapter.fetch(prob.ids)[1]
-    row = {i: r for r, i in enumerate(prob.ids)}
-    moved = [row[i] for i in delta.ids]
-    still = np.setdiff1d(np.arange(len(prob.ids)), moved)
-    np.testing.assert_array_equal(after[still], before[still])
-    np.testing.assert_allclose(after[moved], delta.vectors, atol=1e-6)
-    for q, (ids, scores) in zip(queries, overlaid):
-        want_ids, want_scores = adapter.query(q, 10)
-        assert ids == want_ids
-        np.testing.assert_allclose(scores, want_scores, atol=1e-5)
+    check_applied(obj, prob, delta, before, queries, overlaid)
     delta.revert(obj)
     np.testing.assert_array_equal(adapter.fetch(prob.ids)[1], before)
 
