@@ -13,18 +13,35 @@ import numpy as np
 
 from .relevance import Pairs
 
+# records named by fewer questions than this are summed together (see question_sums)
+_FEW = 64
 # below this relative size the part of G orthogonal to ê is treated as zero (G ∥ ê)
 _PARALLEL_TOL = 1e-10
 
 
 def question_sums(train_q: np.ndarray, pairs: Pairs) -> tuple[np.ndarray, np.ndarray]:
     """``(rows, G)``: the rows named by training questions (sorted) and, for each, the plain sum
-    of the question vectors that name it. A scatter-add via sort + ``np.add.reduceat``."""
+    of the question vectors that name it, added in question order.
+
+    Records named by few questions (most) are summed together, one question position at a
+    time, so no (pairs × d) copy is ever made; the few named by many are summed one by one."""
     order = np.argsort(pairs.row, kind="stable")
     rows_sorted = pairs.row[order]
     starts = np.flatnonzero(np.r_[True, rows_sorted[1:] != rows_sorted[:-1]])
-    contrib = np.asarray(train_q[pairs.query[order]], dtype=np.float64)
-    sums = np.add.reduceat(contrib, starts, axis=0)
+    lengths = np.diff(np.r_[starts, len(order)])
+    questions = pairs.query[order]
+    sums = np.asarray(train_q[questions[starts]], dtype=np.float64)
+    by_length = np.argsort(-lengths, kind="stable")
+    # at_least[t]: how many records are named by t or more questions
+    at_least = np.cumsum(np.bincount(lengths, minlength=_FEW + 2)[::-1])[::-1]
+    n_many = int(at_least[_FEW])
+    for t in range(1, min(int(lengths.max(initial=1)), _FEW)):
+        rec = by_length[n_many:at_least[t + 1]]
+        sums[rec] += train_q[questions[starts[rec] + t]]
+    for rec in by_length[:n_many]:
+        part = np.asarray(train_q[questions[starts[rec]:starts[rec] + lengths[rec]]],
+                          dtype=np.float64)
+        sums[rec] = np.add.reduce(part, axis=0)
     return rows_sorted[starts], sums
 
 

@@ -12,7 +12,14 @@ import numpy as np
 from ..errors import InputError, NotFittedError
 from .checks import as_matrix, check_finite_nonzero, check_same_dim
 from .closed_form import Geometry, question_sums
-from .gamma_search import Competition, SearchResult, ValidationProblem
+from .gamma_search import (
+    Competition,
+    SearchResult,
+    ValidationProblem,
+    search_grid,
+    sweep_linear,
+)
+from .method import Method
 from .metrics import REPORT_METRICS, parse_metric
 from .relevance import Pairs, to_pairs
 from .topk import topk_scan
@@ -24,7 +31,7 @@ NUDGE_FT_GRID = tuple(0.02 * i for i in range(25))
 class _Nudge:
     """Shared parameters, validation and fitting; subclasses set the method."""
 
-    _method = ""
+    _method: Method
 
     def __init__(self, metric: str = "ndcg@10", gamma: float | None = None,
                  device: str = "cpu", nudge_ft_compat: bool = False):
@@ -123,7 +130,7 @@ class _Nudge:
 
     def _finish(self, rows, vectors, sums, vq, val_pairs, competition, unmoved):
         geometry = Geometry.build(vectors, sums, skip_opposed=self._skip_opposed())
-        report = {"method": self._name, "metric": self._selection_metric(),
+        report = {"method": self._method, "metric": self._selection_metric(),
                   "n_moved": int(len(rows)), "nudge_ft_compat": bool(self.nudge_ft_compat)}
         if self.gamma is not None:
             gamma = float(self.gamma)
@@ -180,14 +187,13 @@ class NudgeM(_Nudge):
     ``nudge_ft_compat=True`` reproduces nudge-ft 0.1.2: γ maximises validation hit@1 and is
     the left end of the best interval (a crossing point) instead of its midpoint."""
 
-    _method = "m"
-    _name = "nudge-m"
+    _method = Method.M
 
     def _skip_opposed(self) -> bool:
         return False
 
     def _search(self, problem: ValidationProblem) -> SearchResult:
-        return problem.sweep_linear(self._selection_metric(), left_end=self.nudge_ft_compat)
+        return sweep_linear(problem, self._selection_metric(), left_end=self.nudge_ft_compat)
 
     def _vectors(self, geometry: Geometry, gamma: float) -> np.ndarray:
         return geometry.m_vectors(gamma)
@@ -207,8 +213,7 @@ class NudgeN(_Nudge):
     of the constrained problem. ``nudge_ft_compat=True`` reproduces nudge-ft 0.1.2 exactly:
     its grid (0 … 0.48), hit@1 selection, no refinement, ``skip_opposed=True``."""
 
-    _method = "n"
-    _name = "nudge-n"
+    _method = Method.N
 
     def __init__(self, metric: str = "ndcg@10", gamma: float | None = None,
                  device: str = "cpu", nudge_ft_compat: bool = False,
@@ -238,10 +243,10 @@ class NudgeN(_Nudge):
 
     def _search(self, problem: ValidationProblem) -> SearchResult:
         if self.nudge_ft_compat:
-            return problem.search_grid("hit@1", np.asarray(NUDGE_FT_GRID), refine=0)
+            return search_grid(problem, "hit@1", np.asarray(NUDGE_FT_GRID), refine=0)
         n_steps = int(np.floor(self.max_gamma / self.grid_step + 1e-9))
         grid = self.grid_step * np.arange(n_steps + 1)
-        return problem.search_grid(self.metric, grid, refine=int(self.refine))
+        return search_grid(problem, self.metric, grid, refine=int(self.refine))
 
     def _vectors(self, geometry: Geometry, gamma: float) -> np.ndarray:
         return geometry.n_vectors(gamma)

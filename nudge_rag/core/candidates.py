@@ -1,0 +1,92 @@
+"""NUDGE-N's sparse evaluation: per relevant pair, the few moved records that can outscore it.
+
+Over γ ∈ [0, γ_hi] a NUDGE-N score follows ``R cos(θ − θ0)`` on an arc, so each moved record's
+best score and each relevant record's worst score over the range are closed-form. A moved
+record can only ever rank above a pair if its best beats the pair's worst. Where few records
+move, that leaves a handful of candidates per pair and a γ costs a few thousand comparisons.
+Where most records move, little is pruned: :func:`n_candidates` then gives up early (after one
+block of pairs) and the dense evaluation is used instead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .closed_form import Geometry
+from .method import Method
+from .scores import Products, scores_at
+
+# pairs per block when comparing pairs with every moved record (bounds memory); the first
+# block is small, so that giving up where nothing is pruned costs little
+PAIR_BLOCK = 2048
+_FIRST_BLOCK = 256
+# a candidate costs about this many dense (question, record) scores per γ
+_CANDIDATE_COST = 2.0
+
+
+@dataclass
+class NCandidates:
+    """For γ ≤ ``gamma_hi``: candidate (pair, moved record) entries with their products."""
+
+    gamma_hi: float
+    pair: np.ndarray
+    col: np.ndarray
+    products: Products
+
+    def covers(self, gamma: float, method: Method) -> bool:
+        return method is Method.N and gamma <= self.gamma_hi
+
+    def count_above(self, gamma: float, geometry: Geometry, own: np.ndarray) -> np.ndarray:
+        """Moved records scoring strictly above each pair at γ (exact)."""
+        s = scores_at(gamma, Method.N, geometry, self.products, self.col)
+        return np.bincount(self.pair, weights=s > own[self.pair], minlength=len(own))
+
+
+def score_range(q_e, q_u, cos_phi, frozen, gamma_hi: float):
+    """``(low, high)``: the lowest and highest NUDGE-N score over γ ∈ [0, gamma_hi] of records
+    with products ``q_e``, ``q_u`` and geometry ``cos_phi``, ``frozen`` (broadcastable)."""
+    theta_hi = np.arccos(1.0 - min(gamma_hi, 4.0) / 2.0)
+    arc = np.where(frozen, 0.0, np.minimum(np.arccos(np.clip(cos_phi, -1.0, 1.0)), theta_hi))
+    cos_arc, sin_arc = np.cos(arc), np.sin(arc)
+    # f(θ) = q_e cos θ + q_u sin θ = R cos(θ − θ0) on θ ∈ [0, arc]
+    radius = np.hypot(q_e, q_u)
+    end = q_e * cos_arc + q_u * sin_arc
+    high = np.where((q_u >= 0) & (q_e >= radius * cos_arc), radius, np.maximum(q_e, end))
+    low = np.where((q_u <= 0) & (-q_e >= radius * cos_arc), -radius, np.minimum(q_e, end))
+    return low, high
+
+
+def n_candidates(products: Products, geometry: Geometry, pair_query: np.ndarray,
+                 own_col: np.ndarray, fixed_scores: np.ndarray,
+                 gamma_hi: float) -> NCandidates | None:
+    """Candidates for γ ∈ [0, gamma_hi], or ``None`` when they would cost more than scoring
+    every (question, moved record) densely. ``own_col`` is each pair's moved column (−1 if its
+    record does not move, and then ``fixed_scores`` holds its score)."""
+    g = geometry
+    _, high = score_range(products.q_e, products.q_u, g.cos_phi, g.n_frozen, gamma_hi)
+    moved = own_col >= 0
+    own_low = fixed_scores.copy()
+    if moved.any():
+        qm, jm = pair_query[moved], own_col[moved]
+        own_low[moved] = score_range(products.q_e[qm, jm], products.q_u[qm, jm], g.cos_phi[jm],
+                                     g.n_frozen[jm], gamma_hi)[0]
+    slack = 1e-9 * (1.0 + np.abs(own_low))
+    # a pair scored -inf (a relevant record known to rank below the top k whatever γ is)
+    # needs no candidates: nothing can push it further down
+    floor = np.where(np.isfinite(own_low), own_low - slack, np.inf)
+    budget = products.q_e.size / _CANDIDATE_COST
+    found_pairs, found_cols, count = [], [], 0
+    starts = [0, *range(_FIRST_BLOCK, len(pair_query), PAIR_BLOCK)]
+    for lo in starts:
+        hi = min(lo + (_FIRST_BLOCK if lo == 0 else PAIR_BLOCK), len(pair_query))
+        i, j = np.nonzero(high[pair_query[lo:hi]] >= floor[lo:hi, None])
+        found_pairs.append(i + lo)
+        found_cols.append(j)
+        count += len(i)
+        if count * len(pair_query) / hi > budget:  # on course to prune too little
+            return None
+    pair = np.concatenate(found_pairs) if found_pairs else np.zeros(0, dtype=np.int64)
+    col = np.concatenate(found_cols) if found_cols else np.zeros(0, dtype=np.int64)
+    return NCandidates(gamma_hi, pair, col, products.take(pair_query[pair], col))
