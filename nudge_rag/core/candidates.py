@@ -65,7 +65,6 @@ def n_candidates(products: Products, geometry: Geometry, pair_query: np.ndarray,
     every (question, moved record) densely. ``own_col`` is each pair's moved column (−1 if its
     record does not move, and then ``fixed_scores`` holds its score)."""
     g = geometry
-    _, high = score_range(products.q_e, products.q_u, g.cos_phi, g.n_frozen, gamma_hi)
     moved = own_col >= 0
     own_low = fixed_scores.copy()
     if moved.any():
@@ -81,7 +80,13 @@ def n_candidates(products: Products, geometry: Geometry, pair_query: np.ndarray,
     starts = [0, *range(_FIRST_BLOCK, len(pair_query), PAIR_BLOCK)]
     for lo in starts:
         hi = min(lo + (_FIRST_BLOCK if lo == 0 else PAIR_BLOCK), len(pair_query))
-        i, j = np.nonzero(high[pair_query[lo:hi]] >= floor[lo:hi, None])
+        if hi == lo:
+            break
+        # the best score over the range of every moved record, for this block's questions
+        q_lo, q_hi = int(pair_query[lo]), int(pair_query[hi - 1]) + 1
+        high = score_range(products.q_e[q_lo:q_hi], products.q_u[q_lo:q_hi], g.cos_phi,
+                           g.n_frozen, gamma_hi)[1]
+        i, j = np.nonzero(high[pair_query[lo:hi] - q_lo] >= floor[lo:hi, None])
         found_pairs.append(i + lo)
         found_cols.append(j)
         count += len(i)

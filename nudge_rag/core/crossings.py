@@ -34,8 +34,9 @@ EVENT_BUDGET = 2_000_000
 _ENTRY_BLOCK = 1_000_000
 # the line filter pays where questions have several relevant records each
 _FILTER_MIN_PAIRS_PER_QUESTION = 3.0
-# γ grid of the line filter: tan of evenly spaced angles (ranking depends on the angle)
-_FILTER_GRID = np.tan(np.linspace(0.0, np.pi / 2, 25)[:-1])
+# γ grid of the line filter: tan of evenly spaced angles (ranking depends on the angle); finer
+# grids prune no more on the problems measured (benchmarks/dense_labels.py)
+_FILTER_GRID = np.tan(np.linspace(0.0, np.pi / 2, 9)[:-1])
 # metric values closer than this count as ties (float sums of the same terms)
 TIE = 1e-9
 
@@ -295,17 +296,75 @@ def _hit_deltas(q_of, gam, before, after, rank0, pairs, k):
 def next_crossing(lines: LineSet, after: float, bound: float = np.inf) -> float | None:
     """The first crossing of any relevant pair's line with any other line strictly after
     ``after`` and at most ``bound`` (``bound`` itself when nothing comes sooner; ``None``
-    when there is no crossing after ``after`` at all). One block in memory at a time."""
+    when there is no crossing after ``after`` at all). With a finite ``bound`` only lines
+    near each pair's at ``after`` can cross it in time (:func:`_near_lines`); else, or when
+    that is most of them, every line is scanned, one block in memory at a time."""
+    near = _near_lines(lines, after, bound) if np.isfinite(bound) else None
+    if near is not None:
+        pair, intercept, slope = near
+        best = min(bound, _first_after(intercept - lines.own_intercept[pair],
+                                       slope - lines.own_slope[pair], after))
+        rivals = lines.rivals
+        return min(best, _first_after(rivals - lines.own_intercept[:, None],
+                                      np.zeros_like(rivals) - lines.own_slope[:, None], after))
     best = bound
-    pairs = np.arange(len(lines.pair_query))
-    for block in _blocks(pairs, None, lines):
+    for block in _blocks(np.arange(len(lines.pair_query)), None, lines):
+        best = min(best, _first_after(*_differences(lines, block, None), after))
+    return None if np.isinf(best) else best
+
+
+def _first_after(d0: np.ndarray, d1: np.ndarray, after: float) -> float:
+    """The smallest crossing γ = −d0/d1 beyond ``after`` (``inf`` if none)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cross = -d0 / d1
+    later = (d1 != 0) & (cross > after) & np.isfinite(cross)
+    return float(cross[later].min()) if later.any() else np.inf
+
+
+def _near_lines(lines: LineSet, after: float, bound: float):
+    """``(pair, intercept, slope)`` of every (pair, moved line) whose values at ``after``
+    differ by at most what the steepest slopes can close by ``bound``: the only ones that
+    can cross in between. ``None`` when that is most of them (then a full scan is cheaper).
+    Each question's lines are sorted by value at ``after`` and each pair takes a window."""
+    q_e, q_g = lines.q_e, lines.q_g
+    nv, m = q_e.shape
+    at = q_e + after * q_g
+    order = np.argsort(at, axis=1)
+    ranked = np.take_along_axis(at, order, axis=1)
+    own = lines.own_intercept + after * lines.own_slope
+    steep = np.abs(q_g).max(axis=1, initial=0.0)
+    reach = 2.0 * steep * (bound - after) + 1e-9 * (1.0 + np.abs(at).max(axis=1, initial=0.0))
+    # one sorted key for all questions: question q's values shifted by q * spacing
+    ok = np.isfinite(own)
+    values = np.r_[at.ravel(), own[ok]]
+    spacing = float(np.ptp(values) + 4.0 * reach.max(initial=0.0) + 1.0) if m else 1.0
+    slack = 8.0 * np.spacing(spacing * max(nv, 1))
+    keys = (ranked + (np.arange(nv) * spacing)[:, None]).ravel()
+    q = lines.pair_query
+    centre = own + q * spacing
+    width = reach[q] + slack
+    lo = np.searchsorted(keys, centre - width)
+    hi = np.searchsorted(keys, centre + width, side="right")
+    count = np.where(ok, hi - lo, 0)
+    if count.sum() > 0.25 * len(q) * m:
+        return None
+    pair = np.repeat(np.arange(len(q)), count)
+    flat = np.repeat(lo - np.cumsum(count) + count, count) + np.arange(int(count.sum()))
+    cols = order.ravel()[flat]
+    rows = q[pair]
+    return pair, q_e[rows, cols], q_g[rows, cols]
+
+
+def count_crossings(lines: LineSet) -> int:
+    """How many (pair, line) crossings there are at γ > 0 in all: the events an unfiltered
+    sweep would have to hold (a diagnostic for benchmarks; one block in memory at a time)."""
+    total = 0
+    for block in _blocks(np.arange(len(lines.pair_query)), None, lines):
         d0, d1 = _differences(lines, block, None)
         with np.errstate(divide="ignore", invalid="ignore"):
             cross = -d0 / d1
-        later = (d1 != 0) & (cross > after) & np.isfinite(cross)
-        if later.any():
-            best = min(best, float(cross[later].min()))
-    return None if np.isinf(best) else best
+        total += int(((d1 != 0) & (cross > 0) & np.isfinite(cross)).sum())
+    return total
 
 
 def best_interval(crossings: Crossings, zero_value: float,
