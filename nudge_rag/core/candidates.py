@@ -59,11 +59,12 @@ def score_range(q_e, q_u, cos_phi, frozen, gamma_hi: float):
 
 
 def n_candidates(products: Products, geometry: Geometry, pair_query: np.ndarray,
-                 own_col: np.ndarray, fixed_scores: np.ndarray,
-                 gamma_hi: float) -> NCandidates | None:
-    """Candidates for γ ∈ [0, gamma_hi], or ``None`` when they would cost more than scoring
-    every (question, moved record) densely. ``own_col`` is each pair's moved column (−1 if its
-    record does not move, and then ``fixed_scores`` holds its score)."""
+                 own_col: np.ndarray, fixed_scores: np.ndarray, gamma_hi: float,
+                 budget: float | None = None) -> NCandidates | None:
+    """Candidates for γ ∈ [0, gamma_hi], or ``None`` when there would be more than
+    ``budget`` of them (default: as many as cost the same as scoring every (question, moved
+    record) densely). ``own_col`` is each pair's moved column (−1 if its record does not
+    move, and then ``fixed_scores`` holds its score)."""
     g = geometry
     moved = own_col >= 0
     own_low = fixed_scores.copy()
@@ -75,7 +76,7 @@ def n_candidates(products: Products, geometry: Geometry, pair_query: np.ndarray,
     # a pair scored -inf (a relevant record known to rank below the top k whatever γ is)
     # needs no candidates: nothing can push it further down
     floor = np.where(np.isfinite(own_low), own_low - slack, np.inf)
-    budget = products.q_e.size / _CANDIDATE_COST
+    budget = products.q_e.size / _CANDIDATE_COST if budget is None else budget
     found_pairs, found_cols, count = [], [], 0
     starts = [0, *range(_FIRST_BLOCK, len(pair_query), PAIR_BLOCK)]
     for lo in starts:

@@ -87,15 +87,22 @@ class Crossings:
 
 
 # -- finding the events ----------------------------------------------------------------------
-def crossing_events(lines: LineSet, scorer: RankScorer, metric: str) -> Crossings:
-    """Every event that can change ``metric``, with the change it makes."""
+def crossing_events(lines: LineSet, scorer: RankScorer, metric: str,
+                    filter_lines: bool | None = None,
+                    event_budget: int | None = None) -> Crossings:
+    """Every event that can change ``metric``, with the change it makes. ``filter_lines``:
+    cross only the lines that may enter the top k (default: where questions have several
+    relevant records each); past ``event_budget`` events (default ``EVENT_BUDGET``) only
+    metric-changing ones stay."""
     name, k = parse_metric(metric)
     n_pairs = len(lines.pair_query)
-    filtered = n_pairs >= _FILTER_MIN_PAIRS_PER_QUESTION * len(lines.q_e)
-    table = candidate_lines(lines, k) if filtered else None
+    if filter_lines is None:
+        filter_lines = n_pairs >= _FILTER_MIN_PAIRS_PER_QUESTION * len(lines.q_e)
+    table = candidate_lines(lines, k) if filter_lines else None
     pairs = np.arange(n_pairs) if table is None else _pairs_on(table, lines)
     rank0 = np.full(n_pairs, np.inf)
-    store = _EventStore(k, complete=table is None)
+    budget = EVENT_BUDGET if event_budget is None else event_budget
+    store = _EventStore(k, budget, complete=table is None)
     for block in _blocks(pairs, table, lines):
         d0, d1 = _differences(lines, block, table)
         rank0[block] = 1.0 + ((d0 > 0) | ((d0 == 0) & (d1 > 0))).sum(axis=1)
@@ -116,8 +123,9 @@ class _EventStore:
     """Events gathered block by block; past the budget only those that may change a metric
     of depth ``k`` stay, and ``complete`` turns false."""
 
-    def __init__(self, k: int, complete: bool):
+    def __init__(self, k: int, budget: int, complete: bool):
         self.k = k
+        self.budget = budget
         self.complete = complete
         self.parts: list[tuple] = []
         self.size = 0
@@ -126,7 +134,7 @@ class _EventStore:
         part = (gam, pair, before, after)
         self.parts.append(part if self.complete else tuple(a[may_change] for a in part))
         self.size += len(self.parts[-1][0])
-        if self.complete and self.size > EVENT_BUDGET:
+        if self.complete and self.size > self.budget:
             self.parts = [self._changing(p) for p in self.parts]
             self.size = sum(len(p[0]) for p in self.parts)
             self.complete = False

@@ -28,6 +28,24 @@ from .topk import topk_scan
 NUDGE_FT_GRID = tuple(0.02 * i for i in range(25))
 
 
+def array_competition(docs: np.ndarray, norms: np.ndarray, val_q: np.ndarray, val_pairs: Pairs,
+                      moved_rows: np.ndarray, k: int, device: str = "cpu"):
+    """``(Competition, unmoved scores)`` of validation questions over records held in an
+    array: each question's top ``k`` records among those that do not move (one blocked scan
+    of the corpus, by cosine), and the cosine of every relevant pair."""
+    exclude = np.zeros(len(docs), dtype=bool)
+    exclude[moved_rows] = True
+    inv_norm = 1.0 / norms
+    # unit-norm records (most embedding models) need no rescaling pass over the corpus
+    unit = bool(np.all(np.abs(norms - 1.0) < 1e-6))
+    scores, comp_rows = topk_scan(docs, val_q, k, row_scale=None if unit else inv_norm,
+                                  exclude=exclude, device=device)
+    rel_vecs = np.asarray(docs[val_pairs.row], dtype=np.float64) * inv_norm[val_pairs.row, None]
+    unmoved = np.einsum("ij,ij->i", np.asarray(val_q, dtype=np.float64)[val_pairs.query],
+                        rel_vecs)
+    return Competition(scores, comp_rows), unmoved
+
+
 class _Nudge:
     """Shared parameters, validation and fitting; subclasses set the method."""
 
@@ -97,25 +115,15 @@ class _Nudge:
             check_finite_nonzero(vq, "val_q")
             val_pairs = to_pairs(val_rel, len(vq), len(docs), "val_rel", require_each=True)
         norms = check_finite_nonzero(docs, "doc_emb")
-        inv_norm = 1.0 / norms
         rows, sums = question_sums(tq, train_pairs)
         if not searching:
             return self._finish(rows, docs[rows], sums, None, None, None, None)
 
-        exclude = np.zeros(len(docs), dtype=bool)
-        exclude[rows] = True
         k = max(parse_metric(self._selection_metric())[1],
                 *(parse_metric(m)[1] for m in REPORT_METRICS))
-        # unit-norm records (most embedding models) need no rescaling pass over the corpus
-        unit = bool(np.all(np.abs(norms - 1.0) < 1e-6))
-        scores, comp_rows = topk_scan(docs, vq, k, row_scale=None if unit else inv_norm,
-                                      exclude=exclude, device=self.device)
-        rel_vecs = np.asarray(docs[val_pairs.row], dtype=np.float64) * inv_norm[val_pairs.row,
-                                                                                 None]
-        unmoved = np.einsum("ij,ij->i", np.asarray(vq, dtype=np.float64)[val_pairs.query],
-                            rel_vecs)
-        return self._finish(rows, docs[rows], sums, vq, val_pairs,
-                            Competition(scores, comp_rows), unmoved)
+        competition, unmoved = array_competition(docs, norms, vq, val_pairs, rows, k,
+                                                 self.device)
+        return self._finish(rows, docs[rows], sums, vq, val_pairs, competition, unmoved)
 
     def fit_prepared(self, rows: np.ndarray, vectors: np.ndarray, sums: np.ndarray,
                      val_q=None, val_pairs: Pairs | None = None,

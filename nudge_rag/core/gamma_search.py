@@ -28,7 +28,13 @@ import numpy as np
 
 from .candidates import NCandidates, n_candidates
 from .closed_form import Geometry
-from .crossings import LineSet, best_interval, crossing_events, first_best, next_crossing
+from .crossings import (
+    LineSet,
+    best_interval,
+    crossing_events,
+    first_best,
+    next_crossing,
+)
 from .method import Method
 from .metrics import RankScorer
 from .relevance import Pairs
@@ -161,11 +167,11 @@ class ValidationProblem:
         return self.scorer.report(self.ranks(gamma, method), metrics)
 
     # -- the parts the searches need -----------------------------------------------------------
-    def n_candidates(self, gamma_hi: float) -> NCandidates | None:
+    def n_candidates(self, gamma_hi: float, budget: float | None = None) -> NCandidates | None:
         """NUDGE-N's sparse candidates for γ ∈ [0, gamma_hi], or ``None`` where the dense
-        count is cheaper."""
+        count is cheaper (or there would be more than ``budget``)."""
         return n_candidates(self.products(Method.N), self.geometry, self.pairs.query,
-                            self.own_col, self.fixed_scores, gamma_hi)
+                            self.own_col, self.fixed_scores, gamma_hi, budget)
 
     def lines(self) -> LineSet:
         """The NUDGE-M score lines of every pair's question, and each pair's own line."""
@@ -206,11 +212,14 @@ def grid_search(objective: Callable[[float], float], grid, refine: int) -> Searc
 
 
 # -- NUDGE-M: exact sweep over all crossings -----------------------------------------------------
-def sweep_linear(problem: ValidationProblem, metric: str, left_end: bool = False) -> SearchResult:
+def sweep_linear(problem: ValidationProblem, metric: str, left_end: bool = False, *,
+                 filter_lines: bool | None = None, event_budget: int | None = None
+                 ) -> SearchResult:
     """Maximise ``metric`` over all γ ≥ 0 for NUDGE-M. The smallest maximising interval
-    wins; its midpoint is returned (its left end when ``left_end``, as nudge-ft does)."""
+    wins; its midpoint is returned (its left end when ``left_end``, as nudge-ft does).
+    ``filter_lines`` and ``event_budget``: see :func:`.crossings.crossing_events`."""
     lines = problem.lines()
-    crossings = crossing_events(lines, problem.scorer, metric)
+    crossings = crossing_events(lines, problem.scorer, metric, filter_lines, event_budget)
     zero_value = problem.metric(0.0, Method.M, metric)
     gamma, starts, values = best_interval(
         crossings, zero_value, lambda after, bound: next_crossing(lines, after, bound), left_end)
