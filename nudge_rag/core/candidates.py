@@ -44,18 +44,19 @@ class NCandidates:
         return np.bincount(self.pair, weights=s > own[self.pair], minlength=len(own))
 
 
-def score_range(q_e, q_u, cos_phi, frozen, gamma_hi: float):
-    """``(low, high)``: the lowest and highest NUDGE-N score over γ ∈ [0, gamma_hi] of records
-    with products ``q_e``, ``q_u`` and geometry ``cos_phi``, ``frozen`` (broadcastable)."""
+def score_bound(q_e, q_u, cos_phi, frozen, gamma_hi: float, upper: bool) -> np.ndarray:
+    """The highest (``upper``) or lowest NUDGE-N score over γ ∈ [0, gamma_hi] of records with
+    products ``q_e``, ``q_u`` and geometry ``cos_phi``, ``frozen`` (broadcastable)."""
     theta_hi = np.arccos(1.0 - min(gamma_hi, 4.0) / 2.0)
     arc = np.where(frozen, 0.0, np.minimum(np.arccos(np.clip(cos_phi, -1.0, 1.0)), theta_hi))
     cos_arc, sin_arc = np.cos(arc), np.sin(arc)
-    # f(θ) = q_e cos θ + q_u sin θ = R cos(θ − θ0) on θ ∈ [0, arc]
+    # f(θ) = q_e cos θ + q_u sin θ = R cos(θ − θ0) on θ ∈ [0, arc]: its peak (trough) lies
+    # inside the arc or the extreme is at an end
     radius = np.hypot(q_e, q_u)
     end = q_e * cos_arc + q_u * sin_arc
-    high = np.where((q_u >= 0) & (q_e >= radius * cos_arc), radius, np.maximum(q_e, end))
-    low = np.where((q_u <= 0) & (-q_e >= radius * cos_arc), -radius, np.minimum(q_e, end))
-    return low, high
+    if upper:
+        return np.where((q_u >= 0) & (q_e >= radius * cos_arc), radius, np.maximum(q_e, end))
+    return np.where((q_u <= 0) & (-q_e >= radius * cos_arc), -radius, np.minimum(q_e, end))
 
 
 def n_candidates(products: Products, geometry: Geometry, pair_query: np.ndarray,
@@ -70,8 +71,8 @@ def n_candidates(products: Products, geometry: Geometry, pair_query: np.ndarray,
     own_low = fixed_scores.copy()
     if moved.any():
         qm, jm = pair_query[moved], own_col[moved]
-        own_low[moved] = score_range(products.q_e[qm, jm], products.q_u[qm, jm], g.cos_phi[jm],
-                                     g.n_frozen[jm], gamma_hi)[0]
+        own_low[moved] = score_bound(products.q_e[qm, jm], products.q_u[qm, jm], g.cos_phi[jm],
+                                     g.n_frozen[jm], gamma_hi, upper=False)
     slack = 1e-9 * (1.0 + np.abs(own_low))
     # a pair scored -inf (a relevant record known to rank below the top k whatever γ is)
     # needs no candidates: nothing can push it further down
@@ -85,8 +86,8 @@ def n_candidates(products: Products, geometry: Geometry, pair_query: np.ndarray,
             break
         # the best score over the range of every moved record, for this block's questions
         q_lo, q_hi = int(pair_query[lo]), int(pair_query[hi - 1]) + 1
-        high = score_range(products.q_e[q_lo:q_hi], products.q_u[q_lo:q_hi], g.cos_phi,
-                           g.n_frozen, gamma_hi)[1]
+        high = score_bound(products.q_e[q_lo:q_hi], products.q_u[q_lo:q_hi], g.cos_phi,
+                           g.n_frozen, gamma_hi, upper=True)
         i, j = np.nonzero(high[pair_query[lo:hi] - q_lo] >= floor[lo:hi, None])
         found_pairs.append(i + lo)
         found_cols.append(j)
