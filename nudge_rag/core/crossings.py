@@ -46,8 +46,8 @@ class LineSet:
     """The score lines of a validation problem under NUDGE-M. Moved records: intercept
     ``q_e`` (question·ê) and slope ``q_g`` (question·Ĝ), questions × moved. Unmoved
     competitors: one constant per pair and slot in ``rivals`` (``-inf`` where empty or where
-    it is the pair's own record). Each relevant pair: its question, its record's moved
-    column (−1 if it does not move) and its own line."""
+    it is the pair's own record). Each relevant pair (sorted by question): its question, its
+    record's moved column (−1 if it does not move) and its own line."""
 
     q_e: np.ndarray
     q_g: np.ndarray
@@ -305,20 +305,25 @@ def next_crossing(lines: LineSet, after: float, bound: float = np.inf) -> float 
     """The first crossing of any relevant pair's line with any other line strictly after
     ``after`` and at most ``bound`` (``bound`` itself when nothing comes sooner; ``None``
     when there is no crossing after ``after`` at all). With a finite ``bound`` only lines
-    near each pair's at ``after`` can cross it in time (:func:`_near_lines`); else, or when
-    that is most of them, every line is scanned, one block in memory at a time."""
-    near = _near_lines(lines, after, bound) if np.isfinite(bound) else None
-    if near is not None:
-        pair, intercept, slope = near
-        best = min(bound, _first_after(intercept - lines.own_intercept[pair],
-                                       slope - lines.own_slope[pair], after))
-        rivals = lines.rivals
-        return min(best, _first_after(rivals - lines.own_intercept[:, None],
-                                      np.zeros_like(rivals) - lines.own_slope[:, None], after))
-    best = bound
-    for block in _blocks(np.arange(len(lines.pair_query)), None, lines):
-        best = min(best, _first_after(*_differences(lines, block, None), after))
-    return None if np.isinf(best) else best
+    near a pair's own at ``after`` can reach it in time (:func:`_first_nearby`); without
+    one every line is scanned. One block of questions in memory at a time."""
+    if not np.isfinite(bound):
+        best = bound
+        for block in _blocks(np.arange(len(lines.pair_query)), None, lines):
+            best = min(best, _first_after(*_differences(lines, block, None), after))
+        return None if np.isinf(best) else best
+    rivals = lines.rivals
+    best = min(bound, _first_after(rivals - lines.own_intercept[:, None],
+                                   np.zeros_like(rivals) - lines.own_slope[:, None], after))
+    nv, m = lines.q_e.shape
+    step = max(1, _ENTRY_BLOCK // max(m, 1))
+    bounds = np.arange(0, nv + step, step).clip(max=nv)
+    at = np.searchsorted(lines.pair_query, bounds)
+    for i in range(len(bounds) - 1):
+        if at[i] < at[i + 1]:
+            best = min(best, _first_nearby(lines, slice(bounds[i], bounds[i + 1]),
+                                           np.arange(at[i], at[i + 1]), after, bound))
+    return best
 
 
 def _first_after(d0: np.ndarray, d1: np.ndarray, after: float) -> float:
@@ -329,38 +334,37 @@ def _first_after(d0: np.ndarray, d1: np.ndarray, after: float) -> float:
     return float(cross[later].min()) if later.any() else np.inf
 
 
-def _near_lines(lines: LineSet, after: float, bound: float):
-    """``(pair, intercept, slope)`` of every (pair, moved line) whose values at ``after``
-    differ by at most what the steepest slopes can close by ``bound``: the only ones that
-    can cross in between. ``None`` when that is most of them (then a full scan is cheaper).
-    Each question's lines are sorted by value at ``after`` and each pair takes a window."""
-    q_e, q_g = lines.q_e, lines.q_g
+def _first_nearby(lines: LineSet, questions: slice, pairs: np.ndarray, after: float,
+                  bound: float) -> float:
+    """The first crossing in (after, bound] of ``pairs`` (all of whose questions are in
+    ``questions``) with a moved line. Two lines can only meet by ``bound`` if their values at
+    ``after`` differ by at most what the steepest slopes close in that time, so each
+    question's lines are sorted by value at ``after`` and each pair looks at a window around
+    its own value. Where windows hold most lines, the pairs are scanned in full instead."""
+    q_e, q_g = lines.q_e[questions], lines.q_g[questions]
     nv, m = q_e.shape
-    at = q_e + after * q_g
-    order = np.argsort(at, axis=1)
-    ranked = np.take_along_axis(at, order, axis=1)
-    own = lines.own_intercept + after * lines.own_slope
-    steep = np.abs(q_g).max(axis=1, initial=0.0)
-    reach = 2.0 * steep * (bound - after) + 1e-9 * (1.0 + np.abs(at).max(axis=1, initial=0.0))
-    # one sorted key for all questions: question q's values shifted by q * spacing
-    ok = np.isfinite(own)
-    values = np.r_[at.ravel(), own[ok]]
-    spacing = float(np.ptp(values) + 4.0 * reach.max(initial=0.0) + 1.0) if m else 1.0
-    slack = 8.0 * np.spacing(spacing * max(nv, 1))
-    keys = (ranked + (np.arange(nv) * spacing)[:, None]).ravel()
-    q = lines.pair_query
-    centre = own + q * spacing
-    width = reach[q] + slack
-    lo = np.searchsorted(keys, centre - width)
-    hi = np.searchsorted(keys, centre + width, side="right")
-    count = np.where(ok, hi - lo, 0)
-    if count.sum() > 0.25 * len(q) * m:
-        return None
-    pair = np.repeat(np.arange(len(q)), count)
+    value = q_e + after * q_g
+    order = np.argsort(value, axis=1)
+    own = lines.own_intercept[pairs] + after * lines.own_slope[pairs]
+    present = np.isfinite(own)
+    reach = 2.0 * np.abs(q_g).max(axis=1, initial=0.0) * (bound - after) \
+        + 1e-9 * (1.0 + np.abs(value).max(axis=1, initial=0.0))
+    # one sorted key for the block: question q's values shifted by q * spacing
+    spacing = float(np.ptp(np.r_[value.ravel(), own[present]]) + 4.0 * reach.max() + 1.0)
+    keys = (np.take_along_axis(value, order, axis=1)
+            + (np.arange(nv) * spacing)[:, None]).ravel()
+    q = lines.pair_query[pairs] - questions.start
+    width = reach[q] + 8.0 * np.spacing(spacing * nv)
+    lo = np.searchsorted(keys, own + q * spacing - width)
+    count = np.where(present, np.searchsorted(keys, own + q * spacing + width, "right") - lo, 0)
+    if count.sum() > 0.25 * len(pairs) * m:
+        return _first_after(*_differences(lines, pairs, None), after)
+    near = np.repeat(np.arange(len(pairs)), count)
     flat = np.repeat(lo - np.cumsum(count) + count, count) + np.arange(int(count.sum()))
-    cols = order.ravel()[flat]
-    rows = q[pair]
-    return pair, q_e[rows, cols], q_g[rows, cols]
+    at = (q[near], order.ravel()[flat])
+    pair = pairs[near]
+    return _first_after(q_e[at] - lines.own_intercept[pair], q_g[at] - lines.own_slope[pair],
+                        after)
 
 
 def count_crossings(lines: LineSet) -> int:
