@@ -358,7 +358,8 @@ def _first_nearby(lines: LineSet, questions: slice, pairs: np.ndarray, after: fl
     lo = np.searchsorted(keys, own + q * spacing - width)
     count = np.where(present, np.searchsorted(keys, own + q * spacing + width, "right") - lo, 0)
     if count.sum() > 0.25 * len(pairs) * m:
-        return _first_after(*_differences(lines, pairs, None), after)
+        return min(_first_after(*_differences(lines, block, None), after)
+                   for block in _blocks(pairs, None, lines))
     near = np.repeat(np.arange(len(pairs)), count)
     flat = np.repeat(lo - np.cumsum(count) + count, count) + np.arange(int(count.sum()))
     at = (q[near], order.ravel()[flat])

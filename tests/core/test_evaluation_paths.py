@@ -123,7 +123,8 @@ def test_next_crossing_near_lines_equals_the_full_scan(problem, start):
             assert crossings.next_crossing(lines, after, after + 1.0) == after + 1.0
             return
         assert first > after
-        assert crossings.next_crossing(lines, after, first) == first
+        # a bound just past it: found in the windows, not returned as the bound
+        assert crossings.next_crossing(lines, after, first + 1e-9 * (1 + first)) == first
         assert crossings.next_crossing(lines, after, first + 0.5) == first
         assert crossings.next_crossing(lines, after, 0.5 * (after + first)) == 0.5 * (
             after + first)
