@@ -243,16 +243,19 @@ def _pairs_on(table: LineTable, lines: LineSet) -> np.ndarray:
 def _ranks_around_events(gam, pair, direction, rank0):
     """Rank of the event's pair just before and just after each event."""
     order = np.lexsort((gam, pair))
-    d = direction[order]
-    csum = np.cumsum(d)
-    p_sorted = pair[order]
-    first = np.r_[True, p_sorted[1:] != p_sorted[:-1]] if len(d) else np.zeros(0, dtype=bool)
-    offset = np.maximum.accumulate(np.where(first, np.arange(len(d)), 0)) if len(d) else d
-    base = (csum - d)[offset]  # cumulative sum before each group's first event
-    after_sorted = rank0[p_sorted] + csum - base
-    after = np.empty_like(after_sorted)
-    after[order] = after_sorted
+    after = np.empty(len(order))
+    after[order] = rank0[pair[order]] + _cumsum_by_group(direction[order], pair[order])
     return after - direction, after
+
+
+def _cumsum_by_group(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """Running sum of ``values`` that restarts wherever ``groups`` changes (both in order)."""
+    if not len(values):
+        return values
+    total = np.cumsum(values)
+    first = np.r_[True, groups[1:] != groups[:-1]]
+    start = np.maximum.accumulate(np.where(first, np.arange(len(values)), 0))
+    return total - (total - values)[start]
 
 
 def _event_deltas(scorer: RankScorer, name, k, pair, gam, before, after, rank0):
@@ -287,16 +290,9 @@ def _hit_deltas(q_of, gam, before, after, rank0, pairs, k):
                          minlength=pairs.n_queries).astype(np.int64)
     order = np.lexsort((gam, q_of))
     c = change[order]
-    csum = np.cumsum(c)
-    qs = q_of[order]
-    first = np.r_[True, qs[1:] != qs[:-1]] if len(qs) else np.zeros(0, dtype=bool)
-    start = np.maximum.accumulate(np.where(first, np.arange(len(c)), 0)) if len(c) else c
-    base = (csum - c)[start]
-    count_after = count0[qs] + csum - base
-    count_before = count_after - c
-    delta_sorted = (count_after > 0).astype(float) - (count_before > 0)
-    delta = np.empty_like(delta_sorted)
-    delta[order] = delta_sorted
+    count_after = count0[q_of[order]] + _cumsum_by_group(c, q_of[order])
+    delta = np.empty(len(order))
+    delta[order] = (count_after > 0).astype(float) - (count_after - c > 0)
     return delta
 
 

@@ -17,6 +17,12 @@ the same ranks, bit for bit:
 NUDGE-M scores are linear in γ, so every rank metric is piecewise constant with breakpoints
 where score lines cross: :mod:`.crossings` finds them and the best interval exactly. NUDGE-N
 scores follow the great circle; they are searched on a grid and refined around the best point.
+
+Several validation sets (cross-validation folds) are several problems: :func:`grid_search`
+takes any objective, such as the mean metric over problems, and the crossing events of
+several problems pool (their metric changes weighted) before :func:`.crossings.best_interval`.
+A second score source (another parameter beside γ) enters where moved records are scored:
+:func:`.scores.scores_at`, the one formula every path uses.
 """
 
 from __future__ import annotations
