@@ -26,6 +26,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
@@ -144,6 +146,8 @@ def main(argv=None) -> int:
     ap.add_argument("--dense", action="store_true", help="add the densely labelled shape")
     ap.add_argument("--methods", nargs="+", default=list(METHODS[:4]), choices=METHODS)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="rounds of every child, methods in turn; the best round is kept")
     ap.add_argument("--baseline-ref", default="f73073a",
                     help="git commit of the engine the 'before' rows run (default: the last "
                          "one before the dense-label engine)")
@@ -157,14 +161,21 @@ def main(argv=None) -> int:
     runs = [("sparse", n) for n in args.sizes] + ([("dense", DENSE_N)] if args.dense else [])
     rows = []
     for shape, n in runs:
-        for method in args.methods:
-            need = FT_GB_PER_MILLION.get(method, 0) * n / 1e6
-            if need and need > 0.9 * available_gb():
-                rows.append({"shape": shape, "n": n, "method": method, "skipped":
-                             f"not run: needs about {need:.0f} GB, {available_gb():.0f} free"})
-                continue
-            rows.append(run_child(shape, n, method, args.seed, args.baseline_ref))
-            print(f"# {rows[-1]}", file=sys.stderr, flush=True)
+        best: dict[str, dict] = {}
+        for _ in range(args.repeat):
+            for method in args.methods:
+                need = FT_GB_PER_MILLION.get(method, 0) * n / 1e6
+                if need and need > 0.9 * available_gb():
+                    best[method] = {"shape": shape, "n": n, "method": method, "skipped":
+                                    f"not run: needs about {need:.0f} GB, "
+                                    f"{available_gb():.0f} free"}
+                    continue
+                row = run_child(shape, n, method, args.seed, args.baseline_ref)
+                print(f"# {row}", file=sys.stderr, flush=True)
+                if row.get("seconds", np.inf) < best.get(method, {}).get("seconds", np.inf):
+                    best[method] = row
+                best.setdefault(method, row)
+        rows += [best[m] for m in args.methods]
     print(table(rows))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
