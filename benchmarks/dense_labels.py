@@ -153,6 +153,49 @@ def sweep_facts(prob: Problem, old) -> dict:
     return facts
 
 
+def search_facts(prob: Problem, old) -> dict:
+    """Milliseconds per NUDGE-N evaluation of one γ (the grid search's unit of work; median
+    over the search) and seconds of the NUDGE-M search (building the validation problem,
+    products included, plus the sweep), today and, when loaded, in the old engine."""
+    from nudge_rag import NudgeM, NudgeN
+    from nudge_rag.core import estimators, gamma_search
+
+    # (tag, validation problem class, owner of the sweep, the estimators)
+    engines = [("", gamma_search.ValidationProblem, estimators, NudgeN, NudgeM)]
+    if old is not None:
+        old_problem = sys.modules[old.__package__ + ".gamma_search"].ValidationProblem
+        engines.append(("_before", old_problem, old_problem, old.NudgeN, old.NudgeM))
+    facts = {}
+    for tag, problem_cls, sweep_owner, n_cls, m_cls in engines:
+        with _timed(problem_cls, "metric") as n:
+            n_cls().fit(*prob.fit_args)
+        with _timed(problem_cls, "__init__") as build, _timed(sweep_owner, "sweep_linear") as m:
+            m_cls().fit(*prob.fit_args)
+        facts[f"n_eval_ms{tag}"] = 1e3 * float(np.median(n["seconds"]))
+        facts[f"m_sweep_s{tag}"] = sum(build["seconds"]) + sum(m["seconds"])
+    return facts
+
+
+@contextlib.contextmanager
+def _timed(owner, name: str):
+    """Time every call of ``owner.name`` (a function or method) while in the block."""
+    real = getattr(owner, name)
+    tally = {"seconds": []}
+
+    def wrapper(*args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return real(*args, **kwargs)
+        finally:
+            tally["seconds"].append(time.perf_counter() - start)
+
+    setattr(owner, name, wrapper)
+    try:
+        yield tally
+    finally:
+        setattr(owner, name, real)
+
+
 def _peak_mb(work) -> float:
     tracemalloc.start()
     try:
@@ -186,12 +229,17 @@ def time_table(rows: list[dict], engines) -> str:
 
 
 def sweep_table(facts: list[dict]) -> str:
-    lines = ["| problem | relevant pairs | moved records | crossings in all | events kept | "
-             "peak MB (NudgeM fit) | peak MB, before |", "|---|---|---|---|---|---|---|"]
+    nan = float("nan")
+    lines = ["| problem | relevant pairs | moved records | NUDGE-N ms per γ (before) | "
+             "NUDGE-M search s (before) | crossings in all | events kept | "
+             "peak MB of a NudgeM fit (before) |", "|---|---|---|---|---|---|---|---|"]
     for f in facts:
-        lines.append(f"| {f['problem']} | {f['pairs']:,} | {f['moved']:,} | {f['crossings']:,} "
-                     f"| {f['events_kept']:,}{'' if f['complete'] else ' (metric-changing)'} "
-                     f"| {f['peak_mb']:.0f} | {f.get('peak_mb_before', float('nan')):.0f} |")
+        lines.append(
+            f"| {f['problem']} | {f['pairs']:,} | {f['moved']:,} | {f['n_eval_ms']:.1f} "
+            f"({f.get('n_eval_ms_before', nan):.1f}) | {f['m_sweep_s']:.3f} "
+            f"({f.get('m_sweep_s_before', nan):.3f}) | {f['crossings']:,} "
+            f"| {f['events_kept']:,}{'' if f['complete'] else ' (metric-changing)'} "
+            f"| {f['peak_mb']:.0f} ({f.get('peak_mb_before', nan):.0f}) |")
     return "\n".join(lines)
 
 
@@ -211,7 +259,7 @@ def main(argv=None) -> int:
     for name in args.problems:
         prob = load(name, args.data)
         rows += time_problem(prob, engines, args.rounds, old)
-        facts.append(sweep_facts(prob, old))
+        facts.append({**sweep_facts(prob, old), **search_facts(prob, old)})
         print(f"# {name} done", file=sys.stderr, flush=True)
     print(time_table(rows, engines))
     print()
