@@ -1,11 +1,17 @@
-"""NUDGE-N's sparse evaluation: per relevant pair, the few moved records that can outscore it.
+"""NUDGE-N's pruned evaluations: only the moved records that can matter over a γ range.
 
 Over γ ∈ [0, γ_hi] a NUDGE-N score follows ``R cos(θ − θ0)`` on an arc, so each moved record's
-best score and each relevant record's worst score over the range are closed-form. A moved
-record can only ever rank above a pair if its best beats the pair's worst. Where few records
-move, that leaves a handful of candidates per pair and a γ costs a few thousand comparisons.
-Where most records move, little is pruned: :func:`n_candidates` then gives up early (after one
-block of pairs) and the dense evaluation is used instead.
+best and worst score over the range are closed-form (:func:`score_bound`). Two prunings follow:
+
+- per relevant pair (:func:`n_candidates`): a moved record can only ever rank above a pair if
+  its best beats the pair's worst. Where few records move, a handful per pair remain and a γ
+  costs a few thousand comparisons. Where most move, little is pruned and it gives up early
+  (after one small block of pairs);
+- per question (:func:`top_candidates`): only records whose best reaches the K-th best worst
+  can ever be among the question's K best, which is all a rank down to K needs. Where most
+  records move but each question has a neighbourhood of its own, this keeps a few dozen.
+
+When neither pays, the γ search scores every (question, moved record) densely.
 """
 
 from __future__ import annotations
@@ -97,3 +103,59 @@ def n_candidates(products: Products, geometry: Geometry, pair_query: np.ndarray,
     pair = np.concatenate(found_pairs) if found_pairs else np.zeros(0, dtype=np.int64)
     col = np.concatenate(found_cols) if found_cols else np.zeros(0, dtype=np.int64)
     return NCandidates(gamma_hi, pair, col, products.take(pair_query[pair], col))
+
+
+@dataclass
+class TopCandidates:
+    """For γ ≤ ``gamma_hi``: per question, the moved records that may be among its ``depth``
+    best (``cols``, questions × widest, ``-1`` pads) with their products."""
+
+    gamma_hi: float
+    depth: int
+    cols: np.ndarray
+    products: Products
+    pair_query: np.ndarray
+
+    def covers(self, gamma: float, method: Method) -> bool:
+        return method is Method.N and gamma <= self.gamma_hi
+
+    def count_above(self, gamma: float, geometry: Geometry, own: np.ndarray) -> np.ndarray:
+        """Moved records scoring strictly above each pair at γ, exact up to ``depth``: each
+        question's ``depth`` best candidates are its ``depth`` best moved records."""
+        s = scores_at(gamma, Method.N, geometry, self.products, np.maximum(self.cols, 0))
+        s[self.cols < 0] = -np.inf
+        width = s.shape[1]
+        keep = min(self.depth, width)
+        s.partition(width - keep, axis=1)
+        best = s[:, width - keep:]
+        return (best[self.pair_query] > own[:, None]).sum(axis=1).astype(np.float64)
+
+
+def top_candidates(products: Products, geometry: Geometry, pair_query: np.ndarray, depth: int,
+                   gamma_hi: float, block: int) -> TopCandidates | None:
+    """Per question, the moved records whose best score over γ ∈ [0, gamma_hi] reaches the
+    ``depth``-th best worst score (the others stay below ``depth`` records throughout), or
+    ``None`` when that keeps more than half of them. ``block`` bounds the entries held."""
+    g = geometry
+    n_q, m = products.q_e.shape
+    if m <= depth:
+        return None
+    keep = np.zeros((n_q, m), dtype=bool)
+    step = max(1, block // m)
+    for lo in range(0, n_q, step):
+        part = (slice(lo, lo + step), slice(None))
+        q_e, q_u = products.q_e[part], products.q_u[part]
+        low = score_bound(q_e, q_u, g.cos_phi, g.n_frozen, gamma_hi, upper=False)
+        floor = np.partition(low, m - depth, axis=1)[:, m - depth]
+        floor -= 1e-9 * (1.0 + np.abs(floor))  # float rounding never drops a record
+        keep[lo:lo + step] = score_bound(q_e, q_u, g.cos_phi, g.n_frozen, gamma_hi,
+                                         upper=True) >= floor[:, None]
+    count = keep.sum(axis=1)
+    if count.sum() > 0.5 * keep.size:
+        return None
+    qi, j = np.nonzero(keep)
+    cols = np.full((n_q, int(count.max())), -1, dtype=np.int64)
+    cols[qi, np.arange(len(j)) - np.repeat(np.cumsum(count) - count, count)] = j
+    rows = np.arange(n_q)[:, None]
+    return TopCandidates(gamma_hi, depth, cols, products.take(rows, np.maximum(cols, 0)),
+                         pair_query)

@@ -30,18 +30,23 @@ def question_sums(train_q: np.ndarray, pairs: Pairs) -> tuple[np.ndarray, np.nda
     starts = np.flatnonzero(np.r_[True, rows_sorted[1:] != rows_sorted[:-1]])
     lengths = np.diff(np.r_[starts, len(order)])
     questions = pairs.query[order]
-    sums = np.asarray(train_q[questions[starts]], dtype=np.float64)
+    # records by how many questions name them, most first: those still adding a t-th
+    # question are then a leading run of rows
     by_length = np.argsort(-lengths, kind="stable")
+    first = starts[by_length]
+    ranked = np.asarray(train_q[questions[first]], dtype=np.float64)
     # at_least[t]: how many records are named by t or more questions
     at_least = np.cumsum(np.bincount(lengths, minlength=_FEW + 2)[::-1])[::-1]
     n_many = int(at_least[_FEW])
     for t in range(1, min(int(lengths.max(initial=1)), _FEW)):
-        rec = by_length[n_many:at_least[t + 1]]
-        sums[rec] += train_q[questions[starts[rec] + t]]
-    for rec in by_length[:n_many]:
-        part = np.asarray(train_q[questions[starts[rec]:starts[rec] + lengths[rec]]],
+        end = int(at_least[t + 1])
+        ranked[n_many:end] += train_q[questions[first[n_many:end] + t]]
+    for i in range(n_many):
+        part = np.asarray(train_q[questions[first[i]:first[i] + lengths[by_length[i]]]],
                           dtype=np.float64)
-        sums[rec] = np.add.reduce(part, axis=0)
+        ranked[i] = np.add.reduce(part, axis=0)
+    sums = np.empty_like(ranked)
+    sums[by_length] = ranked
     return rows_sorted[starts], sums
 
 

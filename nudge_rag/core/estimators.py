@@ -32,7 +32,8 @@ def array_competition(docs: np.ndarray, norms: np.ndarray, val_q: np.ndarray, va
                       moved_rows: np.ndarray, k: int, device: str = "cpu"):
     """``(Competition, unmoved scores)`` of validation questions over records held in an
     array: each question's top ``k`` records among those that do not move (one blocked scan
-    of the corpus, by cosine), and the cosine of every relevant pair."""
+    of the corpus, by cosine), and the cosine of every relevant pair whose record does not
+    move (0 for the others)."""
     exclude = np.zeros(len(docs), dtype=bool)
     exclude[moved_rows] = True
     inv_norm = 1.0 / norms
@@ -40,9 +41,14 @@ def array_competition(docs: np.ndarray, norms: np.ndarray, val_q: np.ndarray, va
     unit = bool(np.all(np.abs(norms - 1.0) < 1e-6))
     scores, comp_rows = topk_scan(docs, val_q, k, row_scale=None if unit else inv_norm,
                                   exclude=exclude, device=device)
-    rel_vecs = np.asarray(docs[val_pairs.row], dtype=np.float64) * inv_norm[val_pairs.row, None]
-    unmoved = np.einsum("ij,ij->i", np.asarray(val_q, dtype=np.float64)[val_pairs.query],
-                        rel_vecs)
+    # relevant records that move are scored by the search itself
+    unmoved = np.zeros(len(val_pairs))
+    still = ~exclude[val_pairs.row]
+    if still.any():
+        rows = val_pairs.row[still]
+        rel_vecs = np.asarray(docs[rows], dtype=np.float64) * inv_norm[rows, None]
+        unmoved[still] = np.einsum("ij,ij->i", np.asarray(val_q, dtype=np.float64)[
+            val_pairs.query[still]], rel_vecs)
     return Competition(scores, comp_rows), unmoved
 
 

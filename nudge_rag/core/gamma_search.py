@@ -5,14 +5,17 @@ through its top-K unmoved scores (``Competition``), so trying a γ costs a few s
 products, never a pass over the corpus. Ranks are exact down to K (the depth every metric
 needs) and "below K" after that.
 
-Two ways to count the moved records above each relevant record, chosen by cost; both give
+Three ways to count the moved records above each relevant record, chosen by cost; all give
 the same ranks, bit for bit:
 
 - *dense*: score every (question, moved record) at γ, block by block, and keep each
   question's K best (a partition, linear time). Fast however many records move.
-- *sparse* (NUDGE-N): :mod:`.candidates` keeps, per relevant pair, only the moved records
-  that can outscore it over the searched range. Where few records move this is a few
-  thousand comparisons per γ; where most move it is given up for the dense count.
+- *per pair* (NUDGE-N, :func:`.candidates.n_candidates`): only the moved records that can
+  outscore a relevant record over the searched range. Where few records move this is a few
+  thousand comparisons per γ; where most move it is given up after one small block.
+- *per question* (NUDGE-N, :func:`.candidates.top_candidates`): only the moved records that
+  can be among a question's K best over the range. Where most records move but questions
+  have neighbourhoods of their own, a few dozen per question.
 
 NUDGE-M scores are linear in γ, so every rank metric is piecewise constant with breakpoints
 where score lines cross: :mod:`.crossings` finds them and the best interval exactly. NUDGE-N
@@ -32,7 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .candidates import NCandidates, n_candidates
+from .candidates import NCandidates, TopCandidates, n_candidates, top_candidates
 from .closed_form import Geometry
 from .crossings import (
     LineSet,
@@ -134,7 +137,7 @@ class ValidationProblem:
         return own
 
     def ranks(self, gamma: float, method: Method,
-              candidates: NCandidates | None = None) -> np.ndarray:
+              candidates: NCandidates | TopCandidates | None = None) -> np.ndarray:
         """1-based rank of every relevant pair at γ (ties count in the pair's favour), exact
         down to :attr:`depth`; a pair below it gets ``depth + 1``. With ``candidates`` that
         cover γ the moved records are counted sparsely, else densely; both agree exactly."""
@@ -161,12 +164,13 @@ class ValidationProblem:
         for q_lo, q_hi, p_lo, p_hi in self._blocks:
             s = scores_at(gamma, method, self.geometry, products.take(slice(q_lo, q_hi),
                                                                       slice(None)))
-            best = np.partition(s, m - keep, axis=1)[:, m - keep:]
+            s.partition(m - keep, axis=1)  # s is a fresh array: partition it in place
+            best = s[:, m - keep:]
             above[p_lo:p_hi] = (best[query[p_lo:p_hi] - q_lo] > own[p_lo:p_hi, None]).sum(1)
         return above
 
     def metric(self, gamma: float, method: Method, metric: str,
-               candidates: NCandidates | None = None) -> float:
+               candidates: NCandidates | TopCandidates | None = None) -> float:
         return self.scorer.mean(self.ranks(gamma, method, candidates), metric)
 
     def report(self, gamma: float, method: Method, metrics) -> dict[str, float]:
@@ -174,10 +178,22 @@ class ValidationProblem:
 
     # -- the parts the searches need -----------------------------------------------------------
     def n_candidates(self, gamma_hi: float, budget: float | None = None) -> NCandidates | None:
-        """NUDGE-N's sparse candidates for γ ∈ [0, gamma_hi], or ``None`` where the dense
+        """NUDGE-N's candidates per pair for γ ∈ [0, gamma_hi], or ``None`` where the dense
         count is cheaper (or there would be more than ``budget``)."""
         return n_candidates(self.products(Method.N), self.geometry, self.pairs.query,
                             self.own_col, self.fixed_scores, gamma_hi, budget)
+
+    def top_candidates(self, gamma_hi: float) -> TopCandidates | None:
+        """NUDGE-N's candidates per question for γ ∈ [0, gamma_hi], or ``None`` where they
+        would prune too little to pay."""
+        return top_candidates(self.products(Method.N), self.geometry, self.pairs.query,
+                              self.depth, gamma_hi, _DENSE_BLOCK)
+
+    def cheapest_candidates(self, gamma_hi: float) -> NCandidates | TopCandidates | None:
+        """The pruning that pays for γ ∈ [0, gamma_hi]: per pair where few records move, else
+        per question, else none (the dense count)."""
+        per_pair = self.n_candidates(gamma_hi)
+        return per_pair if per_pair is not None else self.top_candidates(gamma_hi)
 
     def lines(self) -> LineSet:
         """The NUDGE-M score lines of every pair's question, and each pair's own line."""
@@ -195,7 +211,7 @@ def search_grid(problem: ValidationProblem, metric: str, grid, refine: int) -> S
     """Best γ of NUDGE-N on ``grid``, refined with ``refine`` points each side of the best."""
     grid = np.asarray(grid, dtype=float)
     step = float(grid[1] - grid[0]) if len(grid) > 1 else 0.0
-    candidates = problem.n_candidates(float(grid.max()) + step)
+    candidates = problem.cheapest_candidates(float(grid.max()) + step)
     return grid_search(lambda g: problem.metric(g, Method.N, metric, candidates), grid, refine)
 
 

@@ -52,7 +52,7 @@ def scores_at(gamma: float, method: Method, geometry: Geometry, p: Products,
     """Scores of moved records at γ from their products ``p``. ``cols`` names each entry's
     record (a flat gather); without it the last axis of ``p`` runs over all moved records."""
     if method == Method.M:
-        return p.q_e + gamma * p.q_g
+        return p.q_e + gamma * p.q_g  # a fresh array: callers may change it
     alpha, beta = n_coefficients(gamma)
     s = alpha * p.q_e
     s += beta * p.q_u
@@ -61,7 +61,7 @@ def scores_at(gamma: float, method: Method, geometry: Geometry, p: Products,
         # records whose cap already holds Ĝ land on it; frozen ones stay where they are
         return np.where(frozen[cols], p.q_e, np.where(saturated[cols], p.q_g, s))
     if saturated.any():  # the same choice, made per column of a dense block
-        s[..., saturated] = p.q_g[..., saturated]
+        np.copyto(s, p.q_g, where=saturated)
     if frozen.any():
-        s[..., frozen] = p.q_e[..., frozen]
+        np.copyto(s, p.q_e, where=frozen)
     return s

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from nudge_rag import NudgeM, NudgeN
 from nudge_rag.core import candidates as candidates_module
 from nudge_rag.core import crossings
+from nudge_rag.core.candidates import NCandidates, TopCandidates
 from nudge_rag.core.closed_form import Geometry, question_sums
 from nudge_rag.core.estimators import array_competition
 from nudge_rag.core.gamma_search import ValidationProblem, search_grid, sweep_linear
@@ -80,11 +81,14 @@ shapes = st.one_of(
 @given(shapes, st.lists(st.floats(0.0, 0.6), min_size=3, max_size=6), st.booleans())
 def test_nudge_n_sparse_and_dense_counts_agree(problem, gammas, skip_opposed):
     vp = build(problem, skip_opposed=skip_opposed)
-    cands = vp.n_candidates(0.6, budget=np.inf)  # never give up on candidates
-    assert cands is not None
+    per_pair = vp.n_candidates(0.6, budget=np.inf)  # never give up on candidates
+    per_question = vp.top_candidates(0.6)  # None where it would prune too little
+    assert per_pair is not None
     for g in [0.0, 0.6, *gammas]:
         dense = vp.ranks(g, Method.N)
-        np.testing.assert_array_equal(vp.ranks(g, Method.N, cands), dense)
+        np.testing.assert_array_equal(vp.ranks(g, Method.N, per_pair), dense)
+        if per_question is not None:
+            np.testing.assert_array_equal(vp.ranks(g, Method.N, per_question), dense)
         np.testing.assert_array_equal(full_count(vp, g, Method.N), dense)
 
 
@@ -170,27 +174,47 @@ def test_line_filter_prunes_dense_labels():
 
 
 @pytest.mark.parametrize("cls", [NudgeN, NudgeM])
-def test_estimators_choose_the_dense_path_on_dense_labels_and_match_the_sparse_one(
-        monkeypatch, cls):
+def test_estimators_give_the_same_fit_whichever_path_they_take(monkeypatch, cls):
     problem = dense_problem(2, n_topics=4, per_topic=30, d=12, n_train=100, n_val=24)
     chosen = cls().fit(*problem)
     with monkeypatch.context() as m:  # the paths of sparse labels, forced
-        m.setattr(candidates_module, "_CANDIDATE_COST", 1e-9)
+        m.setattr(candidates_module, "_CANDIDATE_COST", 1e-9)  # per-pair candidates, always
         m.setattr(crossings, "_FILTER_MIN_PAIRS_PER_QUESTION", np.inf)
         m.setattr(crossings, "EVENT_BUDGET", 10**9)
         sparse = cls().fit(*problem)
-    assert chosen.gamma_ == sparse.gamma_
-    assert chosen.report_ == sparse.report_
-    np.testing.assert_array_equal(chosen.vectors_, sparse.vectors_)
+    with monkeypatch.context() as m:  # no pruning at all: every γ scored densely
+        m.setattr(ValidationProblem, "cheapest_candidates", lambda self, gamma_hi: None)
+        dense = cls().fit(*problem)
+    for other in (sparse, dense):
+        assert chosen.gamma_ == other.gamma_
+        assert chosen.report_ == other.report_
+        np.testing.assert_array_equal(chosen.vectors_, other.vectors_)
 
 
-def test_dense_labels_give_up_on_candidates_and_sparse_labels_keep_them():
-    dense = build(dense_problem(3, n_topics=3, per_topic=40, d=8, n_train=80, n_val=30,
+def test_dense_labels_prune_per_question_and_sparse_labels_per_pair():
+    dense = build(dense_problem(3, n_topics=6, per_topic=40, d=12, n_train=120, n_val=30,
                                 rel=(20, 30)))
     assert dense.n_candidates(0.5) is None
+    chosen = dense.cheapest_candidates(0.5)
+    assert isinstance(chosen, TopCandidates)
+    assert chosen.cols.shape[1] < 0.5 * dense.products(Method.N).q_e.shape[1]
     sparse = build(clustered_problem(3, n=600, d=16, n_train=200, n_val=60))
-    cands = sparse.n_candidates(0.5)
-    assert cands is not None and len(cands.pair) < 0.2 * sparse.products(Method.N).q_e.size
+    chosen = sparse.cheapest_candidates(0.5)
+    assert isinstance(chosen, NCandidates)
+    assert len(chosen.pair) < 0.2 * sparse.products(Method.N).q_e.size
+
+
+def test_per_question_candidates_keep_every_record_that_reaches_the_top():
+    vp = build(dense_problem(5, n_topics=6, per_topic=30, d=12, n_train=120, n_val=30))
+    top = vp.top_candidates(0.5)
+    assert top is not None
+    kept = np.zeros(vp.products(Method.N).q_e.shape, dtype=bool)
+    rows = np.repeat(np.arange(len(top.cols)), top.cols.shape[1])
+    kept[rows[top.cols.ravel() >= 0], top.cols.ravel()[top.cols.ravel() >= 0]] = True
+    for g in np.linspace(0.0, 0.5, 26):
+        s = scores_at(g, Method.N, vp.geometry, vp.products(Method.N))
+        kth = -np.partition(-s, vp.depth - 1, axis=1)[:, vp.depth - 1:vp.depth]
+        assert kept[s >= kth].all()
 
 
 def test_grid_search_on_a_problem_equals_scoring_each_point():
