@@ -1,7 +1,7 @@
 """NUDGE-N's pruned evaluations: only the moved records that can matter over a γ range.
 
 Over γ ∈ [0, γ_hi] a NUDGE-N score follows ``R cos(θ − θ0)`` on an arc, so each moved record's
-best and worst score over the range are closed-form (:func:`score_bound`). Two prunings follow:
+best and worst score over the range are closed-form (:func:`score_bounds`). Two prunings follow:
 
 - per relevant pair (:func:`n_candidates`): a moved record can only ever rank above a pair if
   its best beats the pair's worst. Where few records move, a handful per pair remain and a γ
@@ -50,19 +50,25 @@ class NCandidates:
         return np.bincount(self.pair, weights=s > own[self.pair], minlength=len(own))
 
 
-def score_bound(q_e, q_u, cos_phi, frozen, gamma_hi: float, upper: bool) -> np.ndarray:
-    """The highest (``upper``) or lowest NUDGE-N score over γ ∈ [0, gamma_hi] of records with
-    products ``q_e``, ``q_u`` and geometry ``cos_phi``, ``frozen`` (broadcastable)."""
+def score_bounds(q_e, q_u, cos_phi, frozen, gamma_hi: float, low: bool = True,
+                 high: bool = True):
+    """``(lowest, highest)`` NUDGE-N score over γ ∈ [0, gamma_hi] of records with products
+    ``q_e``, ``q_u`` and geometry ``cos_phi``, ``frozen`` (broadcastable); either is ``None``
+    when not asked for. They bound what the search can see, so they need no more than float
+    accuracy: callers leave a margin."""
     theta_hi = np.arccos(1.0 - min(gamma_hi, 4.0) / 2.0)
     arc = np.where(frozen, 0.0, np.minimum(np.arccos(np.clip(cos_phi, -1.0, 1.0)), theta_hi))
     cos_arc, sin_arc = np.cos(arc), np.sin(arc)
     # f(θ) = q_e cos θ + q_u sin θ = R cos(θ − θ0) on θ ∈ [0, arc]: its peak (trough) lies
-    # inside the arc or the extreme is at an end
-    radius = np.hypot(q_e, q_u)
+    # inside the arc, or the extreme is at an end
+    radius = np.sqrt(q_e * q_e + q_u * q_u)
     end = q_e * cos_arc + q_u * sin_arc
-    if upper:
-        return np.where((q_u >= 0) & (q_e >= radius * cos_arc), radius, np.maximum(q_e, end))
-    return np.where((q_u <= 0) & (-q_e >= radius * cos_arc), -radius, np.minimum(q_e, end))
+    reach = radius * cos_arc
+    lowest = np.where((q_u <= 0) & (-q_e >= reach), -radius, np.minimum(q_e, end)) \
+        if low else None
+    highest = np.where((q_u >= 0) & (q_e >= reach), radius, np.maximum(q_e, end)) \
+        if high else None
+    return lowest, highest
 
 
 def n_candidates(products: Products, geometry: Geometry, pair_query: np.ndarray,
@@ -77,8 +83,8 @@ def n_candidates(products: Products, geometry: Geometry, pair_query: np.ndarray,
     own_low = fixed_scores.copy()
     if moved.any():
         qm, jm = pair_query[moved], own_col[moved]
-        own_low[moved] = score_bound(products.q_e[qm, jm], products.q_u[qm, jm], g.cos_phi[jm],
-                                     g.n_frozen[jm], gamma_hi, upper=False)
+        own_low[moved] = score_bounds(products.q_e[qm, jm], products.q_u[qm, jm],
+                                      g.cos_phi[jm], g.n_frozen[jm], gamma_hi, high=False)[0]
     slack = 1e-9 * (1.0 + np.abs(own_low))
     # a pair scored -inf (a relevant record known to rank below the top k whatever γ is)
     # needs no candidates: nothing can push it further down
@@ -92,8 +98,8 @@ def n_candidates(products: Products, geometry: Geometry, pair_query: np.ndarray,
             break
         # the best score over the range of every moved record, for this block's questions
         q_lo, q_hi = int(pair_query[lo]), int(pair_query[hi - 1]) + 1
-        high = score_bound(products.q_e[q_lo:q_hi], products.q_u[q_lo:q_hi], g.cos_phi,
-                           g.n_frozen, gamma_hi, upper=True)
+        high = score_bounds(products.q_e[q_lo:q_hi], products.q_u[q_lo:q_hi], g.cos_phi,
+                            g.n_frozen, gamma_hi, low=False)[1]
         i, j = np.nonzero(high[pair_query[lo:hi] - q_lo] >= floor[lo:hi, None])
         found_pairs.append(i + lo)
         found_cols.append(j)
@@ -144,12 +150,11 @@ def top_candidates(products: Products, geometry: Geometry, pair_query: np.ndarra
     step = max(1, block // m)
     for lo in range(0, n_q, step):
         part = (slice(lo, lo + step), slice(None))
-        q_e, q_u = products.q_e[part], products.q_u[part]
-        low = score_bound(q_e, q_u, g.cos_phi, g.n_frozen, gamma_hi, upper=False)
+        low, high = score_bounds(products.q_e[part], products.q_u[part], g.cos_phi,
+                                 g.n_frozen, gamma_hi)
         floor = np.partition(low, m - depth, axis=1)[:, m - depth]
         floor -= 1e-9 * (1.0 + np.abs(floor))  # float rounding never drops a record
-        keep[lo:lo + step] = score_bound(q_e, q_u, g.cos_phi, g.n_frozen, gamma_hi,
-                                         upper=True) >= floor[:, None]
+        keep[lo:lo + step] = high >= floor[:, None]
     count = keep.sum(axis=1)
     if count.sum() > 0.5 * keep.size:
         return None
