@@ -22,7 +22,6 @@ import uuid
 import numpy as np
 
 from ..errors import InputError, StoreError
-from .base import StoreAdapter
 from .database import (
     DatabaseAdapter,
     LangChainDocumentStore,
@@ -104,7 +103,7 @@ def _parse(value) -> np.ndarray:
     return np.asarray(value, dtype=np.float32).astype(np.float64)
 
 
-class PgVectorAdapter(DatabaseAdapter, StoreAdapter):
+class PgVectorAdapter(DatabaseAdapter):
     """One table (or one collection of it, via ``scope``): ``id_col`` names records,
     ``vec_col`` holds a ``vector`` column."""
 
@@ -269,9 +268,9 @@ class LlamaPgVectorAdapter(LlamaNodeStore, PgVectorAdapter):
 
     kind = "llama-index PGVectorStore"
 
-    def __init__(self, index=None, vector_store=None):
+    def __init__(self, vector_store, index=None):
         self.index = index
-        self.store = vector_store if vector_store is not None else index.vector_store
+        self.store = vector_store
         with database_errors(self.kind, "connecting"):
             self.store._initialize()
         table = self.store._table_class.__table__

@@ -517,6 +517,14 @@ def native_search(obj, query, k: int) -> list:
     return obj.similarity_search_by_vector(vector, k=k)
 
 
+def overlay_hits(obj, delta, query, k: int = 10, filters=None) -> tuple[list, list]:
+    """The overlay's top-``k`` ids and scores for one query."""
+    from nudge_rag.overlay import Overlay
+
+    hits = Overlay(obj, delta).search(query, k, filters)
+    return [h.id for h in hits], [h.score for h in hits]
+
+
 def check_applied(obj, prob, delta, before, queries, overlaid) -> None:
     """After an in-place apply: unmoved records keep ``before``, moved ones hold the delta's
     vectors, and the store's own search equals what the overlay gave before the apply."""
