@@ -238,8 +238,11 @@ class PgVectorAdapter(DatabaseAdapter):
     def write(self, ids, vectors):
         """Every moved record in one transaction: all of them change, or none."""
         with database_errors(self.kind, "writing nudged vectors", writing=True):
-            with self.engine.begin() as conn:
-                self._set(conn, self.table, ids, vectors)
+            self._update(ids, vectors)
+
+    def _update(self, ids, vectors):
+        with self.engine.begin() as conn:
+            self._set(conn, self.table, ids, vectors)
 
     def _set(self, conn, table: str, ids, vectors, scoped: bool = True) -> None:
         """``UPDATE`` the vectors of ``ids`` in ``table`` on ``conn`` (a copy holds one

@@ -105,7 +105,7 @@ def test_write_refused_suggests_the_overlay(built, prob):
     # the overlay it suggests works on the read-only store
     from nudge_rag.overlay import Overlay
 
-    ids, _ = Overlay(obj, delta).search(prob.val[0][0], 5)
-    assert len(ids) == 5
+    hits = Overlay(obj, delta).search(prob.val[0][0], 5)
+    assert len(hits) == 5
     counter.fail_on = {}
     np.testing.assert_array_equal(_vectors(obj, prob.ids), before)

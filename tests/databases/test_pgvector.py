@@ -6,7 +6,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.databases.builders import PAIRS, Place, check_applied, pg_langchain, pg_llama, problem
+from tests.databases.builders import (
+    PAIRS,
+    Place,
+    check_applied,
+    overlay_hits,
+    pg_langchain,
+    pg_llama,
+    problem,
+)
 from tests.databases.copies import check_copy
 
 pytest.importorskip("pgserver")
@@ -79,7 +87,6 @@ def _adapter(obj):
 
 def test_fit_apply_revert_overlay(built, prob, monkeypatch):
     from nudge_rag import EmbeddingFinetuner
-    from nudge_rag.overlay import Overlay
     from nudge_rag.stores.pgvector import PgVectorAdapter
 
     kind, obj = built
@@ -98,7 +105,7 @@ def test_fit_apply_revert_overlay(built, prob, monkeypatch):
     adapter = _adapter(obj)
     before = adapter.fetch(prob.ids)[1]
     queries = np.array([q for q, _ in prob.val[:10]])
-    overlaid = [Overlay(obj, delta).search(q, 10) for q in queries]
+    overlaid = [overlay_hits(obj, delta, q, 10) for q in queries]
     delta.apply(obj, inplace=True)
     check_applied(obj, prob, delta, before, queries, overlaid)
     delta.revert(obj)
@@ -213,7 +220,6 @@ def _odd_filter(kind):
 
 def test_filtered_overlay_equals_the_filtered_applied_store(built, prob):
     from nudge_rag import EmbeddingFinetuner
-    from nudge_rag.overlay import Overlay
 
     kind, obj = built
     delta = EmbeddingFinetuner(obj, show_progress=False).fit(prob.train, prob.val)
@@ -222,7 +228,7 @@ def test_filtered_overlay_equals_the_filtered_applied_store(built, prob):
     filters = _odd_filter(kind)
     assert set(adapter.filter_ids(delta.ids, filters)) == set(delta.ids) & odd
     queries = np.array([q for q, _ in prob.val[:8]])
-    overlaid = [Overlay(obj, delta).search(q, 10, filters) for q in queries]
+    overlaid = [overlay_hits(obj, delta, q, 10, filters) for q in queries]
     delta.apply(obj, inplace=True)
     try:
         for q, (ids, scores) in zip(queries, overlaid):
