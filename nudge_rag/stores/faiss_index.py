@@ -58,9 +58,27 @@ class FaissPositionalAdapter(StoreAdapter):
     def _positions(self):
         return {doc_id: int(pos) for pos, doc_id in self._id_at().items()}
 
-    def _direct_map(self):
-        if self.ivf and self.index.direct_map.type == 0:  # NoMap
-            self.index.make_direct_map()
+    def _ivf_rows(self, positions: np.ndarray) -> np.ndarray:
+        """Vectors at ``positions`` of an IVF-Flat index, read from its inverted lists (a
+        flat code is the vector itself). ``reconstruct`` would need a direct map, which the
+        index would keep and which stops LangChain's ``delete`` (``remove_ids``) working."""
+        import faiss
+
+        lists = self.index.invlists
+        rows = np.empty((len(positions), self.index.d), dtype=np.float32)
+        slot = {int(p): j for j, p in enumerate(positions)}
+        for number in range(self.index.nlist):
+            size = lists.list_size(number)
+            if not size:
+                continue
+            labels = faiss.rev_swig_ptr(lists.get_ids(number), size)
+            hits = np.flatnonzero(np.isin(labels, positions))
+            if len(hits):
+                codes = faiss.rev_swig_ptr(lists.get_codes(number), size * lists.code_size)
+                vectors = np.frombuffer(codes, dtype=np.float32).reshape(size, self.index.d)
+                for h in hits:
+                    rows[slot[int(labels[h])]] = vectors[h]
+        return rows
 
     def existing(self, ids):
         pos = self._positions()
@@ -71,8 +89,11 @@ class FaissPositionalAdapter(StoreAdapter):
         found = [i for i in ids if i in pos]
         if not found:
             return [], np.zeros((0, self.index.d))
-        self._direct_map()
-        rows = np.stack([self.index.reconstruct(int(pos[i])) for i in found])
+        positions = np.array([pos[i] for i in found], dtype=np.int64)
+        if self.ivf and self.index.direct_map.type == 0:  # no direct map: read the lists
+            rows = self._ivf_rows(positions)
+        else:
+            rows = np.stack([self.index.reconstruct(int(p)) for p in positions])
         return found, rows.astype(np.float64)
 
     def search(self, queries, k, filters=None):
