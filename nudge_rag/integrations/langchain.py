@@ -18,7 +18,7 @@ from langchain_core.callbacks import (
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 from langchain_core.vectorstores import VectorStore
-from pydantic import ConfigDict, Field, InstanceOf, PrivateAttr, model_validator
+from pydantic import ConfigDict, Field, InstanceOf, PrivateAttr
 
 from ..delta import NudgeDelta
 from ..errors import InputError
@@ -51,24 +51,8 @@ class NudgedRetriever(BaseRetriever):
     allow_model_mismatch: bool = False
     _overlay: Overlay = PrivateAttr()
 
-    @model_validator(mode="before")
-    @classmethod
-    def _k_and_filter_are_fields(cls, values: Any) -> Any:
-        """``k`` and ``filter`` may come in ``search_kwargs`` too (as VectorStoreRetriever
-        takes them); they become the fields, so one value holds each."""
-        if not isinstance(values, dict) or not values.get("search_kwargs"):
-            return values
-        values = dict(values)
-        options = dict(values["search_kwargs"])
-        for name in ("k", "filter"):
-            if name in options:
-                given = options.pop(name)
-                if name in values and values[name] != given:
-                    raise InputError(f"{name} is given twice, as {values[name]!r} and in "
-                                     f"search_kwargs as {given!r}; give it once")
-                values[name] = given
-        values["search_kwargs"] = options
-        return values
+    def __init__(self, **data: Any):
+        super().__init__(**_k_and_filter_as_fields(data))
 
     def model_post_init(self, context: Any) -> None:
         self._overlay = Overlay(self.vectorstore, self.delta,
@@ -118,3 +102,18 @@ class NudgedRetriever(BaseRetriever):
         embedding = await self._embeddings().aembed_query(query)
         hits = await self._overlay.asearch(embedding, k, filters, options)
         return [hit.payload for hit in hits]
+
+
+def _k_and_filter_as_fields(data: dict) -> dict:
+    """``k`` and ``filter`` may come in ``search_kwargs`` too (as VectorStoreRetriever takes
+    them); they become the fields, so that one value holds each."""
+    options = dict(data.get("search_kwargs") or {})
+    data = {**data, "search_kwargs": options}
+    for name in ("k", "filter"):
+        if name in options:
+            given = options.pop(name)
+            if name in data and data[name] != given:
+                raise InputError(f"{name} is given twice, as {data[name]!r} and in "
+                                 f"search_kwargs as {given!r}; give it once")
+            data[name] = given
+    return data
