@@ -25,12 +25,25 @@ The search is written once, as a plan that asks for what it needs from the store
 from __future__ import annotations
 
 from collections.abc import Generator
-from typing import NamedTuple
+from typing import NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 
 from .stores import adapt
 from .stores.base import check_target, held_states, run_blocking
+
+
+@runtime_checkable
+class Delta(Protocol):
+    """What an overlay reads of a :class:`~nudge_rag.delta.NudgeDelta` (named here, so that the
+    layers above the delta need not import it)."""
+
+    ids: list[str]
+    vectors: np.ndarray
+    original: np.ndarray
+    dim: int
+    model: dict
+    method: str
 
 
 class Hit(NamedTuple):

@@ -20,9 +20,8 @@ from langchain_core.retrievers import BaseRetriever
 from langchain_core.vectorstores import VectorStore
 from pydantic import ConfigDict, Field, InstanceOf, PrivateAttr
 
-from ..delta import NudgeDelta
 from ..errors import InputError
-from ..overlay import Overlay
+from ..overlay import Delta, Overlay
 
 
 class NudgedRetriever(BaseRetriever):
@@ -41,7 +40,7 @@ class NudgedRetriever(BaseRetriever):
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
     vectorstore: VectorStore
-    delta: InstanceOf[NudgeDelta]
+    delta: InstanceOf[Delta]
     k: int = Field(default=4, ge=1)
     filter: Any = None
     search_kwargs: dict[str, Any] = Field(default_factory=dict)

@@ -10,7 +10,7 @@ import copy
 import numpy as np
 
 from ..errors import InputError, StoreError
-from .base import MatrixBacked, StoreState
+from .base import MatrixBacked, MatrixCache, StoreState
 from .faiss_index import FLAT_TYPES, FaissPositionalAdapter, check_supported
 
 
@@ -84,6 +84,10 @@ class FaissDocuments:
 class FaissAdapter(FaissDocuments, MatrixBacked):
     """Flat FAISS indexes. They cannot change one row in place, so writes rebuild the flat
     index from its own vectors (a copy of a few MB per 10k records)."""
+
+    #: the rows are copied out of the index in milliseconds: one store's at a time, kept
+    #: apart from the list-backed stores' (whose stacking is worth keeping)
+    stacks = MatrixCache(kept=1)
 
     def __init__(self, store):
         self.store = store
