@@ -17,7 +17,9 @@ two tables, reached through the engine with SQLAlchemy's ``schema_translate_map`
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+import weakref
 
 import numpy as np
 
@@ -110,6 +112,10 @@ class PgVectorAdapter(DatabaseAdapter):
     kind = "pgvector table"
     #: connections that share a batch of validation searches (a pool's default allows 5)
     search_connections = 4
+    #: the store's SQLAlchemy ``AsyncEngine``, when it has one
+    async_engine = None
+    #: async engine -> the event loop its connections belong to (see ``_loop_may_use``)
+    _engine_loops: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
     def __init__(self, engine, table: str, id_col: str, vec_col: str, similarity: str,
                  scope: tuple[str, object] | None = None, owner=None):
@@ -189,6 +195,35 @@ class PgVectorAdapter(DatabaseAdapter):
         with ThreadPoolExecutor(n_conn) as pool:
             parts = list(pool.map(run, np.array_split(queries, n_conn)))
         return [i for p in parts for i in p[0]], [s for p in parts for s in p[1]]
+
+    async def aquery(self, query, k, filters=None, options=None):
+        """The top-``k`` on the store's async engine where it has one (asyncpg), so that the
+        event loop waits on the server instead of a thread; filtered searches and stores
+        without one run :meth:`query` in a worker thread."""
+        engine = self.async_engine
+        if engine is None or filters is not None or not self._loop_may_use(engine):
+            return await super().aquery(query, k, filters, options)
+        from sqlalchemy import text
+
+        self.check_options(options)
+        op = _OPS[self.similarity]
+        sql = text(f"SELECT {self.id_col}, {self.vec_col} {op} CAST(:q AS vector) AS d "
+                   f"FROM {self.table} WHERE {self._where()} ORDER BY d LIMIT :k")
+        with database_errors(self.kind, "searching"):
+            async with engine.connect() as conn:
+                result = await conn.execute(sql, self._params(q=_literal(query), k=int(k)))
+                rows = result.fetchall()
+        return [str(r[0]) for r in rows], self._similarity([r[1] for r in rows])
+
+    @classmethod
+    def _loop_may_use(cls, engine) -> bool:
+        """Whether the running event loop may use ``engine``: asyncpg connections belong to
+        the loop that opened them, so an engine serves the first loop that searches through
+        it here, and searches from any other loop (a second ``asyncio.run``) take the thread
+        path instead of failing."""
+        loop = asyncio.get_running_loop()
+        first = cls._engine_loops.setdefault(engine, weakref.ref(loop))()
+        return first is loop
 
     def _similarity(self, distances) -> np.ndarray:
         d = np.array(distances, dtype=np.float64)
@@ -280,6 +315,7 @@ class LlamaPgVectorAdapter(LlamaNodeStore, PgVectorAdapter):
         super().__init__(self.store._engine, _qualified(table.schema, table.name), "node_id",
                          "embedding", "cosine", owner=index if index is not None
                          else self.store)
+        self.async_engine = self.store._async_engine
 
     def _table_object(self):
         return self.store._table_class.__table__
@@ -345,6 +381,7 @@ class LangChainPgVectorAdapter(LangChainDocumentStore, PgVectorAdapter):
         super().__init__(store._engine, _qualified(self.schema, table), "id", "embedding",
                          strategies[store._distance_strategy],
                          scope=("collection_id", scope), owner=store)
+        self.async_engine = store._async_engine
 
     def clone_with(self, ids, vectors, name=None):
         """Copy the collection into a new schema ``name`` (default ``<collection>_nudged``)

@@ -129,9 +129,11 @@ def test_deleted_and_reembedded_records(name, place):
         retriever = _retriever(obj, delta)  # built before anything changes
         queries = [q for q, _ in prob.val]
         before = [retrieve(retriever, q) for q in queries]
-        # the async path answers as the blocking one does
-        for q, hits in zip(queries[:5], before):
-            got = asyncio.run(aretrieve(retriever, q))
+        # the async path answers as the blocking one does (one event loop, as in an app)
+        async def five():
+            return await asyncio.gather(*(aretrieve(retriever, q) for q in queries[:5]))
+
+        for got, hits in zip(asyncio.run(five()), before):
             assert [i for i, _ in got] == [i for i, _ in hits]
             np.testing.assert_allclose([s for _, s in got], [s for _, s in hits], atol=1e-6)
         moved = set(delta.ids)

@@ -259,3 +259,31 @@ def test_filtered_retrievers_return_only_admitted_records(built, prob):
         metas = [d.metadata for d in delta.as_retriever(
             obj, k=6, filter=_odd_filter(kind)).invoke("document parity")]
     assert len(metas) == 6 and all(m["parity"] == 1 for m in metas)
+
+
+def test_async_search_awaits_the_async_engine(built, prob, monkeypatch):
+    """LlamaIndex's PGVectorStore holds an asyncpg engine: an async search awaits it and never
+    touches the blocking engine; a second event loop falls back to a worker thread."""
+    import asyncio
+
+    kind, obj = built
+    adapter = _adapter(obj)
+    if kind != "llama":
+        assert adapter.async_engine is None  # built without async_mode: the thread path
+        return
+    queries = [q for q, _ in prob.val[:3]]
+    want = [adapter.query(q, 10) for q in queries]
+
+    def no_blocking_engine(*args, **kwargs):
+        raise AssertionError("the async path used the blocking engine")
+
+    async def both():
+        with monkeypatch.context() as m:
+            m.setattr(adapter.engine, "connect", no_blocking_engine)
+            return await asyncio.gather(*(adapter.aquery(q, 10) for q in queries))
+
+    for (ids, scores), (want_ids, want_scores) in zip(asyncio.run(both()), want):
+        assert ids == want_ids
+        np.testing.assert_allclose(scores, want_scores, atol=1e-6)
+    ids, _ = asyncio.run(adapter.aquery(queries[0], 10))  # another loop: a thread, no error
+    assert ids == want[0][0]
