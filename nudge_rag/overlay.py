@@ -107,8 +107,10 @@ class Overlay:
         check_target(self.adapter, delta, allow_model_mismatch)
         self.delta = delta
         self.moved = MovedRecords(delta, self.adapter.similarity)
-        #: every source of candidate scores; moved records first
+        #: every source of candidate scores, fixed at construction; moved records first
         self.sources: list = [self.moved]
+        #: the records whose store score a source replaces
+        self._replaced = set().union(*(s.ids for s in self.sources if s.replaces))
 
     # -- answering the plan's requests -------------------------------------------------------------
     def search(self, query, k: int, filters=None, options: dict | None = None) -> list[Hit]:
@@ -162,7 +164,7 @@ class Overlay:
             scores = source.scores(query, rows)
             passes = self.adapter.admits_score(scores, options)
             offers.append((rows[passes], scores[passes]))
-        replaced = set().union(*(s.ids for s in self.sources if s.replaces))
+        replaced = self._replaced
         # a search's cost barely grows with its depth, a second search doubles it: ask for
         # room for as many records as the sources could push into the top k
         depth = k + min(sum(len(rows) for rows, _ in offers), k)

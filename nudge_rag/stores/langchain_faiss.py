@@ -120,7 +120,8 @@ class FaissAdapter(FaissDocuments, MatrixBacked):
         if getattr(self.store, "_normalize_L2", False):
             q /= np.linalg.norm(q, axis=1, keepdims=True)
         native, rows = self.store.index.search(q, k)
-        ids = [[self.store.index_to_docstore_id[r] for r in rr if r >= 0] for rr in rows]
+        id_at = self.store.index_to_docstore_id
+        ids = [[id_at[r] for r in rr if r >= 0] for rr in rows.tolist()]
         return ids, np.where(rows >= 0, native.astype(np.float64), np.nan)
 
     def _rebuilt(self, ids, vectors):
