@@ -468,6 +468,22 @@ PAIRS = {
 }
 
 
+def build_and_fit(pair: Pair, where: Place):
+    """Build ``pair`` at ``where`` over a fresh problem (skipping when its packages are
+    missing) and fit a delta on it: ``(obj, problem, delta)``."""
+    import pytest
+
+    from nudge_rag import EmbeddingFinetuner
+
+    for module in pair.packages:
+        pytest.importorskip(module)
+    prob = fresh_problem()
+    with unsynced_qdrant():
+        obj = pair.build(where, prob)
+        delta = EmbeddingFinetuner(obj, show_progress=False).fit(prob.train, prob.val)
+    return obj, prob, delta
+
+
 # -- what the crash and concurrency tests check ----------------------------------------------------
 
 def old_or_new(now, old, new):

@@ -17,9 +17,9 @@ from tests.databases.builders import (
     Pair,
     _embedding,
     _llama_index,
+    build_and_fit,
     faiss_langchain,
     faiss_llama,
-    fresh_problem,
     unsynced_qdrant,
 )
 from tests.fakes import hashed_embedding
@@ -116,16 +116,10 @@ def _retriever(obj, delta):
 
 @pytest.mark.parametrize("name", list(ALL_PAIRS))
 def test_deleted_and_reembedded_records(name, place):
-    from nudge_rag import EmbeddingFinetuner
     from nudge_rag.stores import adapt
 
-    pair = ALL_PAIRS[name]
-    for module in pair.packages:
-        pytest.importorskip(module)
-    prob = fresh_problem()
+    obj, prob, delta = build_and_fit(ALL_PAIRS[name], place(name))
     with unsynced_qdrant():
-        obj = pair.build(place(name), prob)
-        delta = EmbeddingFinetuner(obj, show_progress=False).fit(prob.train, prob.val)
         retriever = _retriever(obj, delta)  # built before anything changes
         queries = [q for q, _ in prob.val]
         before = [retrieve(retriever, q) for q in queries]
