@@ -131,6 +131,11 @@ class PgVectorAdapter(DatabaseAdapter):
     def framework_object(self):
         return self.owner
 
+    def payloads(self, ids):
+        """A bare table (no framework around it) holds vectors only: no payload for any id.
+        The LlamaIndex and LangChain adapters below return nodes and documents."""
+        return [None] * len(ids)
+
     def _where(self) -> str:
         return f"{self.scope[0]} = :scope" if self.scope else "TRUE"
 

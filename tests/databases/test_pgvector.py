@@ -203,14 +203,8 @@ def test_connection_refused(tmp_path):
     from nudge_rag.errors import StoreError
     from nudge_rag.stores.pgvector import PgVectorAdapter
 
-    class BareTable(PgVectorAdapter):
-        """The shared table adapter alone, without a framework's documents or nodes."""
-
-        def payloads(self, ids):
-            return [None] * len(ids)
-
     engine = create_engine(f"postgresql+psycopg2://postgres:@/postgres?host={tmp_path}")
-    adapter = BareTable(engine, "docs", "id", "embedding", "cosine")
+    adapter = PgVectorAdapter(engine, "docs", "id", "embedding", "cosine")
     with pytest.raises(StoreError, match="running and reachable"):
         adapter.count()
 
