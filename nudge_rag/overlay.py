@@ -33,6 +33,22 @@ from .stores import adapt
 from .stores.base import check_target, held_states, run_blocking
 
 
+def native_scores(similarity: str, query: np.ndarray, vectors: np.ndarray,
+                  sq_norms: np.ndarray | None = None) -> np.ndarray:
+    """The scores a store ranking by ``similarity`` reports for ``vectors`` (cosine, inner
+    product, or squared L2 distance)."""
+    vectors = np.asarray(vectors, dtype=np.float32)
+    if sq_norms is None:
+        sq_norms = np.einsum("ij,ij->i", vectors, vectors, dtype=np.float64)
+    dots = (vectors @ query.astype(np.float32)).astype(np.float64)
+    if similarity == "dot":
+        return dots
+    qq = float(query @ query)
+    if similarity == "cosine":
+        return dots / np.sqrt(sq_norms * qq)
+    return sq_norms - 2.0 * dots + qq
+
+
 @runtime_checkable
 class Delta(Protocol):
     """What an overlay reads of a :class:`~nudge_rag.delta.NudgeDelta` (named here, so that the
@@ -79,13 +95,7 @@ class MovedRecords:
         nudged vectors."""
         vectors = self.vectors if rows is None else self.vectors[rows]
         sq = self._sq_norms if rows is None else self._sq_norms[rows]
-        dots = (vectors @ query.astype(np.float32)).astype(np.float64)
-        if self.similarity == "dot":
-            return dots
-        qq = float(query @ query)
-        if self.similarity == "cosine":
-            return dots / np.sqrt(sq * qq)
-        return sq - 2.0 * dots + qq
+        return native_scores(self.similarity, query, vectors, sq)
 
     def usable(self, found: list[str], stored: np.ndarray) -> set[str]:
         """Which of the ``found`` records (held by the store as ``stored``) still hold their
@@ -140,6 +150,27 @@ class Overlay:
                     answer = await run_blocking(getattr(self.adapter, method), *args)
         except StopIteration as done:
             return done.value
+
+    def search_among(self, ids: list[str], query, k: int, filters=None,
+                     options: dict | None = None) -> list[Hit]:
+        """Top-``k`` of the nudged store among ``ids`` only (LlamaIndex's ``node_ids``): each
+        is scored exactly, at its nudged vector while the store holds it as the fit saw it,
+        else at the vector the store holds."""
+        query = np.asarray(query, dtype=np.float64)
+        admitted = self.adapter.filter_ids(list(dict.fromkeys(ids)), filters, options)
+        found, stored = self.adapter.fetch(admitted) if admitted else ([], None)
+        if not found:
+            return []
+        vectors = np.asarray(stored, dtype=np.float64).copy()
+        for j in [j for j, i in enumerate(found) if i in self._spoken_for(found, stored)]:
+            vectors[j] = self.moved.vectors[self.moved.row[found[j]]]
+        scores = native_scores(self.adapter.similarity, query, vectors)
+        keep = np.flatnonzero(self.adapter.admits_score(scores, options))
+        order = keep[np.argsort(-scores[keep] if self.adapter.higher_is_better
+                                else scores[keep], kind="stable")][:k]
+        best = [(found[j], float(scores[j])) for j in order]
+        payloads = self.adapter.payloads([i for i, _ in best])
+        return [Hit(i, s, p) for (i, s), p in zip(best, payloads) if p is not None]
 
     def _spoken_for(self, found: list[str], stored) -> set[str]:
         """The records a replacing source still speaks for, of those the store holds

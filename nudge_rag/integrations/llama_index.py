@@ -19,6 +19,7 @@ from llama_index.core.vector_stores.types import VectorStoreQueryMode
 
 from ..errors import InputError
 from ..overlay import Hit, Overlay
+from ..stores.base import run_blocking
 
 dispatcher = instrument.get_dispatcher(__name__)
 
@@ -28,10 +29,10 @@ class NudgedRetriever(BaseRetriever):
     writing to it. ``filters`` (``MetadataFilters``) apply to moved and unmoved nodes alike;
     ``vector_store_kwargs`` are the store's search options.
 
-    NUDGE moves dense vectors, so only the default (dense) query mode is served; the hybrid
-    and sparse arguments of ``VectorIndexRetriever`` (``alpha``, ``sparse_top_k``,
-    ``hybrid_top_k``) and its id restrictions (``node_ids``, ``doc_ids``) are refused rather
-    than ignored.
+    ``node_ids`` and ``doc_ids`` restrict retrieval to those nodes, or to the nodes of those
+    documents (as the docstore records them), scored exactly. NUDGE moves dense vectors, so
+    only the default (dense) query mode is served; ``alpha``, ``sparse_top_k`` and
+    ``hybrid_top_k``, which only hybrid and sparse modes read, are kept as given.
     """
 
     def __init__(self, index, delta, similarity_top_k: int = DEFAULT_SIMILARITY_TOP_K,
@@ -43,8 +44,12 @@ class NudgedRetriever(BaseRetriever):
                  object_map: dict | None = None, embed_model=None, verbose: bool = False,
                  allow_model_mismatch: bool = False,
                  vector_store_kwargs: dict | None = None) -> None:
-        _refuse_unserved(vector_store_query_mode, alpha=alpha, node_ids=node_ids,
-                         doc_ids=doc_ids, sparse_top_k=sparse_top_k, hybrid_top_k=hybrid_top_k)
+        if VectorStoreQueryMode(vector_store_query_mode) != VectorStoreQueryMode.DEFAULT:
+            raise InputError(f"vector_store_query_mode={vector_store_query_mode!r}: the nudged "
+                             "retriever searches dense vectors only "
+                             "(VectorStoreQueryMode.DEFAULT)")
+        self._alpha, self._sparse_top_k, self._hybrid_top_k = alpha, sparse_top_k, hybrid_top_k
+        self._among = _restriction(index, node_ids, doc_ids)
         self._index = index
         self._overlay = Overlay(index, delta, allow_model_mismatch=allow_model_mismatch)
         self.similarity_top_k = similarity_top_k
@@ -91,8 +96,14 @@ class NudgedRetriever(BaseRetriever):
         if embedding is None:
             embedding = self._embed_model.get_agg_embedding_from_queries(
                 query_bundle.embedding_strs)
-        return self._scored(self._overlay.search(embedding, self._similarity_top_k,
-                                                 self._filters, self._options))
+        return self._scored(self._search(embedding))
+
+    def _search(self, embedding):
+        if self._among is not None:
+            return self._overlay.search_among(self._among, embedding, self._similarity_top_k,
+                                              self._filters, self._options)
+        return self._overlay.search(embedding, self._similarity_top_k, self._filters,
+                                    self._options)
 
     @dispatcher.span
     async def _aretrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
@@ -101,18 +112,23 @@ class NudgedRetriever(BaseRetriever):
         if embedding is None:
             embedding = await self._embed_model.aget_agg_embedding_from_queries(
                 query_bundle.embedding_strs)
+        if self._among is not None:
+            return self._scored(await run_blocking(self._search, embedding))
         return self._scored(await self._overlay.asearch(embedding, self._similarity_top_k,
                                                         self._filters, self._options))
 
 
-def _refuse_unserved(mode, **given) -> None:
-    """Refuse the arguments of ``VectorIndexRetriever`` that an overlay of dense vectors cannot
-    honour, naming them."""
-    if VectorStoreQueryMode(mode) != VectorStoreQueryMode.DEFAULT:
-        raise InputError(f"vector_store_query_mode={mode!r}: the nudged retriever searches "
-                         "dense vectors only (VectorStoreQueryMode.DEFAULT)")
-    named = sorted(name for name, value in given.items() if value is not None)
-    if named:
-        raise InputError(f"{', '.join(named)} are not supported by the nudged retriever: it "
-                         "serves dense top-k search over the whole index; restrict it with "
-                         "filters=MetadataFilters(...) instead")
+def _restriction(index, node_ids, doc_ids) -> list[str] | None:
+    """The node ids a retrieval is restricted to: ``node_ids``, plus the nodes of ``doc_ids``
+    as the index's docstore records them (``None``: no restriction)."""
+    if node_ids is None and doc_ids is None:
+        return None
+    among = list(node_ids or [])
+    for doc_id in doc_ids or []:
+        info = index.docstore.get_ref_doc_info(doc_id)
+        if info is None:
+            raise InputError(f"doc_ids: the index's docstore knows no document {doc_id!r} "
+                             "(stores that keep nodes themselves record no documents there); "
+                             "pass node_ids or filters instead")
+        among.extend(info.node_ids)
+    return among

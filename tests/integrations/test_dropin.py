@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 
 import pytest
 
@@ -28,27 +27,32 @@ from tests.small_corpus import DOCS, QUESTIONS
 
 
 class Overlapping:
-    """Counts how many calls are inside a block at once, and the most there ever were."""
+    """Counts the calls inside a block at once, and the most there ever were. A call waits in
+    the block until ``crowd`` calls have entered, or ``patience`` seconds: like a remote
+    search, slow, but over at once when callers really run side by side (a busy machine then
+    cannot make the test miss the overlap)."""
 
-    def __init__(self):
-        self._lock = threading.Lock()
+    def __init__(self, crowd: int, patience: float):
+        self._ready = threading.Condition()
+        self.crowd, self.patience = crowd, patience
         self.now = 0
         self.most = 0
         self.calls = 0
 
     def __enter__(self):
-        with self._lock:
+        with self._ready:
             self.now += 1
             self.calls += 1
             self.most = max(self.most, self.now)
+            self._ready.notify_all()
+            self._ready.wait_for(lambda: self.most >= self.crowd, timeout=self.patience)
 
     def __exit__(self, *exc):
-        with self._lock:
+        with self._ready:
             self.now -= 1
 
 
-SEARCHES = Overlapping()
-SLOW_SECONDS = 0.3
+SEARCHES = Overlapping(crowd=40, patience=1.0)
 
 
 class SlowVectorStore(SimpleVectorStore):
@@ -57,7 +61,6 @@ class SlowVectorStore(SimpleVectorStore):
 
     def query(self, query, **kwargs):
         with SEARCHES:
-            time.sleep(SLOW_SECONDS)
             return super().query(query, **kwargs)
 
 
@@ -103,8 +106,9 @@ def test_llama_async_equals_sync_and_top_k_is_a_property():
 
 
 def test_fifty_concurrent_aretrieve_calls_search_at_once():
-    """On a store whose search takes 0.3 s, 50 concurrent retrievals run their searches side
-    by side (not one after another, as a blocking search on the event loop would)."""
+    """On a store whose search waits up to a second, 50 concurrent retrievals run their
+    searches side by side (not one after another, as a blocking search on the event loop
+    would: then each waits its full second and at most one runs at a time)."""
     index = small_index(SlowVectorStore())
     retriever = fitted(index).as_retriever(index, similarity_top_k=2)
     before = SEARCHES.calls
@@ -144,11 +148,37 @@ def test_llama_callbacks_verbose_and_one_span_per_retrieval():
                                                          "NudgedRetriever._retrieve"]
 
 
+def test_llama_node_ids_and_doc_ids_restrict_the_nudged_ranking():
+    from llama_index.core import Document as LlamaDocument
+
+    index = VectorStoreIndex.from_documents(
+        [LlamaDocument(text=t, id_=k, metadata={"kind": kind}) for k, (t, kind) in DOCS.items()],
+        embed_model=CountingLlamaEmbedding(dim=64))
+    questions = [(q, {index.docstore.get_ref_doc_info(k).node_ids[0]: g for k, g in rel.items()})
+                 for q, rel in QUESTIONS]
+    delta = EmbeddingFinetuner(index, gamma=0.3, show_progress=False).fit(questions)
+    everything = delta.as_retriever(index, similarity_top_k=len(DOCS))
+    pets = ["cats", "dogs"]
+    pet_nodes = [n for k in pets for n in index.docstore.get_ref_doc_info(k).node_ids]
+    by_nodes = delta.as_retriever(index, similarity_top_k=3, node_ids=pet_nodes)
+    by_docs = delta.as_retriever(index, similarity_top_k=3, doc_ids=pets, alpha=0.5)
+    for question, _ in QUESTIONS:
+        want = [(n.node.node_id, n.score) for n in everything.retrieve(question)
+                if n.node.node_id in pet_nodes]
+        for retriever in (by_nodes, by_docs):
+            got = [(n.node.node_id, n.score) for n in retriever.retrieve(question)]
+            # the same nodes at the same scores, best first (tied nodes in either order)
+            assert dict(got) == pytest.approx(dict(want), abs=1e-6)
+            assert [s for _, s in got] == sorted((s for _, s in got), reverse=True)
+        assert [(n.node.node_id, n.score) for n in asyncio.run(by_docs.aretrieve(question))] \
+            == [(n.node.node_id, n.score) for n in by_docs.retrieve(question)]
+    with pytest.raises(InputError, match="no document 'unicorns'"):
+        delta.as_retriever(index, doc_ids=["unicorns"])
+
+
 def test_llama_arguments_it_cannot_honour_are_refused():
     index = small_index()
     delta = fitted(index)
-    with pytest.raises(InputError, match="node_ids"):
-        delta.as_retriever(index, node_ids=["cats"])
     with pytest.raises(InputError, match="vector_store_query_mode"):
         delta.as_retriever(index, vector_store_query_mode="hybrid")
     with pytest.raises(InputError, match="search option"):
