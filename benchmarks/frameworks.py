@@ -7,6 +7,7 @@ engine (fit) and against the store's plain retriever (query latency), vector in 
 in (the retrievers as users call them, the offline model embedding each question).
 
     python benchmarks/frameworks.py [--data ../shared/data/scifact] [--repeat 5]
+                                    [--queries 100] [--blas-threads 1]
 """
 
 from __future__ import annotations
@@ -105,7 +106,14 @@ def main(argv=None) -> int:
     ap.add_argument("--data", type=Path, default=root / "scifact" if root else None)
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--queries", type=int, default=100, help="test questions timed per store")
+    ap.add_argument("--blas-threads", type=int, default=None,
+                    help="limit BLAS/OpenMP threads (1 keeps spinning idle threads out of the "
+                         "CPU-time columns on a busy machine)")
     args = ap.parse_args(argv)
+    if args.blas_threads:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(args.blas_threads)
     if args.data is None:
         ap.error("no data: pass --data DIR (a BEIR folder with cached embeddings)")
     split = load_split(args.data)
