@@ -3,7 +3,9 @@ the suite every LangChain partner package runs) against the nudged retriever, on
 LangChain store nudge-rag supports: InMemoryVectorStore, FAISS, Chroma, Qdrant and pgvector.
 
 Each store holds the small corpus of ``tests/small_corpus.py`` under UUID ids (Qdrant takes no
-other) and a delta fitted on its questions, so moved and unmoved documents compete."""
+other) and a delta fitted on its questions, so moved and unmoved documents compete. Vectors
+have the database tests' dimension: langchain-postgres keeps every collection in one table,
+whose vector column has the dimension its first collection gave it."""
 
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from langchain_tests.integration_tests import RetrieversIntegrationTests
 
 from nudge_rag import EmbeddingFinetuner
 from nudge_rag.integrations.langchain import NudgedRetriever
+from tests.databases.builders import DIM
 from tests.fakes import CountingLangChainEmbeddings
 from tests.small_corpus import DOCS, QUESTIONS
 
@@ -39,7 +42,7 @@ def corpus(tag: str):
 def inmemory(docs, place):
     from langchain_core.vectorstores import InMemoryVectorStore
 
-    store = InMemoryVectorStore(CountingLangChainEmbeddings(dim=64))
+    store = InMemoryVectorStore(CountingLangChainEmbeddings(dim=DIM))
     store.add_documents(docs)
     return store
 
@@ -48,7 +51,7 @@ def faiss(docs, place):
     pytest.importorskip("faiss")
     from langchain_community.vectorstores import FAISS
 
-    return FAISS.from_documents(docs, CountingLangChainEmbeddings(dim=64))
+    return FAISS.from_documents(docs, CountingLangChainEmbeddings(dim=DIM))
 
 
 def chroma(docs, place):
@@ -57,7 +60,7 @@ def chroma(docs, place):
     from langchain_chroma import Chroma
 
     store = Chroma(collection_name="docs", client=chromadb.PersistentClient(path=place.dir),
-                   embedding_function=CountingLangChainEmbeddings(dim=64),
+                   embedding_function=CountingLangChainEmbeddings(dim=DIM),
                    collection_metadata={"hnsw:space": "cosine"})
     store.add_documents(docs)
     return store
@@ -67,7 +70,7 @@ def qdrant(docs, place):
     pytest.importorskip("langchain_qdrant")
     from langchain_qdrant import QdrantVectorStore
 
-    return QdrantVectorStore.from_documents(docs, CountingLangChainEmbeddings(dim=64),
+    return QdrantVectorStore.from_documents(docs, CountingLangChainEmbeddings(dim=DIM),
                                             location=":memory:", collection_name="docs")
 
 
@@ -77,7 +80,7 @@ def pgvector(docs, place):
 
     from tests.databases.builders import pg_uri
 
-    store = PGVector(CountingLangChainEmbeddings(dim=64), collection_name=place.name,
+    store = PGVector(CountingLangChainEmbeddings(dim=DIM), collection_name=place.name,
                      connection=pg_uri(place, "psycopg"), use_jsonb=True)
     store.add_documents(docs)
     return store
