@@ -48,6 +48,23 @@ def encode(texts, model: str | None = None, batch_size: int = 64) -> np.ndarray:
                      convert_to_numpy=True, show_progress_bar=False).astype(np.float32)
 
 
+def encode_many(texts, model: str | None = None, batch_size: int = 32, desc: str = "encoding",
+                show: bool = True) -> np.ndarray:
+    """:func:`encode` in batches, with a progress bar (on stderr) that counts texts."""
+    from ._progress import progress_bar
+
+    texts = list(texts)
+    rows = []
+    with progress_bar(len(texts), desc, show) as bar:
+        for start in range(0, len(texts), batch_size):
+            rows.append(encode(texts[start:start + batch_size], model, batch_size))
+            bar.update(len(rows[-1]))
+    if not rows:
+        return np.zeros((0, sentence_transformer(model).get_sentence_embedding_dimension()),
+                        dtype=np.float32)
+    return np.vstack(rows)
+
+
 def llama_index_embedding(model: str | None = None, batch_size: int = 64):
     """A LlamaIndex ``BaseEmbedding`` over the local model."""
     from llama_index.core.base.embeddings.base import BaseEmbedding
