@@ -14,12 +14,26 @@ import numpy as np
 from .errors import InputError
 
 
+#: LlamaIndex falls back to OpenAI when an index is loaded without embed_model= (an ImportError
+#: without llama-index-embeddings-openai), and to a 1-d MockEmbedding when Settings.embed_model
+#: is None; either way the questions need the model that built the index.
+LLAMA_MOCK_HINT = (
+    "the index's embedding model is LlamaIndex's MockEmbedding (what it uses when "
+    "Settings.embed_model is None, e.g. to avoid its OpenAI default), which cannot embed "
+    "questions like the stored vectors. Load the index with the model that built it: "
+    "load_index_from_storage(StorageContext.from_defaults(persist_dir=...), "
+    "embed_model=nudge_rag.local.llama_index_embedding()) for an index made by nudge-rag "
+    "(all-MiniLM-L6-v2), or your own model; or pass EmbeddingFinetuner(index, embed_model=...)")
+
+
 def embed_queries(model, texts: list[str], batch_size: int = 64,
                   show_progress: bool = False) -> np.ndarray:
     """Query embeddings of ``texts`` as a float64 matrix."""
     if model is None:
         raise InputError("no embedding model is known for this index; pass embed_model=... or "
                          "give question embeddings")
+    if type(model).__name__ == "MockEmbedding":
+        raise InputError(LLAMA_MOCK_HINT)
     from ._progress import progress_bar
 
     rows = []

@@ -127,9 +127,8 @@ def load_corpus(args, show: bool):
         (None if args.docs else PYDOC_CHUNKS)
     nodes = spread(everything, cap)
     if len(nodes) < len(everything):
-        print(f"[1/6] corpus: {len(corpus)} documents from {where} -> {len(everything):,} "
-              f"chunks; indexed {len(nodes):,} of them, spread over the corpus "
-              "(--max-chunks N for more)")
+        print(f"[1/6] corpus: {len(corpus)} documents from {where} -> indexed {len(nodes):,} "
+              f"of {len(everything):,} chunks (--max-chunks N for more)")
     else:
         print(f"[1/6] corpus: {len(corpus)} documents from {where} -> {len(nodes):,} chunks, "
               "all indexed")

@@ -53,9 +53,19 @@ def detect_kind(path: Path) -> str:
             head = fh.read(4096)
     except UnicodeDecodeError:
         head = ""
-    if head.lstrip().startswith("{") and '"lc"' in head and "InMemoryVectorStore" in head:
+    if _looks_like_dump(head):
         return "langchain"
     raise InputError(f"{path} is not an index. {_what_is_an_index(path, head)}")
+
+
+def _looks_like_dump(head: str) -> bool:
+    """The start of ``InMemoryVectorStore.dump``'s JSON: one object of ``{id: {"id",
+    "vector", ...}}``, and not a JSONL file of questions (one object per line)."""
+    text = head.strip()
+    if text == "{}":
+        return True
+    first = text.split("\n", 1)[0]
+    return text.startswith("{") and '"vector"' in text and '"question"' not in first
 
 
 def _what_is_an_index(path: Path, head: str) -> str:
