@@ -13,7 +13,6 @@ import numpy as np
 
 from .errors import InputError
 
-
 #: LlamaIndex falls back to OpenAI when an index is loaded without embed_model= (an ImportError
 #: without llama-index-embeddings-openai), and to a 1-d MockEmbedding when Settings.embed_model
 #: is None; either way the questions need the model that built the index.

@@ -30,9 +30,9 @@ def test_questions_file_as_index_names_the_kinds_and_extras(work, tmp_path, caps
     assert "docstore.json" in err and "index.faiss" in err
 
 
-def test_a_folder_that_is_no_index(tmp_path, capsys):
+def test_a_folder_that_is_no_index(work, tmp_path, capsys):
     (tmp_path / "notes").mkdir()
-    assert run("eval", tmp_path / "notes", tmp_path / "d", tmp_path / "t.jsonl") == 1
+    assert run("fit", tmp_path / "notes", work / "train.jsonl", "-o", tmp_path / "d") == 1
     err = _one_line(capsys)
     assert "is not an index" in err and "nudge-rag[llama-index]" in err
 
