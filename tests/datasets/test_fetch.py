@@ -191,3 +191,21 @@ def test_fetch_encodes_with_the_local_model(tmp_path):
     stamp = cached.stat().st_mtime_ns
     fetch("tiny", cache=tmp_path / "c", url=archive.as_uri(), md5=md5(archive.read_bytes()))
     assert cached.stat().st_mtime_ns == stamp  # the cache is not encoded twice
+
+
+def test_command_line_reads_the_cache_and_names_unknown_datasets(tmp_path, capsys):
+    from nudge_rag.cli import main
+
+    from ..conftest import dataset_dir as shared_dataset
+
+    assert main(["datasets", "get", "nosuch", "--cache", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert "unknown dataset 'nosuch'" in err and "scifact" in err and "Traceback" not in err
+    (tmp_path / "datasets").mkdir()
+    (tmp_path / "datasets" / "scifact").symlink_to(shared_dataset("scifact"))
+    assert main(["datasets", "list", "--cache", str(tmp_path)]) == 0
+    listing = capsys.readouterr().out
+    assert "scifact" in listing and "cached at" in listing and "nfcorpus" in listing
+    # cached and encoded already: no network, no model
+    assert main(["datasets", "get", "scifact", "--cache", str(tmp_path), "--no-progress"]) == 0
+    assert str(tmp_path / "datasets" / "scifact") in capsys.readouterr().out
