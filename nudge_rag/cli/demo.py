@@ -25,6 +25,10 @@ from .questions_cmd import PER_CHUNK
 
 DOC_SUFFIXES = (".txt", ".md", ".markdown", ".rst")
 PYDOC_CHUNKS = 240  # the built-in corpus's sample: a demo of about two minutes on 2 cores
+#: wall seconds per chunk on a quiet 2-core CPU, its 4 questions included: a 4,279-chunk folder
+#: took 1,033 s of CPU time (docs/benchmarks.md, "The demo on a large folder"), on 2 threads
+SECONDS_PER_CHUNK = 0.13
+LARGE = 1000  # chunks from which the first line also says how long the embedding will take
 
 
 def register(sub) -> None:
@@ -131,8 +135,16 @@ def load_corpus(args, show: bool):
               f"of {len(everything):,} chunks (--max-chunks N for more)")
     else:
         print(f"[1/6] corpus: {len(corpus)} documents from {where} -> {len(nodes):,} chunks, "
-              "all indexed")
+              f"all indexed{_how_long(len(nodes))}")
     return nodes
+
+
+def _how_long(n_chunks: int) -> str:
+    if n_chunks < LARGE:
+        return ""
+    minutes = max(1, round(n_chunks * SECONDS_PER_CHUNK / 60))
+    return (f"; about {minutes} min on a 2-core CPU (--max-chunks N to try part of it "
+            "first)")
 
 
 def build_index(nodes, model, show: bool):

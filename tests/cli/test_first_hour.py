@@ -133,3 +133,30 @@ def test_one_default_for_questions_per_chunk(demo_dir, tmp_path):
         for rid in row["relevant"]:
             per_chunk[rid] = per_chunk.get(rid, 0) + 1
     assert max(per_chunk.values()) == PER_CHUNK
+
+
+def test_demo_says_before_embedding_what_it_will_index(tmp_path, capsys):
+    from argparse import Namespace
+
+    from nudge_rag.cli.demo import PYDOC_CHUNKS, load_corpus
+
+    def args(**kw):
+        base = dict(docs=None, max_chunks=None, chunk_size=256)
+        return Namespace(**{**base, **kw})
+
+    nodes = load_corpus(args(), show=False)  # the built-in corpus: a stated sample
+    line = capsys.readouterr().out
+    assert len(nodes) == PYDOC_CHUNKS and f"indexed {PYDOC_CHUNKS} of " in line
+    assert "--max-chunks N for more" in line
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for k in range(40):  # a folder of over a thousand small chunks: all of it, and how long
+        sentences = [f"Section {k} sentence {i} says that item {i} weighs {i * k} grams."
+                     for i in range(300)]
+        (docs / f"f{k}.md").write_text(" ".join(sentences), encoding="utf-8")
+    nodes = load_corpus(args(docs=docs, chunk_size=64), show=False)
+    line = capsys.readouterr().out
+    assert len(nodes) > 1000 and f"{len(nodes):,} chunks, all indexed; about " in line
+    capped = load_corpus(args(docs=docs, chunk_size=64, max_chunks=100), show=False)
+    assert len(capped) == 100
+    assert f"indexed 100 of {len(nodes):,} chunks" in capsys.readouterr().out
