@@ -166,7 +166,9 @@ def search_facts(prob: Problem, old) -> dict:
     engines = [("", gamma_search.ValidationProblem, estimators, NudgeN, NudgeM)]
     if old is not None:
         old_problem = sys.modules[old.__package__ + ".gamma_search"].ValidationProblem
-        engines.append(("_before", old_problem, old_problem, old.NudgeN, old.NudgeM))
+        # engines before the dense-label paths swept in a method of the problem
+        owner = old_problem if hasattr(old_problem, "sweep_linear") else old
+        engines.append(("_before", old_problem, owner, old.NudgeN, old.NudgeM))
     facts = {}
     for tag, problem_cls, sweep_owner, n_cls, m_cls in engines:
         with _timed(problem_cls, "metric") as n:
