@@ -15,8 +15,8 @@ top k, so two things keep the work bounded:
 - *event budget*: past ``EVENT_BUDGET`` events only those that change the metric are kept.
 
 What is dropped never changes the metric, but it may bound an interval: the chosen γ is the
-midpoint of the best interval, so its right end is then found by :func:`next_crossing`, a
-streaming scan that holds one block at a time.
+midpoint of the best interval, so its right end is then found by :func:`next_crossing`, which
+looks only at lines whose values are close to each pair's at the left end.
 """
 
 from __future__ import annotations
