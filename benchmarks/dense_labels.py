@@ -212,23 +212,26 @@ def _peak_mb(work) -> float:
 def time_table(rows: list[dict], engines) -> str:
     by = {(r["problem"], r["method"], r["engine"]): r for r in rows}
     head = ["problem", "rel/question", "method", *[f"{e} s" for e in engines],
-            "÷ nudge-ft", *(["÷ before (best; median)", "same γ"] if "before" in engines else []),
+            *(["÷ nudge-ft"] if "nudge-ft" in engines else []),
+            *(["÷ before (best; median)", "same γ"] if "before" in engines else []),
             "test NDCG@10 (ours / nudge-ft)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for (problem, method, engine), r in by.items():
         if engine != "nudge-rag":
             continue
-        ours, ft = r, by[(problem, method, "nudge-ft")]
+        ours, ft = r, by.get((problem, method, "nudge-ft"))
         cells = [problem, f"{r['rel_per_question']:.1f}", "NUDGE-" + method,
-                 *[f"{by[(problem, method, e)]['best_s']:.3f}" for e in engines],
-                 f"{ours['best_s'] / ft['best_s']:.2f}×"]
+                 *[f"{by[(problem, method, e)]['best_s']:.3f}" for e in engines]]
+        if ft is not None:
+            cells.append(f"{ours['best_s'] / ft['best_s']:.2f}×")
         if "before" in engines:
             old = by[(problem, method, "before")]
             cells += [f"{ours['best_s'] / old['best_s']:.2f}×; "
                       f"{ours['median_s'] / old['median_s']:.2f}×",
                       "yes" if old["gamma"] == ours["gamma"] and
                       abs(old["test_ndcg@10"] - ours["test_ndcg@10"]) <= 1e-12 else "NO"]
-        cells.append(f"{ours['test_ndcg@10']:.4f} / {ft['test_ndcg@10']:.4f}")
+        cells.append(f"{ours['test_ndcg@10']:.4f} / "
+                     + (f"{ft['test_ndcg@10']:.4f}" if ft is not None else "–"))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -256,10 +259,13 @@ def main(argv=None) -> int:
     ap.add_argument("--data", type=Path, default=HERE.parent.parent / "shared" / "data")
     ap.add_argument("--baseline-ref", default=baseline_engine.BEFORE_ISSUE_17,
                     help="git commit of the old engine to time beside (empty: none)")
+    ap.add_argument("--no-nudge-ft", action="store_true",
+                    help="leave nudge-ft out (many rounds of today's engine against the old one)")
     ap.add_argument("--json", type=Path, help="write every figure here as JSON")
     args = ap.parse_args(argv)
     old = baseline_engine.load(args.baseline_ref) if args.baseline_ref else None
-    engines = ENGINES if old is not None else ENGINES[:2]
+    engines = tuple(e for e in ENGINES if (e != "before" or old is not None)
+                    and (e != "nudge-ft" or not args.no_nudge_ft))
     rows, facts = [], []
     for name in args.problems:
         prob = load(name, args.data)
