@@ -155,12 +155,21 @@ def top_candidates(products: Products, geometry: Geometry, pair_query: np.ndarra
         floor = np.partition(low, m - depth, axis=1)[:, m - depth]
         floor -= 1e-9 * (1.0 + np.abs(floor))  # float rounding never drops a record
         keep[lo:lo + step] = high >= floor[:, None]
-    count = keep.sum(axis=1)
-    if count.sum() > 0.5 * keep.size:
+    cols = kept_columns(keep)
+    if cols is None:
         return None
-    qi, j = np.nonzero(keep)
-    cols = np.full((n_q, int(count.max())), -1, dtype=np.int64)
-    cols[qi, np.arange(len(j)) - np.repeat(np.cumsum(count) - count, count)] = j
     rows = np.arange(n_q)[:, None]
     return TopCandidates(gamma_hi, depth, cols, products.take(rows, np.maximum(cols, 0)),
                          pair_query)
+
+
+def kept_columns(keep: np.ndarray, most: float = 0.5) -> np.ndarray | None:
+    """Each row's kept columns, ascending, padded with ``-1`` to the widest row; ``None``
+    when more than ``most`` of all entries are kept (pruning would not pay)."""
+    count = keep.sum(axis=1)
+    if count.sum() > most * keep.size:
+        return None
+    qi, j = np.nonzero(keep)
+    cols = np.full((len(keep), max(int(count.max(initial=0)), 1)), -1, dtype=np.int64)
+    cols[qi, np.arange(len(j)) - np.repeat(np.cumsum(count) - count, count)] = j
+    return cols

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .candidates import kept_columns
 from .metrics import RankScorer, parse_metric
 
 # events held before only the ones that change the metric are kept (about 40 MB)
@@ -193,13 +194,8 @@ def candidate_lines(lines: LineSet, k: int) -> LineTable | None:
     step = max(1, _ENTRY_BLOCK // m)
     for lo in range(0, nv, step):
         keep[lo:lo + step] = _ever_in_top(lines.q_e[lo:lo + step], lines.q_g[lo:lo + step], k)
-    count = keep.sum(axis=1)
-    if count.sum() > 0.5 * keep.size:
-        return None
-    qi, j = np.nonzero(keep)
-    cols = np.full((nv, max(int(count.max()), 1)), -1, dtype=np.int64)
-    cols[qi, np.arange(len(j)) - np.repeat(np.cumsum(count) - count, count)] = j
-    return LineTable(keep, cols, count)
+    cols = kept_columns(keep)
+    return None if cols is None else LineTable(keep, cols, keep.sum(axis=1))
 
 
 def _ever_in_top(intercept: np.ndarray, slope: np.ndarray, k: int) -> np.ndarray:
