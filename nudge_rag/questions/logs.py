@@ -31,7 +31,8 @@ from pathlib import Path
 from ..errors import InputError
 from .io import jsonl_rows
 from .normalize import normalize_text
-from .question_set import Question, QuestionSet
+from .question import Question
+from .question_set import QuestionSet
 from .split import to_epoch
 
 DEFAULT_FIELDS = {

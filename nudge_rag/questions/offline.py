@@ -24,7 +24,8 @@ from collections import Counter
 from ..errors import InputError
 from .chunks import as_chunks
 from .normalize import normalize_text
-from .question_set import Question, QuestionSet
+from .question import Question
+from .question_set import QuestionSet
 
 # a sentence ends at . ! ? before a capital or digit, at punctuation spaced out on both sides
 # (" . ", as tokenised corpora such as Cranfield write it) and at line breaks

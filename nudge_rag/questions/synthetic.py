@@ -27,7 +27,8 @@ from ..errors import InputError, NudgeError
 from .chunks import as_chunks
 from .normalize import normalize_text
 from .parsing import parse_questions
-from .question_set import Question, QuestionSet
+from .question import Question
+from .question_set import QuestionSet
 
 DEFAULT_PROMPT = """You are preparing a quiz from a document collection.
 
