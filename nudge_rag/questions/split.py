@@ -68,8 +68,8 @@ def group_split(qs, train=0.7, val=0.1, test=0.2, seed=0, threshold=None):
 
     Groups are ordered by their smallest question id before the seeded permutation, so the
     result does not depend on the order the questions came in. A group goes to the part in
-    which it starts, which keeps the part sizes within one group of ``fraction * n``. Returns ``(train, val, test)``; ``test`` is
-    ``None`` when ``test=0``.
+    which it starts, which keeps the part sizes within one group of ``fraction * n``.
+    Returns ``(train, val, test)``; ``test`` is ``None`` when ``test=0``.
     """
     _check_fractions(train, val, test)
     labels, order = _group_order(qs, threshold, seed)
