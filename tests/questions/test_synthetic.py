@@ -267,3 +267,29 @@ def test_generic_answers_are_refused_and_counted():
                                     return_report=True)
     assert [q.text for q in qs] == [expected_questions(t)[1] for t in CHUNKS.values()]
     assert report.rejected == {"generic": 14, "no question mark": 7}
+
+
+def test_in_process_models_are_recognised_by_what_they_hold():
+    from nudge_rag.questions.llm_calls import find_engine
+
+    # what ChatLlamaCpp holds in .client, and LlamaCPP in ._model: a llama_cpp.Llama
+    Llama = type("Llama", (), {"__module__": "llama_cpp.llama"})
+    engine = Llama()
+
+    class ChatModel:  # a wrapper one level above, as ChatHuggingFace wraps a pipeline
+        def __init__(self):
+            self.client = engine
+            self.temperature = 0.2
+
+    class Wrapper:
+        def __init__(self):
+            self.llm = ChatModel()
+
+    assert find_engine(ChatModel()) is engine
+    assert find_engine(Wrapper()) is engine
+    assert find_engine(lambda prompt: str(engine) + prompt) is engine  # held in a closure
+    assert find_engine(make_in_process_llm(Script(CHUNKS))) is not None  # a private attribute
+    # models served elsewhere hold no engine
+    assert find_engine(make_langchain_chat(Script(CHUNKS))) is None
+    assert find_engine(make_llama_llm(Script(CHUNKS))) is None
+    assert find_engine(lambda prompt: "1. What is lift?") is None
