@@ -282,7 +282,10 @@ def _as_question(item, i: int, name: str) -> Question:
     if isinstance(item, Question):
         return item
     if isinstance(item, Mapping):
-        q = question_from_row(dict(item), f"{name}[{i}]")
+        row = dict(item)
+        if "relevant" not in row and "relevance" in row:
+            row["relevant"] = row.pop("relevance")
+        q = question_from_row(row, f"{name}[{i}]")
         return q if q.id else Question(f"q{i}", q.text, q.relevant, q.embedding, q.metadata)
     if not isinstance(item, (tuple, list)) or len(item) != 2:
         raise InputError(_PAIR_SHAPE.format(i=i, name=name, item=item))
