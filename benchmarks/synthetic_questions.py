@@ -131,14 +131,26 @@ def smollm2():
 
 
 def recipe_documents(split, n: int, seed: int) -> list[str]:
-    """``n`` documents (seeded sample) among those that any real question names."""
+    """The first ``n`` of a seeded shuffle of the documents that any real question names (a
+    smaller ``n`` takes a prefix of a larger one, so cached answers carry over)."""
     named = sorted({split.doc_ids[r] for part in ("train", "val", "test")
                     for rel in getattr(split, f"{part}_rel") for r in rel})
-    rng = np.random.default_rng(seed)
-    return sorted(rng.choice(named, size=min(n, len(named)), replace=False).tolist())
+    return np.random.default_rng(seed).permutation(named)[:n].tolist()
 
 
-def prompt_trial(llm, texts: dict[str, str]) -> list[dict]:
+def _trial_answer(llm, rendered: str, cache: Path) -> str:
+    """The model's raw answer to one trial prompt, cached in ``cache/trial-answers.json``."""
+    path = cache / "trial-answers.json"
+    answers = json.loads(path.read_text()) if path.is_file() else {}
+    key = hashlib.sha256(rendered.encode("utf-8")).hexdigest()
+    if key not in answers:
+        answers[key] = llm.complete(rendered).text
+        cache.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(answers))
+    return answers[key]
+
+
+def prompt_trial(llm, texts: dict[str, str], cache: Path) -> list[dict]:
     """The old and the new default prompt on the same chunks: chunks with a usable question,
     usable questions, and refused candidates by reason."""
     rows = []
@@ -146,7 +158,8 @@ def prompt_trial(llm, texts: dict[str, str]) -> list[dict]:
         usable, chunks, refused = 0, 0, {}
         for text in texts.values():
             rendered = render_prompt(prompt, text, 2)
-            parsed = read_answer(llm.complete(rendered).text, rendered.replace(text, " "))
+            answer = _trial_answer(llm, rendered, cache)
+            parsed = read_answer(answer, rendered.replace(text, " "))
             usable += len(parsed.questions[:2])
             chunks += bool(parsed.questions)
             for _, reason in parsed.rejected:
@@ -166,7 +179,7 @@ def recipe(args) -> int:
 
     torch.set_num_threads(1)
     llm = smollm2()
-    trial = prompt_trial(llm, dict(list(texts.items())[:13]))
+    trial = prompt_trial(llm, dict(list(texts.items())[:13]), cache)
     t0 = time.perf_counter()
     offline = offline_questions(texts, questions_per_chunk=args.per_chunk)
     small, report = generate_questions(texts, llm=llm, questions_per_chunk=args.per_chunk,
