@@ -48,7 +48,8 @@ _SOURCE_REFERENCE = re.compile(
     r"(?:(?:given|above|provided|following|scientific|original|whole|entire|previous|current|"
     r"same|research|medical|news)\s+)?"
     r"(?:passages?|texts?|excerpts?|paragraphs?|abstracts?|articles?|documents?|authors?|"
-    r"contexts?|snippets?|chunks?|papers?|study|studies|reading|extract)\b", re.IGNORECASE)
+    r"contexts?|snippets?|chunks?|papers?|study|studies|reading|extract|tasks?|prompts?)\b",
+    re.IGNORECASE)
 # words that ask about a text in general; a question made of these and function words alone
 # ("What are the main findings?", "What is the key takeaway?") names no topic
 _GENERIC_WORDS = frozenset("""
@@ -178,9 +179,12 @@ def rejection(question: str, echo_words: frozenset[str] = frozenset()) -> str | 
     if _SOURCE_REFERENCE.search(question) or all(w in _GENERIC_WORDS for w in content):
         return "generic"
     if echo_words and content:
-        shared = sum(_stem(w) in echo_words for w in content)
+        stems = [_stem(w) for w in content]
+        shared = sum(w in echo_words for w in stems)
         if shared >= 2 and shared >= _ECHO_SHARE * len(content):
             return "echo"
+        if "question" in echo_words and "question" in stems:
+            return "echo"  # asked for questions, it wrote about questions ("What are two ...")
     return None
 
 

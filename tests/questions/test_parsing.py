@@ -63,6 +63,7 @@ GENERIC = [
     "What are the key findings?",
     "What does the study show?",
     "How does the passage answer the question asked?",
+    "What is the purpose of this task?",
 ]
 
 
@@ -85,11 +86,12 @@ def test_questions_that_name_a_topic_are_kept(question):
 def test_echoes_of_the_instruction_are_refused():
     instruction = render_prompt(DEFAULT_PROMPT, "", 2)
     echoes = ["Which questions name the topic so that it makes sense?",
-              "Does each question name its topic in one line?"]
+              "Does each question name its topic in one line?",
+              "What are two questions related to the topic of transcription?"]
     answer = "\n".join(f"{i}. {q}" for i, q in enumerate([*echoes, Q1, Q2], 1))
     got = read_answer(answer, instruction)
     assert got.questions == [Q1, Q2]
-    assert [reason for _, reason in got.rejected] == ["echo", "echo"]
+    assert [reason for _, reason in got.rejected] == ["echo", "echo", "echo"]
     assert parse_questions(answer) == [*echoes, Q1, Q2]  # without the instruction: kept
 
 
