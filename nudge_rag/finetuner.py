@@ -108,7 +108,9 @@ class EmbeddingFinetuner:
     # -- fit -------------------------------------------------------------------------------------
     def fit(self, train_questions, val_questions=None, *, val_fraction: float | None = None):
         """Fit on ``train_questions``; choose γ on ``val_questions`` (or on a held-out
-        ``val_fraction`` of the training questions). Returns the :class:`NudgeDelta`."""
+        ``val_fraction`` of the training questions, split group-aware). Questions are a
+        ``QuestionSet`` or anything ``QuestionSet.coerce`` takes (a JSONL path, ``(text or
+        embedding, relevant)`` pairs, dict rows). Returns the :class:`NudgeDelta`."""
         if val_fraction is not None:
             self.val_fraction = val_fraction
         self._check_params()
