@@ -46,8 +46,14 @@ from nudge_rag.core.metrics import evaluate_topk  # noqa: E402
 from nudge_rag.core.topk import topk_scan  # noqa: E402
 from nudge_rag.datasets import load_beir, load_split  # noqa: E402
 from nudge_rag.questions import generate_questions, offline_questions  # noqa: E402
+from nudge_rag.questions.answer_cache import AnswerCache  # noqa: E402
 from nudge_rag.questions.parsing import read_answer  # noqa: E402
-from nudge_rag.questions.synthetic import DEFAULT_PROMPT, render_prompt  # noqa: E402
+from nudge_rag.questions.synthetic import (  # noqa: E402
+    DEFAULT_PROMPT,
+    GenerationReport,
+    assemble_questions,
+    render_prompt,
+)
 
 METRICS = ("ndcg@10", "recall@10", "mrr@10")
 
@@ -169,6 +175,21 @@ def prompt_trial(llm, texts: dict[str, str], cache: Path) -> list[dict]:
     return rows
 
 
+def from_cache(texts: dict[str, str], path: Path):
+    """The SmolLM2 questions of a generation run that was stopped early: the documents up to
+    the last one with cached answers (those before it without answers failed in that run),
+    assembled exactly as ``generate_questions`` assembles them."""
+    cached = AnswerCache(path)
+    answers = {cid: qs for (cid, _), qs in cached.entries.items() if cid in texts}
+    order = list(texts)
+    last = max(order.index(cid) for cid in answers)
+    kept = dict(list(texts.items())[:last + 1])
+    report = GenerationReport(n_chunks=len(kept), from_cache=len(answers))
+    report.failed = {cid: "no usable answer in the stopped run" for cid in kept
+                     if cid not in answers}
+    return kept, assemble_questions(list(kept.items()), answers, report), report
+
+
 def recipe(args) -> int:
     data = load_beir(args.data)
     split = load_split(args.data, seed=args.seed)
@@ -178,13 +199,17 @@ def recipe(args) -> int:
     import torch
 
     torch.set_num_threads(1)
-    llm = smollm2()
+    llm = None if args.cached_only else smollm2()
     trial = prompt_trial(llm, dict(list(texts.items())[:13]), cache)
     t0 = time.perf_counter()
+    if args.cached_only:
+        texts, small, report = from_cache(texts, cache / "smollm2-answers.jsonl")
+        docs = list(texts)
+    else:
+        small, report = generate_questions(texts, llm=llm, questions_per_chunk=args.per_chunk,
+                                           cache=cache / "smollm2-answers.jsonl", timeout=900,
+                                           return_report=True)
     offline = offline_questions(texts, questions_per_chunk=args.per_chunk)
-    small, report = generate_questions(texts, llm=llm, questions_per_chunk=args.per_chunk,
-                                       cache=cache / "smollm2-answers.jsonl", timeout=900,
-                                       return_report=True)
     t_gen = time.perf_counter() - t0
     sets = {"offline generator": offline, "SmolLM2-135M-Instruct": small,
             "both together": offline + small}
@@ -229,6 +254,8 @@ def main(argv=None) -> int:
     parser.add_argument("--recipe", action="store_true",
                         help="offline vs SmolLM2 vs both on --docs documents, γ on real val")
     parser.add_argument("--docs", type=int, default=384, help="documents for --recipe")
+    parser.add_argument("--cached-only", action="store_true",
+                        help="--recipe on the documents a stopped generation run reached")
     args = parser.parse_args(argv)
     if args.recipe:
         return recipe(args)

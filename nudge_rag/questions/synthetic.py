@@ -261,10 +261,11 @@ async def agenerate_questions(documents, llm, questions_per_chunk: int = 2, prom
     if report.failed:
         warnings.warn(f"no questions for {len(report.failed)} of {len(chunks)} chunks; see the "
                       "report (return_report=True)", stacklevel=3)
-    return _assemble(chunks, generation.answers, report), report
+    return assemble_questions(chunks, generation.answers, report), report
 
 
-def _assemble(chunks, answers: dict[str, list[str]], report: GenerationReport) -> QuestionSet:
+def assemble_questions(chunks, answers: dict[str, list[str]],
+                       report: GenerationReport) -> QuestionSet:
     """One question per distinct text, relevant to every chunk (at most
     :data:`SHARED_QUESTION_LIMIT`) that produced it; a text more chunks produced is dropped."""
     sources: dict[str, list[tuple[str, int, str]]] = {}
