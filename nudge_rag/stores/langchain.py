@@ -205,6 +205,10 @@ def adapt(obj):
         from .pgvector import LangChainPgVectorAdapter
 
         return LangChainPgVectorAdapter(obj)
+    if type(obj).__module__.startswith("langchain_milvus"):
+        from .milvus import LangChainMilvusAdapter
+
+        return LangChainMilvusAdapter(obj)
     try:
         from langchain_community.vectorstores import FAISS
     except ImportError:
@@ -219,5 +223,5 @@ def adapt(obj):
     if isinstance(obj, VectorStore):
         raise InputError(f"LangChain store {type(obj).__name__} is not supported yet; "
                          "supported: InMemoryVectorStore, FAISS, Chroma, QdrantVectorStore, "
-                         "PGVector")
+                         "PGVector, Milvus")
     return None

@@ -100,6 +100,10 @@ def _database(store, index):
         from .pgvector import LlamaPgVectorAdapter
 
         return LlamaPgVectorAdapter(index=index, vector_store=store)
+    if name == "MilvusVectorStore":
+        from .milvus import LlamaMilvusAdapter
+
+        return LlamaMilvusAdapter(index=index, vector_store=store)
     return None
 
 
@@ -123,7 +127,8 @@ def adapt(obj):
             return found
         raise InputError(f"the index's vector store {type(obj.vector_store).__name__} is not "
                          "supported yet; supported: SimpleVectorStore, ChromaVectorStore, "
-                         "QdrantVectorStore, PGVectorStore, FaissVectorStore")
+                         "QdrantVectorStore, PGVectorStore, MilvusVectorStore, "
+                         "FaissVectorStore")
     if isinstance(obj, SimpleVectorStore):
         return SimpleVectorStoreAdapter(vector_store=obj)
     return _database(obj, None)

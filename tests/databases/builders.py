@@ -99,6 +99,30 @@ class CountingQdrant(_CountingClient):
         return counted
 
 
+class CountingMilvus(_CountingClient):
+    """A pymilvus MilvusClient that counts the vectors it returns (rows of ``get`` and
+    ``query``, hits of ``search``, that carry a list of floats)."""
+
+    def __getattr__(self, name):
+        attr = super().__getattr__(name)
+        if name not in ("get", "query", "search"):
+            return attr
+
+        def counted(*args, **kwargs):
+            out = attr(*args, **kwargs)
+            rows = [h.get("entity", h) for hits in out for h in hits] if name == "search" \
+                else out
+            self.vectors_read += sum(any(_is_vector(v) for v in dict(r).values()) for r in rows)
+            return out
+
+        return counted
+
+
+def _is_vector(value) -> bool:
+    return isinstance(value, (list, np.ndarray)) and len(value) > 1 and \
+        isinstance(value[0], (float, np.floating))
+
+
 def _point_lists(out):
     if isinstance(out, tuple):  # scroll
         return [out[0]]
@@ -185,12 +209,61 @@ def qdrant_langchain(path, p: Problem, distance: str = "Cosine", persistent: boo
     return store, counter
 
 
+def milvus_uri(path) -> str:
+    """A milvus-lite database: a folder named ``*.db`` (the client starts the engine in this
+    process the first time it opens one)."""
+    Path(path).mkdir(parents=True, exist_ok=True)
+    return str(Path(path) / "milvus.db")
+
+
+#: an HNSW index, as a production collection would have
+MILVUS_INDEX = {"index_type": "HNSW", "M": 16, "efConstruction": 64}
+
+
+def _milvus_llama_store(path, metric: str = "cosine", dim: int = DIM):
+    from llama_index.vector_stores.milvus import MilvusVectorStore
+
+    return MilvusVectorStore(uri=milvus_uri(path), collection_name="docs", dim=dim,
+                             similarity_metric=metric, index_config=dict(MILVUS_INDEX),
+                             search_config={"ef": 32}, use_async_client=False)
+
+
+def milvus_llama(path, p: Problem, metric: str = "cosine"):
+    store = _milvus_llama_store(path, metric, p.dim)
+    index = _llama_index(store, p)
+    counter = CountingMilvus(store._milvusclient)
+    store._milvusclient = counter
+    return index, counter
+
+
+def _milvus_langchain_store(path, metric: str = "COSINE", dim: int = DIM):
+    from langchain_milvus import Milvus
+
+    index = {"index_type": "HNSW", "metric_type": metric,
+             "params": {k: v for k, v in MILVUS_INDEX.items() if k != "index_type"}}
+    return Milvus(_embedding("langchain", dim), collection_name="docs",
+                  connection_args={"uri": milvus_uri(path)}, index_params=index,
+                  search_params={"metric_type": metric, "params": {"ef": 32}})
+
+
+def milvus_langchain(path, p: Problem, metric: str = "COSINE"):
+    store = _milvus_langchain_store(path, metric, p.dim)
+    store.add_embeddings([p.text(r) for r in range(len(p.ids))], [v.tolist() for v in p.docs],
+                         metadatas=[{"parity": r % 2} for r in range(len(p.ids))], ids=p.ids)
+    counter = CountingMilvus(store._milvus_client)
+    store._milvus_client = counter
+    return store, counter
+
+
 BUILDERS = {"chroma-llama": chroma_llama, "chroma-langchain": chroma_langchain,
-            "qdrant-llama": qdrant_llama, "qdrant-langchain": qdrant_langchain}
+            "qdrant-llama": qdrant_llama, "qdrant-langchain": qdrant_langchain,
+            "milvus-llama": milvus_llama, "milvus-langchain": milvus_langchain}
 PACKAGES = {"chroma-llama": ("chromadb", "llama_index.vector_stores.chroma"),
             "chroma-langchain": ("chromadb", "langchain_chroma"),
             "qdrant-llama": ("qdrant_client", "llama_index.vector_stores.qdrant"),
-            "qdrant-langchain": ("qdrant_client", "langchain_qdrant")}
+            "qdrant-langchain": ("qdrant_client", "langchain_qdrant"),
+            "milvus-llama": ("milvus_lite", "llama_index.vector_stores.milvus"),
+            "milvus-langchain": ("milvus_lite", "langchain_milvus")}
 
 
 # -- every store × framework pair, where it lives ------------------------------------------------
