@@ -71,6 +71,7 @@ class MilvusAdapter(DatabaseAdapter, StoreAdapter):
         with database_errors(self.kind, f"reading collection {collection_name!r}"):
             info = client.describe_collection(collection_name)
         self._read_schema(info, vector_field)
+        self._check_loaded()
         with database_errors(self.kind, f"reading the index of {self.vector_field!r}"):
             names = client.list_indexes(collection_name, field_name=self.vector_field)
             index = client.describe_index(collection_name, names[0]) if names else None
@@ -84,6 +85,18 @@ class MilvusAdapter(DatabaseAdapter, StoreAdapter):
         self.similarity = _METRICS[metric]
         self.index_type = str(index.get("index_type", "")).upper()
 
+    def _check_loaded(self) -> None:
+        """Milvus answers reads only from a loaded collection; loading one is the owner's call
+        (it takes the server's memory), so an unloaded one is refused, not loaded."""
+        from pymilvus.client.types import LoadState
+
+        with database_errors(self.kind, f"reading the state of {self.collection_name!r}"):
+            state = self.client.get_load_state(self.collection_name).get("state")
+        if state not in (LoadState.Loaded, LoadState.Loading):
+            raise StoreError(f"{self.kind} {self.collection_name!r} is not loaded ({state}); "
+                             f"load it first (client.load_collection({self.collection_name!r}))"
+                             ", as searching it through the framework also needs")
+
     def _read_schema(self, info: dict, vector_field: str | None) -> None:
         from pymilvus import DataType
 
@@ -92,6 +105,7 @@ class MilvusAdapter(DatabaseAdapter, StoreAdapter):
         self.pk_field = primary["name"]
         self._int_keys = primary["type"] == DataType.INT64
         self.auto_id = bool(info.get("auto_id") or primary.get("auto_id"))
+        self._partition_key = any(f.get("is_partition_key") for f in fields)
         dense = _dense_fields(fields, vector_field, self.kind)
         self.vector_field = dense["name"]
         self._dim = int(dense["params"]["dim"])
@@ -200,12 +214,33 @@ class MilvusAdapter(DatabaseAdapter, StoreAdapter):
         missing = [keys[k] for k in keys if k not in stored]
         if missing:
             raise StoreError(f"{self.kind}: records {missing[:5]} vanished before the write")
-        rows = []
-        for key, vec in zip(keys, np.asarray(vectors, dtype=np.float32).tolist()):
-            row = {f: v for f, v in stored[key].items() if f not in self._generated}
-            row[self.vector_field] = vec
-            rows.append(row)
-        self.client.upsert(self.collection_name, rows)
+        new = dict(zip(keys, np.asarray(vectors, dtype=np.float32).tolist()))
+        for partition, members in self._partitions_of(list(keys)):
+            rows = []
+            for key in members:
+                row = {f: v for f, v in stored[key].items() if f not in self._generated}
+                row[self.vector_field] = new[key]
+                rows.append(row)
+            self.client.upsert(self.collection_name, rows,
+                               **({"partition_name": partition} if partition else {}))
+
+    def _partitions_of(self, keys) -> list[tuple[str | None, list]]:
+        """``keys`` grouped by the partition that holds them (``None``: Milvus routes them, as
+        with one partition or a partition key). An upsert replaces an entity in the partition
+        it names, so each record must be written back into its own."""
+        partitions = self.client.list_partitions(self.collection_name)
+        if len(partitions) == 1 or self._partition_key:
+            return [(None, keys)]
+        groups, left = [], set(keys)
+        for part in partitions:
+            held = self.client.get(self.collection_name, ids=sorted(left),
+                                   output_fields=[self.pk_field], partition_names=[part],
+                                   consistency_level=self.consistency_level) if left else []
+            found = {r[self.pk_field] for r in held}
+            if found:
+                groups.append((part, [k for k in keys if k in found]))
+                left -= found
+        return groups
 
     # -- copying -----------------------------------------------------------------------------
     def clone_with(self, ids, vectors, name=None):
@@ -224,11 +259,10 @@ class MilvusAdapter(DatabaseAdapter, StoreAdapter):
         moved = dict(zip(self._keys(ids), np.asarray(vectors, dtype=np.float32).tolist()))
 
         def fill(_):
-            keyed = any(f.get("is_partition_key") for f in info["fields"])
-            for part in ["_default"] if keyed else partitions:
+            for part in ["_default"] if self._partition_key else partitions:
                 if part != "_default" and not client.has_partition(name, part):
                     client.create_partition(name, part)
-                self._copy_partition(name, None if keyed else part, moved)
+                self._copy_partition(name, None if self._partition_key else part, moved)
 
         copy_whole(self.kind, name, lambda: self._create_like(name, info), fill,
                    lambda: client.drop_collection(name))

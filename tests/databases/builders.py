@@ -270,8 +270,9 @@ PACKAGES = {"chroma-llama": ("chromadb", "llama_index.vector_stores.chroma"),
 
 @dataclass(frozen=True)
 class Place:
-    """Where a test store lives: folder ``dir`` (Chroma, Qdrant local mode, a persisted FAISS
-    index), or table/collection ``name`` on the PostgreSQL server at ``uri`` (pgvector)."""
+    """Where a test store lives: folder ``dir`` (Chroma, Qdrant local mode, milvus-lite, a
+    persisted FAISS index), or table/collection ``name`` on the PostgreSQL server at ``uri``
+    (pgvector)."""
 
     dir: str = ""
     uri: str = ""
@@ -374,6 +375,31 @@ def close_qdrant(obj) -> None:
     """Local mode admits one client per folder: close this one before another opens it."""
     client = obj.vector_store.client if hasattr(obj, "vector_store") else obj.client
     getattr(client, "_inner", client).close()
+
+
+def open_milvus_llama(place: Place):
+    store = _milvus_llama_store(place.dir)
+    # milvus-lite reopens a folder with its collections released; LlamaIndex's store does not
+    # load them (langchain-milvus does), and neither searches until they are
+    store.client.load_collection("docs")
+    return _llama_index(store)
+
+
+def open_milvus_langchain(place: Place):
+    return _milvus_langchain_store(place.dir)
+
+
+def close_milvus(obj) -> None:
+    """milvus-lite runs its engine in the process that opened the folder and locks the folder
+    until it stops: stop it, so that another process may open it. (One milvus-lite folder is
+    open at a time in the tests that hand a store between processes.)"""
+    from milvus_lite.server_manager import server_manager_instance
+
+    from nudge_rag.stores import adapt
+
+    client = adapt(obj).client
+    getattr(client, "_inner", client).close()
+    server_manager_instance.release_all()
 
 
 def pg_uri(place: Place, driver: str) -> str:
@@ -529,6 +555,10 @@ PAIRS = {
     "qdrant-langchain": Pair(PACKAGES["qdrant-langchain"],
                              _in_folder(qdrant_langchain, persistent=True),
                              open_qdrant_langchain, close=close_qdrant),
+    "milvus-llama": Pair(PACKAGES["milvus-llama"], _in_folder(milvus_llama), open_milvus_llama,
+                         close=close_milvus),
+    "milvus-langchain": Pair(PACKAGES["milvus-langchain"], _in_folder(milvus_langchain),
+                             open_milvus_langchain, close=close_milvus),
     "pgvector-llama": Pair(("pgserver", "llama_index.vector_stores.postgres"), pg_llama,
                            open_pg_llama, close=close_pg),
     "pgvector-langchain": Pair(("pgserver", "langchain_postgres"), pg_langchain,
