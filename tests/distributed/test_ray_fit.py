@@ -116,3 +116,32 @@ def test_without_ray_the_error_names_the_extra(monkeypatch, scifact):
     monkeypatch.setattr(builtins, "__import__", no_ray)
     with pytest.raises(InputError, match=r"nudge-rag\[ray\]"):
         fit_shards(NudgeN(), ["a.npy"], scifact.train_q, scifact.train_rel)
+
+
+def test_questions_embedded_in_ray_tasks_equal_in_process(ray_local, scifact_texts):
+    """A LangChain embedding model (a deterministic hashed one: loading a real model in each
+    Ray worker costs a minute on a busy 2-core machine) shipped to Ray tasks, four parts of
+    uneven sizes over the two workers: the same vectors, in the same order, as embedding in
+    this process."""
+    from nudge_rag.embedding import embed_queries
+    from nudge_rag.ray_fit import embed_questions
+    from tests.fakes import CountingLangChainEmbeddings
+
+    texts = [scifact_texts.queries[q] for q in sorted(scifact_texts.queries)[:100]]
+    model = CountingLangChainEmbeddings(dim=32)
+    got = embed_questions(texts, model, batch_size=16, part_size=30)
+    np.testing.assert_array_equal(got, embed_queries(model, texts, 16))
+    assert model.calls["query"] == 100  # embed_queries here; the tasks used copies
+    # a factory is called in each task, with the device Ray gave it (none here)
+    seen = embed_questions(texts[:4], lambda device: _Tagged(device), part_size=2)
+    np.testing.assert_array_equal(seen, np.zeros((4, 1)))
+
+
+class _Tagged:
+    """A stand-in model that embeds every text as [0] when built for the CPU."""
+
+    def __init__(self, device):
+        self.value = 0.0 if device is None else 1.0
+
+    def embed_query(self, text):
+        return [self.value]
