@@ -168,7 +168,8 @@ def check(folder: str, n_shards: int) -> None:
     tq, tr, vq, vr = _questions(folder)
     docs = np.concatenate([np.load(p) for p in paths])
     want = NudgeN().fit(docs, tq, tr, vq, vr)
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="ERROR",
+             log_to_driver=False)
     got = fit_shards(NudgeN(), paths, tq, tr, vq, vr)
     ray.shutdown()
     same = (got.gamma_ == want.gamma_ and np.array_equal(got.rows_, want.rows_)
