@@ -17,7 +17,6 @@ inserting and indexing again.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import socket
@@ -29,6 +28,7 @@ import time
 import numpy as np
 
 from benchmarks import synthetic
+from benchmarks.memory import peak_mb
 
 INDEX = {"index_type": "HNSW", "metric_type": "COSINE",
          "params": {"M": 16, "efConstruction": 64}}
@@ -97,17 +97,6 @@ def _indexed(uri: str, n: int) -> dict:
     return {"indexed_rows": got.get("indexed_rows"), "total_rows": got.get("total_rows")}
 
 
-def _vm(pid: str, key: str) -> float:
-    try:
-        with open(f"/proc/{pid}/status") as fh:
-            for line in fh:
-                if line.startswith(key + ":"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return float("nan")
-
-
 def child(uri: str, n: int, questions_path: str) -> dict:
     """Runs in its own process: only the questions and the Milvus client live here."""
     from pymilvus import MilvusClient
@@ -120,12 +109,12 @@ def child(uri: str, n: int, questions_path: str) -> dict:
     adapter = MilvusAdapter(MilvusClient(uri=uri), _collection(n), search_params=SEARCH)
     train = [(q, {f"r{r[0]}": 1.0}) for q, r in zip(tq, tr)]
     val = [(q, {f"r{r[0]}": 1.0}) for q, r in zip(vq, vr)]
-    rss_before = _vm("self", "VmHWM")
+    rss_before = peak_mb()
     t0 = time.perf_counter()
     delta = EmbeddingFinetuner(adapter, show_progress=False).fit(train, val)
     fit_s = time.perf_counter() - t0
     report = delta.fit_report
-    return {"n": n, "fit_s": fit_s, "moved": len(delta), "peak_rss_mb": _vm("self", "VmHWM"),
+    return {"n": n, "fit_s": fit_s, "moved": len(delta), "peak_rss_mb": peak_mb(),
             "rss_before_fit_mb": rss_before, "gamma": delta.gamma,
             "ndcg10_before": report["before"]["ndcg@10"],
             "ndcg10_after": report["after"]["ndcg@10"]}
@@ -150,7 +139,7 @@ def run(args) -> None:
             row["fit_s"] = float(np.median([f["fit_s"] for f in fits]))
             row["fit_s_all"] = [round(f["fit_s"], 2) for f in fits]
             row["peak_rss_mb"] = max(f["peak_rss_mb"] for f in fits)
-            row["server_peak_rss_mb"] = _vm(str(server.pid), "VmHWM")
+            row["server_peak_rss_mb"] = peak_mb(server.pid)
             row.update(_indexed(uri, n))
             row["load_avg_1m"] = os.getloadavg()[0]
             print(json.dumps({k: round(v, 3) if isinstance(v, float) else v
@@ -165,15 +154,9 @@ def run(args) -> None:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("sizes", nargs="*", type=int, default=[100_000])
-    ap.add_argument("--dim", type=int, default=384)
-    ap.add_argument("--train", type=int, default=5000)
-    ap.add_argument("--val", type=int, default=1000)
-    ap.add_argument("--keep", metavar="DIR", help="keep the milvus-lite folder and reuse it")
-    ap.add_argument("--repeat", type=int, default=1)
-    ap.add_argument("--child", nargs=3)
-    args = ap.parse_args(argv)
+    from benchmarks.databases import size_arguments
+
+    args = size_arguments("keep the milvus-lite folder here and reuse it").parse_args(argv)
     if args.child:
         print(json.dumps(child(args.child[0], int(args.child[1]), args.child[2])))
         return 0

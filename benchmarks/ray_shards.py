@@ -30,6 +30,7 @@ import time
 import numpy as np
 
 from benchmarks import synthetic
+from benchmarks.memory import peak_mb
 
 
 def make(folder: str, shards: int, rows: int, dim: int, n_train: int, n_val: int) -> None:
@@ -56,17 +57,6 @@ def _questions(folder: str):
         return q["tq"], [[int(r[0])] for r in q["tr"]], q["vq"], [[int(r[0])] for r in q["vr"]]
 
 
-def _vm(pid, key: str = "VmHWM") -> float:
-    try:
-        with open(f"/proc/{pid}/status") as fh:
-            for line in fh:
-                if line.startswith(key + ":"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return float("nan")
-
-
 def _ray_workers() -> dict[int, float]:
     """Peak memory (MB) of every Ray worker process (their titles start with ``ray::``)."""
     out = {}
@@ -79,7 +69,7 @@ def _ray_workers() -> dict[int, float]:
         except OSError:
             continue
         if title.startswith(b"ray::") and not title.startswith(b"ray::Dashboard"):
-            out[int(pid)] = _vm(pid)
+            out[int(pid)] = peak_mb(pid)
     return out
 
 
@@ -101,7 +91,7 @@ def driver(folder: str) -> dict:
     fit_s = time.perf_counter() - t0
     peaks = _ray_workers()  # read before this driver exits: Ray then ends its workers
     return {"fit_s": fit_s, "gamma": est.gamma_, "moved": int(len(est.rows_)),
-            "driver_peak_mb": _vm("self"), "ndcg10_after": est.report_["after"]["ndcg@10"],
+            "driver_peak_mb": peak_mb(), "ndcg10_after": est.report_["after"]["ndcg@10"],
             "worker_peak_mb": max(peaks.values()) if peaks else None,
             "n_worker_processes": len(peaks)}
 

@@ -635,3 +635,19 @@ def check_applied(obj, prob, delta, before, queries, overlaid) -> None:
         want_ids, want_scores = adapt(obj).query(q, 10)
         assert ids == want_ids
         np.testing.assert_allclose(scores, want_scores, atol=1e-5)
+
+
+def check_apply_and_revert(obj, prob, delta) -> None:
+    """An in-place apply: the store's own search then equals what the overlay gave before it
+    (``check_applied``); a revert restores every vector exactly."""
+    from nudge_rag.overlay import Overlay
+    from nudge_rag.stores import adapt
+
+    adapter = adapt(obj)
+    before = adapter.fetch(prob.ids)[1]
+    queries = np.array([q for q, _ in prob.val[:10]])
+    overlaid = [Overlay(obj, delta).search(q, 10) for q in queries]
+    delta.apply(obj, inplace=True)
+    check_applied(obj, prob, delta, before, queries, overlaid)
+    delta.revert(obj)
+    np.testing.assert_array_equal(adapter.fetch(prob.ids)[1], before)

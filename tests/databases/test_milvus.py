@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from tests.databases.builders import (
-    check_applied,
+    check_apply_and_revert,
     milvus_langchain,
     milvus_llama,
     milvus_uri,
@@ -37,7 +37,6 @@ def _fit(obj, prob):
 @pytest.mark.parametrize(("build", "metric", "similarity"),
                          [(milvus_langchain, "IP", "dot"), (milvus_llama, "l2", "l2")])
 def test_inner_product_and_l2_collections(build, metric, similarity, prob, tmp_path):
-    from nudge_rag.overlay import Overlay
     from nudge_rag.stores import adapt
 
     obj, counter = build(tmp_path / "db", prob, metric=metric)
@@ -45,13 +44,7 @@ def test_inner_product_and_l2_collections(build, metric, similarity, prob, tmp_p
     assert adapter.similarity == similarity
     delta = _fit(obj, prob)
     assert counter.vectors_read == len(delta.ids)
-    before = adapter.fetch(prob.ids)[1]
-    queries = np.array([q for q, _ in prob.val[:10]])
-    overlaid = [Overlay(obj, delta).search(q, 10) for q in queries]
-    delta.apply(obj, inplace=True)
-    check_applied(obj, prob, delta, before, queries, overlaid)
-    delta.revert(obj)
-    np.testing.assert_array_equal(adapter.fetch(prob.ids)[1], before)
+    check_apply_and_revert(obj, prob, delta)
 
 
 @pytest.mark.parametrize("build", [milvus_llama, milvus_langchain])

@@ -6,7 +6,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.databases.builders import PAIRS, Place, check_applied, pg_langchain, pg_llama, problem
+from tests.databases.builders import (
+    PAIRS,
+    Place,
+    check_apply_and_revert,
+    pg_langchain,
+    pg_llama,
+    problem,
+)
 from tests.databases.copies import check_copy
 
 pytest.importorskip("pgserver")
@@ -79,7 +86,6 @@ def _adapter(obj):
 
 def test_fit_apply_revert_overlay(built, prob, monkeypatch):
     from nudge_rag import EmbeddingFinetuner
-    from nudge_rag.overlay import Overlay
     from nudge_rag.stores.pgvector import PgVectorAdapter
 
     kind, obj = built
@@ -94,15 +100,7 @@ def test_fit_apply_revert_overlay(built, prob, monkeypatch):
     delta = EmbeddingFinetuner(obj, show_progress=False).fit(prob.train, prob.val)
     assert sum(c.vectors_read for c in counters) == len(delta.ids)
     monkeypatch.undo()
-
-    adapter = _adapter(obj)
-    before = adapter.fetch(prob.ids)[1]
-    queries = np.array([q for q, _ in prob.val[:10]])
-    overlaid = [Overlay(obj, delta).search(q, 10) for q in queries]
-    delta.apply(obj, inplace=True)
-    check_applied(obj, prob, delta, before, queries, overlaid)
-    delta.revert(obj)
-    np.testing.assert_array_equal(adapter.fetch(prob.ids)[1], before)
+    check_apply_and_revert(obj, prob, delta)
 
 
 def test_overlay_retriever(built, prob):
