@@ -70,7 +70,8 @@ def load(uri: str, n: int, d: int) -> dict:
 
     client = MilvusClient(uri=uri)
     name = _collection(n)
-    if client.has_collection(name):
+    if client.has_collection(name):  # a kept folder: the server opens it released
+        client.load_collection(name)
         return {"load_s": None}
     docs = synthetic.corpus(n, d)
     schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
