@@ -25,6 +25,8 @@ from .base import StoreAdapter
 from .database import DatabaseAdapter, LlamaNodeStore, copy_whole, database_errors, name_taken
 
 _METRICS = {"COSINE": "cosine", "IP": "dot", "L2": "l2"}
+#: the most results one Milvus search returns
+_MAX_LIMIT = 16_384
 #: graph indexes whose search breadth (``ef``) must be at least the number of results asked for
 _GRAPH_INDEXES = ("HNSW", "HNSW_SQ", "HNSW_PQ", "HNSW_PRQ", "AUTOINDEX")
 
@@ -175,6 +177,7 @@ class MilvusAdapter(DatabaseAdapter, StoreAdapter):
         return filters
 
     def _search(self, queries, k, filters):
+        k = min(int(k), _MAX_LIMIT)  # deeper than Milvus answers: the competition stops there
         hits = self.client.search(
             self.collection_name, data=np.asarray(queries, np.float32).tolist(), limit=int(k),
             filter=self._expression(filters), anns_field=self.vector_field,

@@ -164,3 +164,4 @@ def test_unloaded_collection_is_refused_not_loaded(prob, tmp_path):
     with pytest.raises(StoreError, match="not loaded.*load_collection"):
         adapt(obj)
     assert str(client.get_load_state("docs")["state"]).endswith("NotLoad")
+
