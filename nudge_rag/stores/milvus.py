@@ -96,8 +96,9 @@ class MilvusAdapter(DatabaseAdapter, StoreAdapter):
             state = self.client.get_load_state(self.collection_name).get("state")
         if state not in (LoadState.Loaded, LoadState.Loading):
             raise StoreError(f"{self.kind} {self.collection_name!r} is not loaded ({state}); "
-                             f"load it first (client.load_collection({self.collection_name!r}))"
-                             ", as searching it through the framework also needs")
+                             "load it first with client.load_collection("
+                             f"{self.collection_name!r}): the framework's own search needs "
+                             "that too")
 
     def _read_schema(self, info: dict, vector_field: str | None) -> None:
         from pymilvus import DataType
