@@ -5,7 +5,8 @@ For each corpus size: insert the synthetic corpus (``benchmarks/synthetic.py``) 
 collection, then fit NUDGE-N in a fresh process that reaches it only through the Milvus client
 (reads by id, one HNSW search per validation question). Every size is fitted on the very same
 questions: they ask about records of the smallest corpus, which each larger one begins with.
-Reported: insert time, fit time, the fitting process's peak memory (VmHWM: the client alone,
+Reported: insert time, fit time (and within it the time spent in searches and in reads by
+id), the fitting process's peak memory (VmHWM: the client alone,
 the engine runs in the server process) and the server process's peak memory.
 
     PYTHONPATH=. python benchmarks/milvus.py 100000 1000000 [--train 5000 --val 1000]
@@ -98,6 +99,19 @@ def _indexed(uri: str, n: int) -> dict:
     return {"indexed_rows": got.get("indexed_rows"), "total_rows": got.get("total_rows")}
 
 
+def _timed(method, spent: dict, key: str):
+    """``method``, adding its wall time to ``spent[key]``."""
+
+    def timed(*args, **kwargs):
+        t0 = time.perf_counter()
+        try:
+            return method(*args, **kwargs)
+        finally:
+            spent[key] += time.perf_counter() - t0
+
+    return timed
+
+
 def child(uri: str, n: int, questions_path: str) -> dict:
     """Runs in its own process: only the questions and the Milvus client live here."""
     from pymilvus import MilvusClient
@@ -108,6 +122,9 @@ def child(uri: str, n: int, questions_path: str) -> dict:
     with np.load(questions_path) as qs:
         tq, tr, vq, vr = qs["tq"], qs["tr"], qs["vq"], qs["vr"]
     adapter = MilvusAdapter(MilvusClient(uri=uri), _collection(n), search_params=SEARCH)
+    spent = {"search_s": 0.0, "read_s": 0.0}
+    for method, key in (("search", "search_s"), ("fetch", "read_s")):
+        setattr(adapter, method, _timed(getattr(adapter, method), spent, key))
     train = [(q, {f"r{r[0]}": 1.0}) for q, r in zip(tq, tr)]
     val = [(q, {f"r{r[0]}": 1.0}) for q, r in zip(vq, vr)]
     rss_before = peak_mb()
@@ -115,7 +132,7 @@ def child(uri: str, n: int, questions_path: str) -> dict:
     delta = EmbeddingFinetuner(adapter, show_progress=False).fit(train, val)
     fit_s = time.perf_counter() - t0
     report = delta.fit_report
-    return {"n": n, "fit_s": fit_s, "moved": len(delta), "peak_rss_mb": peak_mb(),
+    return {"n": n, "fit_s": fit_s, **spent, "moved": len(delta), "peak_rss_mb": peak_mb(),
             "rss_before_fit_mb": rss_before, "gamma": delta.gamma,
             "ndcg10_before": report["before"]["ndcg@10"],
             "ndcg10_after": report["after"]["ndcg@10"]}
