@@ -122,8 +122,8 @@ def child(uri: str, n: int, questions_path: str) -> dict:
     with np.load(questions_path) as qs:
         tq, tr, vq, vr = qs["tq"], qs["tr"], qs["vq"], qs["vr"]
     adapter = MilvusAdapter(MilvusClient(uri=uri), _collection(n), search_params=SEARCH)
-    spent = {"search_s": 0.0, "read_s": 0.0}
-    for method, key in (("search", "search_s"), ("fetch", "read_s")):
+    spent = {"search_s": 0.0, "read_s": 0.0, "count_s": 0.0}
+    for method, key in (("search", "search_s"), ("fetch", "read_s"), ("count", "count_s")):
         setattr(adapter, method, _timed(getattr(adapter, method), spent, key))
     train = [(q, {f"r{r[0]}": 1.0}) for q, r in zip(tq, tr)]
     val = [(q, {f"r{r[0]}": 1.0}) for q, r in zip(vq, vr)]

@@ -147,7 +147,12 @@ class MilvusAdapter(DatabaseAdapter, StoreAdapter):
         return int(got[0]["count(*)"])
 
     def dimension(self):
-        return self._dim if self.count() else None
+        # one entity says the collection is not empty; count(*) may scan every segment
+        with database_errors(self.kind, "looking for a record"):
+            some = self.client.query(self.collection_name, filter="", limit=1,
+                                     output_fields=[self.pk_field],
+                                     consistency_level=self.consistency_level)
+        return self._dim if some else None
 
     def _get(self, ids):
         keys = self._keys(ids)
