@@ -1,6 +1,8 @@
-"""Peak memory of a process, as the scale benchmarks report it."""
+"""Peak memory of a process, and time spent in a method, as the scale benchmarks report them."""
 
 from __future__ import annotations
+
+import time
 
 
 def peak_mb(pid="self", key: str = "VmHWM") -> float:
@@ -14,3 +16,16 @@ def peak_mb(pid="self", key: str = "VmHWM") -> float:
     except OSError:
         pass
     return float("nan")
+
+
+def timed(method, spent: dict, key: str):
+    """``method``, adding its wall time to ``spent[key]``."""
+
+    def run(*args, **kwargs):
+        t0 = time.perf_counter()
+        try:
+            return method(*args, **kwargs)
+        finally:
+            spent[key] += time.perf_counter() - t0
+
+    return run

@@ -29,7 +29,7 @@ import time
 import numpy as np
 
 from benchmarks import synthetic
-from benchmarks.memory import peak_mb
+from benchmarks.memory import peak_mb, timed
 
 INDEX = {"index_type": "HNSW", "metric_type": "COSINE",
          "params": {"M": 16, "efConstruction": 64}}
@@ -99,19 +99,6 @@ def _indexed(uri: str, n: int) -> dict:
     return {"indexed_rows": got.get("indexed_rows"), "total_rows": got.get("total_rows")}
 
 
-def _timed(method, spent: dict, key: str):
-    """``method``, adding its wall time to ``spent[key]``."""
-
-    def timed(*args, **kwargs):
-        t0 = time.perf_counter()
-        try:
-            return method(*args, **kwargs)
-        finally:
-            spent[key] += time.perf_counter() - t0
-
-    return timed
-
-
 def child(uri: str, n: int, questions_path: str) -> dict:
     """Runs in its own process: only the questions and the Milvus client live here."""
     from pymilvus import MilvusClient
@@ -124,7 +111,7 @@ def child(uri: str, n: int, questions_path: str) -> dict:
     adapter = MilvusAdapter(MilvusClient(uri=uri), _collection(n), search_params=SEARCH)
     spent = {"search_s": 0.0, "read_s": 0.0, "count_s": 0.0}
     for method, key in (("search", "search_s"), ("fetch", "read_s"), ("count", "count_s")):
-        setattr(adapter, method, _timed(getattr(adapter, method), spent, key))
+        setattr(adapter, method, timed(getattr(adapter, method), spent, key))
     train = [(q, {f"r{r[0]}": 1.0}) for q, r in zip(tq, tr)]
     val = [(q, {f"r{r[0]}": 1.0}) for q, r in zip(vq, vr)]
     rss_before = peak_mb()

@@ -32,7 +32,7 @@ import time
 import numpy as np
 
 from benchmarks import synthetic
-from benchmarks.memory import peak_mb
+from benchmarks.memory import peak_mb, timed
 
 
 def make(folder: str, shards: int, rows: int, dim: int, n_train: int, n_val: int) -> None:
@@ -87,6 +87,13 @@ def driver(folder: str) -> dict:
     # seconds on a busy machine, and the 1-worker run would otherwise pay it once, the
     # 2-worker run twice)
     ray.get([ray.remote(_warm).remote() for _ in range(8)])
+    from nudge_rag import ray_fit
+
+    spent = {"scan_s": 0.0, "take_s": 0.0, "gamma_search_s": 0.0}
+    for owner, name, key in ((ray_fit._Corpus, "competition", "scan_s"),
+                             (ray_fit._Corpus, "take", "take_s"),
+                             (NudgeN, "fit_prepared", "gamma_search_s")):
+        setattr(owner, name, timed(getattr(owner, name), spent, key))
     tq, tr, vq, vr = _questions(folder)
     cpu_before = {pid: _cpu_s(pid) for pid in _ray_workers()}
     t0 = time.perf_counter()
@@ -97,7 +104,8 @@ def driver(folder: str) -> dict:
     return {"fit_s": fit_s, "gamma": est.gamma_, "moved": int(len(est.rows_)),
             "driver_peak_mb": peak_mb(), "ndcg10_after": est.report_["after"]["ndcg@10"],
             "worker_peak_mb": max(peaks.values()) if peaks else None,
-            "n_worker_processes": len(peaks), "worker_cpu_s": [round(b, 1) for b in busy]}
+            "n_worker_processes": len(peaks), "worker_cpu_s": [round(b, 1) for b in busy],
+            **spent, "driver_cpu_s": _cpu_s("self")}
 
 
 def _cpu_s(pid) -> float:
