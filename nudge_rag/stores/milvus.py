@@ -21,7 +21,6 @@ import numpy as np
 
 from ..errors import InputError, StoreError
 from . import database
-from .base import StoreAdapter
 from .database import DatabaseAdapter, LlamaNodeStore, copy_whole, database_errors, name_taken
 
 _METRICS = {"COSINE": "cosine", "IP": "dot", "L2": "l2"}
@@ -59,7 +58,7 @@ def _search_params(params: dict | None, index_type: str, k: int) -> dict:
     return {**params, "params": inner}
 
 
-class MilvusAdapter(DatabaseAdapter, StoreAdapter):
+class MilvusAdapter(DatabaseAdapter):
     kind = "Milvus collection"
     #: consistency of every read nudge-rag makes: it sees each write made before it
     consistency_level = "Strong"
@@ -334,9 +333,9 @@ class LlamaMilvusAdapter(LlamaNodeStore, MilvusAdapter):
 
     kind = "llama-index MilvusVectorStore"
 
-    def __init__(self, index=None, vector_store=None):
+    def __init__(self, vector_store, index=None):
         self.index = index
-        self.store = vector_store if vector_store is not None else index.vector_store
+        self.store = vector_store
         if getattr(self.store, "enable_sparse", False) or not self.store.enable_dense:
             raise InputError("hybrid or sparse Milvus stores are not supported; NUDGE moves "
                              "dense vectors only: use a dense-only store")
@@ -358,10 +357,12 @@ class LlamaMilvusAdapter(LlamaNodeStore, MilvusAdapter):
 
 
 class LangChainMilvusAdapter(MilvusAdapter):
-    """A langchain-milvus ``Milvus`` store; ``filter`` is a Milvus boolean expression (the
-    store's own ``expr``)."""
+    """A langchain-milvus ``Milvus`` store; ``filter`` is a Milvus boolean expression, and so
+    is the store's own search option ``expr`` (both apply when both are given)."""
 
     kind = "langchain Milvus"
+    framework = "langchain"
+    search_options = frozenset({"expr"})
 
     def __init__(self, store):
         self.store = store
@@ -376,9 +377,23 @@ class LangChainMilvusAdapter(MilvusAdapter):
     def embed_model(self):
         return self.store.embeddings
 
-    def documents(self, ids):
-        """The records of ``ids`` as the store's own search returns them (text as
-        ``page_content``, the other non-vector fields as metadata), with their ids."""
+    @staticmethod
+    def _both(filters, options) -> str | None:
+        """``filter`` and the ``expr`` option as one expression."""
+        parts = [e for e in (filters, (options or {}).get("expr")) if e]
+        return " and ".join(f"({e})" for e in parts) or None
+
+    def query(self, query, k, filters=None, options=None):
+        self.check_options(options)
+        return super().query(query, k, self._both(filters, options))
+
+    def filter_ids(self, ids, filters, options=None):
+        return super().filter_ids(ids, self._both(filters, options))
+
+    def payloads(self, ids):
+        """Documents of ``ids`` as the store's own search returns them (text as
+        ``page_content``, the other non-vector fields as metadata), with their ids; ``None``
+        for an id the collection does not hold."""
         from langchain_core.documents import Document
 
         keys = self._keys(ids)
@@ -393,10 +408,10 @@ class LangChainMilvusAdapter(MilvusAdapter):
             key = keys[row[self.pk_field]]
             row = {f: v for f, v in row.items() if f not in vectors}
             text = row.pop(store._text_field, "")
-            got[key] = (text, row.pop(store._metadata_field, {}) if store._metadata_field
-                        else row)
-        return [Document(id=i, page_content=got[i][0], metadata=got[i][1])
-                for i in ids if i in got]
+            got[key] = Document(id=key, page_content=text,
+                                metadata=row.pop(store._metadata_field, {})
+                                if store._metadata_field else row)
+        return [got.get(i) for i in ids]
 
     def _over(self, collection_name):
         import copy

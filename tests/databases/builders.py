@@ -571,6 +571,22 @@ PAIRS = {
 }
 
 
+def build_and_fit(pair: Pair, where: Place):
+    """Build ``pair`` at ``where`` over a fresh problem (skipping when its packages are
+    missing) and fit a delta on it: ``(obj, problem, delta)``."""
+    import pytest
+
+    from nudge_rag import EmbeddingFinetuner
+
+    for module in pair.packages:
+        pytest.importorskip(module)
+    prob = fresh_problem()
+    with unsynced_qdrant():
+        obj = pair.build(where, prob)
+        delta = EmbeddingFinetuner(obj, show_progress=False).fit(prob.train, prob.val)
+    return obj, prob, delta
+
+
 # -- what the crash and concurrency tests check ----------------------------------------------------
 
 def old_or_new(now, old, new):
@@ -620,6 +636,14 @@ def native_search(obj, query, k: int) -> list:
     return obj.similarity_search_by_vector(vector, k=k)
 
 
+def overlay_hits(obj, delta, query, k: int = 10, filters=None) -> tuple[list, list]:
+    """The overlay's top-``k`` ids and scores for one query."""
+    from nudge_rag.overlay import Overlay
+
+    hits = Overlay(obj, delta).search(query, k, filters)
+    return [h.id for h in hits], [h.score for h in hits]
+
+
 def check_applied(obj, prob, delta, before, queries, overlaid) -> None:
     """After an in-place apply: unmoved records keep ``before``, moved ones hold the delta's
     vectors, and the store's own search equals what the overlay gave before the apply."""
@@ -640,13 +664,12 @@ def check_applied(obj, prob, delta, before, queries, overlaid) -> None:
 def check_apply_and_revert(obj, prob, delta) -> None:
     """An in-place apply: the store's own search then equals what the overlay gave before it
     (``check_applied``); a revert restores every vector exactly."""
-    from nudge_rag.overlay import Overlay
     from nudge_rag.stores import adapt
 
     adapter = adapt(obj)
     before = adapter.fetch(prob.ids)[1]
     queries = np.array([q for q, _ in prob.val[:10]])
-    overlaid = [Overlay(obj, delta).search(q, 10) for q in queries]
+    overlaid = [overlay_hits(obj, delta, q, 10) for q in queries]
     delta.apply(obj, inplace=True)
     check_applied(obj, prob, delta, before, queries, overlaid)
     delta.revert(obj)

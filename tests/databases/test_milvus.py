@@ -14,6 +14,7 @@ from tests.databases.builders import (
     milvus_langchain,
     milvus_llama,
     milvus_uri,
+    overlay_hits,
     problem,
 )
 from tests.databases.copies import check_copy
@@ -51,7 +52,6 @@ def test_inner_product_and_l2_collections(build, metric, similarity, prob, tmp_p
 def test_filtered_overlay_equals_the_filtered_applied_store(build, prob, tmp_path):
     from llama_index.core.vector_stores import MetadataFilter, MetadataFilters
 
-    from nudge_rag.overlay import Overlay
     from nudge_rag.stores import adapt
 
     obj, _ = build(tmp_path / "db", prob)
@@ -62,7 +62,7 @@ def test_filtered_overlay_equals_the_filtered_applied_store(build, prob, tmp_pat
     odd = {i for r, i in enumerate(prob.ids) if r % 2}
     assert set(adapter.filter_ids(delta.ids, filters)) == set(delta.ids) & odd
     queries = np.array([q for q, _ in prob.val[:8]])
-    overlaid = [Overlay(obj, delta).search(q, 10, filters) for q in queries]
+    overlaid = [overlay_hits(obj, delta, q, 10, filters) for q in queries]
     delta.apply(obj, inplace=True)
     for q, (ids, scores) in zip(queries, overlaid):
         assert len(ids) == 10 and set(ids) <= odd
