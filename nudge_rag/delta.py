@@ -19,17 +19,14 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
-from .embedding import fingerprints_differ, model_fingerprint
 from .errors import InputError, MismatchError
 from .stores import adapt
-from .stores.base import check_method_fits_store
+from .stores.base import check_target, held_states
 
 FORMAT = "nudge-rag-delta"
 FORMAT_VERSION = 1
 _ARRAYS = "arrays.npz"
 _META = "delta.json"
-# stored vectors within this distance of the delta's copy count as "the same vector"
-_SAME = 1e-5
 
 
 @dataclass
@@ -89,16 +86,7 @@ class NudgeDelta:
 
     # -- stores ------------------------------------------------------------------------------------
     def _check_target(self, adapter, allow_model_mismatch: bool) -> None:
-        dim = adapter.dimension()
-        if dim is not None and dim != self.dim:
-            raise MismatchError(f"this delta holds {self.dim}-d vectors but the {adapter.kind} "
-                                f"holds {dim}-d vectors; it was fitted on another index")
-        theirs = model_fingerprint(adapter.embed_model(), dim)
-        if not allow_model_mismatch and fingerprints_differ(self.model, theirs):
-            raise MismatchError(f"this delta was fitted with embedding model {self.model} but the "
-                                f"index uses {theirs}; pass allow_model_mismatch=True if they "
-                                "really are the same model")
-        check_method_fits_store(adapter, self.method)
+        check_target(adapter, self, allow_model_mismatch)
 
     def live(self, adapter, purpose: str = "apply"):
         """Which moved records can be used on this store now: ``(positions into ids, their
@@ -110,9 +98,7 @@ class NudgeDelta:
                                 f"{adapter.kind}; it was fitted on another index")
         pos_of = {i: p for p, i in enumerate(self.ids)}
         pos = np.array([pos_of[i] for i in found], dtype=np.int64)
-        stored = np.asarray(stored, dtype=np.float64)
-        is_orig = np.abs(stored - self.original[pos]).max(axis=1) <= _SAME
-        is_new = np.abs(stored - self.vectors[pos]).max(axis=1) <= _SAME
+        is_orig, is_new = held_states(stored, self.original[pos], self.vectors[pos])
         changed = ~is_orig & ~is_new
         gone = len(self.ids) - len(found)
         if gone:
@@ -167,20 +153,19 @@ class NudgeDelta:
             adapter.write([self.ids[p] for p in todo], self.original[todo])
 
     def as_retriever(self, index_or_store, **kwargs):
-        """A retriever of the index's own framework that overlays this delta on the stored
-        vectors at query time, writing nothing. Keyword arguments go to the retriever
-        (``similarity_top_k``/``filters`` for LlamaIndex, ``k``/``filter`` for LangChain)."""
-        module = type(index_or_store).__module__
-        if module.startswith("llama_index"):
+        """A retriever of the store's own framework that overlays this delta on the stored
+        vectors at query time, writing nothing. Keyword arguments go to the retriever: those
+        of LlamaIndex's ``VectorIndexRetriever`` (``similarity_top_k``, ``filters``,
+        ``callback_manager``, ...) or of LangChain's ``VectorStoreRetriever`` (``k``,
+        ``filter``, ``search_kwargs``, ...)."""
+        adapter = adapt(index_or_store)
+        if adapter.framework == "llama-index":
             from .integrations.llama_index import NudgedRetriever
 
             return NudgedRetriever(index_or_store, self, **kwargs)
-        if module.startswith("langchain"):
-            from .integrations.langchain import NudgedRetriever as LcRetriever
+        from .integrations.langchain import NudgedRetriever as LcRetriever
 
-            return LcRetriever.from_store(index_or_store, self, **kwargs)
-        raise InputError(f"no retriever for {type(index_or_store).__name__}; pass a LlamaIndex "
-                         "VectorStoreIndex or a LangChain vector store")
+        return LcRetriever.from_store(index_or_store, self, **kwargs)
 
     # -- persistence -------------------------------------------------------------------------------
     def save(self, path) -> Path:

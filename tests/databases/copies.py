@@ -21,14 +21,18 @@ def contents(obj, ids):
     from nudge_rag.stores import adapt
 
     adapter = adapt(obj)
-    if hasattr(adapter, "nodes"):
-        return [(n.node_id, n.get_content(), n.metadata) for n in adapter.nodes(ids)]
-    return [(d.id, d.page_content, d.metadata) for d in adapter.documents(ids)]
+    found = adapter.payloads(ids)
+    if adapter.framework == "llama-index":
+        return [(n.node_id, n.get_content(), n.metadata) for n in found]
+    # LangChain's Qdrant store names the collection in each document's metadata
+    return [(d.id, d.page_content, {k: v for k, v in d.metadata.items()
+                                    if k != "_collection_name"}) for d in found]
 
 
 def _doc_id(doc) -> str:
-    # LangChain's Qdrant store puts the point id in the metadata rather than in Document.id
-    return doc.id or str(doc.metadata["_id"])
+    # LangChain's Qdrant and Milvus stores put the record id in the metadata rather than in
+    # Document.id
+    return doc.id or str(doc.metadata["_id"] if "_id" in doc.metadata else doc.metadata["pk"])
 
 
 def own_ranks(obj, queries, k: int) -> list[list[str]]:

@@ -47,9 +47,15 @@ def test_connection_refused_is_a_store_error():
     from nudge_rag.errors import StoreError
     from nudge_rag.stores.qdrant import QdrantAdapter
 
+    class BareCollection(QdrantAdapter):
+        """The shared collection adapter alone, without a framework's documents or nodes."""
+
+        def payloads(self, ids):
+            return [None] * len(ids)
+
     client = QdrantClient(url="http://127.0.0.1:9", timeout=2)  # nothing listens there
     with pytest.raises(StoreError, match="running and reachable"):
-        QdrantAdapter(client, "docs")
+        BareCollection(client, "docs")
 
 
 def test_database_going_away_mid_fit(built, prob):
@@ -57,7 +63,8 @@ def test_database_going_away_mid_fit(built, prob):
 
     name, obj, counter = built
     before = _vectors(obj, prob.ids)
-    method = "query" if name.startswith("chroma") else "query_batch_points"
+    method = {"chroma": "query", "milvus": "search"}.get(name.split("-")[0],
+                                                         "query_batch_points")
     counter.fail_on = {method: ConnectionError("connection reset by peer")}
     with pytest.raises(StoreError, match="failed while searching.*reachable"):
         _finetuner(obj).fit(prob.train, prob.val)
@@ -98,14 +105,14 @@ def test_write_refused_suggests_the_overlay(built, prob):
     delta = _finetuner(obj).fit(prob.train, prob.val)
     before = _vectors(obj, prob.ids)
 
-    method = "update" if name.startswith("chroma") else "update_vectors"
+    method = {"chroma": "update", "milvus": "upsert"}.get(name.split("-")[0], "update_vectors")
     counter.fail_on = {method: PermissionError("this API key may only read")}
     with pytest.raises(StoreError, match="overlay retriever"):
         delta.apply(obj, inplace=True)
     # the overlay it suggests works on the read-only store
     from nudge_rag.overlay import Overlay
 
-    ids, _ = Overlay(obj, delta).search(prob.val[0][0], 5)
-    assert len(ids) == 5
+    hits = Overlay(obj, delta).search(prob.val[0][0], 5)
+    assert len(hits) == 5
     counter.fail_on = {}
     np.testing.assert_array_equal(_vectors(obj, prob.ids), before)
