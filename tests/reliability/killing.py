@@ -1,0 +1,141 @@
+"""Kill a writer at random moments, many times, and look at what it leaves.
+
+A child forked from the test process (everything already imported, so a fork costs a few
+milliseconds) writes ``a``, ``b``, ``a``, ``b``, ... to one path until it is SIGKILLed after
+a random delay spread over about two writes. After every kill the path must hold ``a`` or
+``b`` whole, as ``snapshot`` sees it. A pipe counts the writes the children finished, so a
+test can tell that the kills landed inside writes and not only between them.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class KillReport:
+    kills: int = 0
+    finished_writes: int = 0
+    seen: dict = field(default_factory=lambda: {"a": 0, "b": 0})
+    leftovers_max: int = 0
+
+
+def _child(write_a, write_b, done_fd: int, error_file: Path) -> None:
+    try:
+        while True:
+            for write in (write_a, write_b):
+                write()
+                os.write(done_fd, b".")
+    except BaseException:  # noqa: BLE001 - handed to the parent through the file
+        error_file.write_text(traceback.format_exc())
+        os._exit(3)
+
+
+def kill_loop(path: Path, write_a, write_b, snapshot, kills: int = 300,
+              seed: int = 0) -> KillReport:
+    """Write ``a`` once, then kill ``kills`` children mid-loop; assert after each kill that
+    ``snapshot(path)`` equals ``a``'s or ``b``'s."""
+    rng = random.Random(seed)
+    write_a()
+    want_a = snapshot(path)
+    started = time.perf_counter()
+    write_b()
+    span = 2.5 * (time.perf_counter() - started)
+    want_b = snapshot(path)
+    assert want_a != want_b, "the two writes must differ to tell them apart"
+    write_a()
+    error_file = path.parent / f"kill-loop-error-{os.getpid()}.txt"
+    report = KillReport()
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(read_fd, False)
+    try:
+        for _ in range(kills):
+            pid = os.fork()
+            if pid == 0:  # pragma: no cover - the child
+                os.close(read_fd)
+                _child(write_a, write_b, write_fd, error_file)
+            time.sleep(rng.uniform(0.0, span))
+            os.kill(pid, signal.SIGKILL)
+            _, status = os.waitpid(pid, 0)
+            if error_file.exists():
+                raise AssertionError(f"the writing child failed:\n{error_file.read_text()}")
+            assert os.WIFSIGNALED(status), f"the child exited by itself ({status})"
+            report.kills += 1
+            got = snapshot(path)
+            if got == want_a:
+                report.seen["a"] += 1
+            elif got == want_b:
+                report.seen["b"] += 1
+            else:
+                raise AssertionError(f"after kill {report.kills} {path} holds neither the old "
+                                     f"nor the new copy: {_describe(got)}")
+            leftovers = [p for p in path.parent.iterdir() if p.name.startswith(f".{path.name}.")]
+            report.leftovers_max = max(report.leftovers_max, len(leftovers))
+            try:
+                report.finished_writes += len(os.read(read_fd, 1 << 16))
+            except BlockingIOError:
+                pass
+    finally:
+        os.close(read_fd)
+        os.close(write_fd)
+    return report
+
+
+def _describe(got) -> str:
+    if got is None:
+        return "nothing"
+    if isinstance(got, dict):
+        return f"files {sorted(got)}"
+    return f"{len(got)} bytes"
+
+
+#: the calls that change a filesystem, in the ``os`` module as writers reach them
+STEPS = ("mkdir", "rename", "replace", "unlink", "rmdir", "fsync", "link", "symlink")
+
+
+def _die_at_step(n: int) -> None:
+    """Patch the ``os`` module of this (child) process so that it dies by SIGKILL right after
+    its ``n``-th filesystem-changing call."""
+    count = [0]
+
+    def wrap(real):
+        def step(*args, **kwargs):
+            out = real(*args, **kwargs)
+            count[0] += 1
+            if count[0] == n:
+                os.kill(os.getpid(), signal.SIGKILL)
+            return out
+        return step
+
+    for name in STEPS:
+        setattr(os, name, wrap(getattr(os, name)))
+
+
+def kill_at_every_step(path: Path, write, snapshot, allowed, limit: int = 400) -> int:
+    """Run ``write`` in a child killed after its 1st, 2nd, ... filesystem call, until one
+    finishes; after each kill ``snapshot(path)`` must be in ``allowed`` (a list).
+    ``prepare()`` is not needed: each child starts from what the previous one left, as the
+    next process would. Returns the number of steps."""
+    for n in range(1, limit):
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child
+            try:
+                _die_at_step(n)
+                write()
+            except BaseException:  # noqa: BLE001
+                traceback.print_exc()
+                os._exit(3)
+            os._exit(0)
+        _, status = os.waitpid(pid, 0)
+        got = snapshot(path)
+        assert got in allowed, f"killed after step {n}, {path} holds {_describe(got)}"
+        if os.WIFEXITED(status):
+            assert os.WEXITSTATUS(status) == 0, f"the writer failed at step {n}"
+            return n
+    raise AssertionError(f"the writer did not finish within {limit} steps")
