@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import InputError
+from .questions.question_set import record_id
 
 
 @dataclass
@@ -49,12 +50,12 @@ def _relevance(rel, name: str, i: int) -> dict[str, float]:
                 raise InputError(f"{name}[{i}] gives record {key!r} the grade {grade!r}, which "
                                  "is not a number") from None
             if g > 0:
-                out[str(key)] = g
+                out[record_id(key, f"{name}[{i}]")] = g
         return out
     if isinstance(rel, (str, bytes)) or not hasattr(rel, "__iter__"):
         raise InputError(f"{name}[{i}]: relevance must be {{record id: grade}} or a list of "
                          f"record ids; got {type(rel).__name__}")
-    return {str(key): 1.0 for key in rel}
+    return {record_id(key, f"{name}[{i}]"): 1.0 for key in rel}
 
 
 def _embedded_pairs(items: list, name: str) -> Questions | None:
@@ -68,8 +69,10 @@ def _embedded_pairs(items: list, name: str) -> Questions | None:
     if not all(type(it) is tuple and len(it) == 2 and isinstance(it[0], np.ndarray)
                and it[0].shape == (dim,) and isinstance(it[1], dict) for it in items):
         return None
+    if not all(isinstance(k, str) for _, rel in items for k in rel):
+        return None  # the general path checks every id
     try:
-        rels = [{str(k): float(g) for k, g in rel.items() if float(g) > 0}
+        rels = [{k: float(g) for k, g in rel.items() if float(g) > 0}
                 for _, rel in items]
     except (TypeError, ValueError):
         return None  # the general path names the bad grade

@@ -31,6 +31,8 @@ def register(sub) -> None:
                    help="folder of .txt/.md/.rst files to use instead of the Python docs topics")
     d.add_argument("--out", default="nudge-demo",
                    help="folder for the index, questions and delta (default ./nudge-demo)")
+    d.add_argument("--overwrite", action="store_true",
+                   help="replace the output of an earlier demo at --out")
     d.add_argument("--max-chunks", type=int, default=240,
                    help="use at most this many chunks, spread over the corpus (default 240)")
     d.add_argument("--chunk-size", type=int, default=256,
@@ -159,12 +161,14 @@ def run_demo(args) -> int:
     from ..questions import offline_questions
     from .fit_cmd import metrics_table
     from .indexes import save_index
+    from .outputs import check_demo_out
 
     for name in ("max_chunks", "chunk_size", "per_chunk"):
         if getattr(args, name) < 1:
             raise InputError(f"--{name.replace('_', '-')} must be at least 1")
     show = not args.no_progress
     out = Path(args.out)
+    check_demo_out(out, args.overwrite)  # refuse a folder of someone else's before any work
     started = time.perf_counter()
 
     corpus = folder_docs(args.docs) if args.docs else python_docs()
@@ -228,7 +232,7 @@ def run_demo(args) -> int:
     train.to_jsonl(out / "train.jsonl")
     val.to_jsonl(out / "val.jsonl")
     test.to_jsonl(out / "test.jsonl")
-    delta.save(out / "delta")
+    delta.save(out / "delta", overwrite=True)
     print(f"\n[6/6] saved the index, questions and delta under {out}/ "
           f"({time.perf_counter() - started:.0f} s)")
     print("next:")

@@ -252,7 +252,9 @@ class ValidationProblem:
             return w * ((after <= k).astype(float) - (before <= k))
         if name == "hit":
             return _hit_deltas(q_of, gam, before, after, rank0, p, k) / n_q
-        # mrr@k = Σ_{t≤k} (1/t − 1/(t+1)) hit@t + hit@k / (k+1)
+        # mrr@k = Σ_{t≤k} (1/t − 1/(t+1)) hit@t + hit@k / (k+1); no rank exceeds the rows
+        # this problem holds, and past them mrr@k equals mrr@(that many), so k stops there
+        k = min(k, self.A.shape[1] + self.competition.scores.shape[1] + 1)
         total = np.zeros(len(pair))
         for t in range(1, k + 1):
             w = 1.0 / t - 1.0 / (t + 1) + (1.0 / (k + 1) if t == k else 0.0)

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._readers import jsonl, read_json
 from ..datasets import read_qrels
 from ..errors import InputError
 from .question_set import Question, QuestionSet, coerce_relevance
@@ -77,17 +78,8 @@ def _question_from_row(row, where: str, known: set | None, source: str) -> Quest
 
 def jsonl_rows(path):
     """``(line number, "path:line", parsed JSON)`` for every non-blank line of a JSONL file;
-    a line that is not JSON is an :class:`InputError` naming it."""
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            where = f"{path}:{lineno}"
-            try:
-                yield lineno, where, json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno}); "
-                                 "fix or remove that line") from None
+    a line that is not UTF-8 or not JSON is an :class:`InputError` naming it."""
+    yield from jsonl(path)
 
 
 def read_jsonl(path, known_ids=None, source: str = "human") -> QuestionSet:
@@ -240,12 +232,7 @@ def read_llama_dataset(path_or_dict, known_ids=None, source: str = "synthetic"):
         data, where = path_or_dict, "dataset"
     else:
         where = str(path_or_dict)
-        try:
-            with open(path_or_dict, encoding="utf-8") as fh:
-                data = json.load(fh)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{where}: not valid JSON ({exc.msg} at line {exc.lineno}); is it "
-                             "an EmbeddingQAFinetuneDataset file?") from None
+        data = read_json(path_or_dict, "is it an EmbeddingQAFinetuneDataset file?")
     if not isinstance(data, Mapping):
         raise InputError(f"{where}: expected a JSON object with queries, corpus, relevant_docs")
     for key in ("queries", "relevant_docs"):

@@ -90,13 +90,18 @@ def test_inplace_apply_with_backup_killed(kind, tmp_path):
             _fs.remove_path(p)
         copy = shutil.copytree if (pristine / path.name).is_dir() else shutil.copy2
         copy(pristine / path.name, path)
+        ready_r, ready_w = os.pipe()
         pid = os.fork()
         if pid == 0:  # pragma: no cover - the child
             try:
+                os.write(ready_w, b".")
                 save_index(new, kind, path, backup=backup)
                 time.sleep(60)
             finally:
                 os._exit(1)
+        os.read(ready_r, 1)  # the random delay counts from the start of the write
+        os.close(ready_r)
+        os.close(ready_w)
         time.sleep(rng.uniform(0, span))
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
@@ -160,7 +165,7 @@ def test_a_kill_between_staging_and_cleanup_is_cleaned_by_the_next_save(tmp_path
 def test_without_an_atomic_exchange_the_fallback_still_writes(tmp_path, monkeypatch):
     """On a filesystem without RENAME_EXCHANGE the writer moves the old copy aside first; a
     kill between its two renames leaves the path empty, and ``load`` then names the sibling
-    that holds the previous delta, whole."""
+    that holds the previous delta, whole. The next save removes it."""
     monkeypatch.setattr(_fs, "_exchange", lambda a, b: False)
     path = tmp_path / "delta"
     make_delta(0).save(path)
@@ -168,17 +173,24 @@ def test_without_an_atomic_exchange_the_fallback_still_writes(tmp_path, monkeypa
     assert delta_state(path) == delta_state_of(make_delta(1), tmp_path / "ref")
     assert siblings(path) == []
 
-    def die_between(src, dst):  # the first rename happened, the second never does
-        real_rename(src, dst)
-        raise KeyboardInterrupt
+    def die_between(src, dst):  # the first rename happened, the second never will
+        os.rename(src, dst)
+        os.kill(os.getpid(), signal.SIGKILL)
 
-    real_rename = os.rename
-    monkeypatch.setattr(_fs, "_rename_aside", die_between)
-    with pytest.raises(KeyboardInterrupt):
-        make_delta(2).save(path, overwrite=True)
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        try:
+            _fs._rename_aside = die_between
+            make_delta(2).save(path, overwrite=True)
+        finally:
+            os._exit(1)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFSIGNALED(status)
     with pytest.raises(InputError, match=r"\.delta\.old-") as exc:
         NudgeDelta.load(path)
     assert "rename it back" in str(exc.value)
+    make_delta(3).save(path)
+    assert siblings(path) == []
 
 
 def delta_state_of(delta, path):

@@ -67,11 +67,10 @@ def test_an_index_on_a_full_tmpfs(small_tmpfs):
     save_index(old, "llama-index", path)
     before = snapshot(path)
     filler = small_tmpfs / "filler"
-    with open(filler, "wb") as fh:  # leave less room than a second copy needs
+    with open(filler, "wb", buffering=0) as fh:  # leave less room than a second copy needs
         try:
             while True:
                 fh.write(b"\0" * 4096)
-                fh.flush()
         except OSError:
             pass
     with pytest.raises(WriteError, match=str(path)):

@@ -28,16 +28,23 @@ def test_a_gamma_that_overflows_float32_is_refused():
 
 
 def test_an_overflowing_gamma_is_refused_by_the_finetuner():
-    pytest.importorskip("llama_index.core")
-    from tests.integrations.test_llama_index import small_index
-    from tests.small_corpus import QUESTIONS
+    """On an inner-product FAISS store (where NUDGE-M belongs): refused, store unchanged."""
+    pytest.importorskip("faiss")
+    pytest.importorskip("langchain_community")
+    from langchain_community.vectorstores import FAISS
+    from langchain_community.vectorstores.utils import DistanceStrategy
 
-    index, _ = small_index()
-    before = dict(index.vector_store.data.embedding_dict)
+    from tests.fakes import CountingLangChainEmbeddings, hashed_embedding
+    from tests.small_corpus import DOCS, QUESTIONS
+
+    store = FAISS.from_embeddings([(t, hashed_embedding(t, 64)) for t, _ in DOCS.values()],
+                                  CountingLangChainEmbeddings(dim=64), ids=list(DOCS),
+                                  distance_strategy=DistanceStrategy.MAX_INNER_PRODUCT)
+    before = store.index.reconstruct_n(0, store.index.ntotal).copy()
     with pytest.raises(InputError, match="float32"):
-        EmbeddingFinetuner(index, method="nudge-m", gamma=1e40, show_progress=False) \
+        EmbeddingFinetuner(store, method="nudge-m", gamma=1e40, show_progress=False) \
             .fit(QUESTIONS)
-    assert index.vector_store.data.embedding_dict == before
+    assert np.array_equal(store.index.reconstruct_n(0, store.index.ntotal), before)
 
 
 @pytest.mark.parametrize("field", ["vectors", "original", "sums"])

@@ -139,13 +139,15 @@ def test_a_delta_fitted_through_langchain_applies_to_llamaindex(work, langchain_
     assert "class" not in model and model["name"] == "all-MiniLM-L6-v2" and model["probe"]
 
 
-def test_a_model_that_computes_something_else_is_refused(work, project):
+def test_a_model_that_computes_something_else_is_refused(work):
     """Same name, same dimension, other embeddings: the probe text tells them apart."""
     from llama_index.core import StorageContext, load_index_from_storage
 
     from tests.fakes import CountingLlamaEmbedding
 
-    delta = NudgeDelta.load(project / "delta")
+    assert run("fit", work / "index", work / "train.jsonl", "-o", work / "d", "--gamma", "0.1",
+               "--no-progress") == 0  # questions embedded here: the probe is recorded
+    delta = NudgeDelta.load(work / "d")
     impostor = CountingLlamaEmbedding(dim=384, model_name="all-MiniLM-L6-v2")
     storage = StorageContext.from_defaults(persist_dir=str(work / "index"))
     index = load_index_from_storage(storage, embed_model=impostor)
