@@ -165,6 +165,9 @@ def _publish(new: Path, target: Path) -> None:
     if not target.is_dir() or target.is_symlink():
         os.replace(new, target)
         return
+    if not new.is_dir():  # never swap a folder out for a file
+        raise InputError(f"{target} is a folder; write the file to a path inside it or "
+                         "beside it")
     if _exchange(new, target):
         remove_path(new)  # now the old copy
         return

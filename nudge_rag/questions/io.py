@@ -13,14 +13,13 @@ the metadata. Lines without an id get ``line<N>``.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Mapping
 from datetime import date, datetime
 from pathlib import Path
 
 import numpy as np
 
+from .._fs import staged
 from .._readers import jsonl, read_json
 from ..datasets import read_qrels
 from ..errors import InputError
@@ -119,16 +118,10 @@ def _jsonable(value, where: str):
 
 
 def _atomic_write(path, write) -> None:
-    """Write through a temporary file in the same folder, so a crash never leaves half a file."""
-    target = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=target.parent or ".", prefix=f".{target.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            write(fh)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write through a flushed temporary file swapped in at once, so a crash never leaves half
+    a file, and a full disk is an error naming ``path``."""
+    with staged(Path(path)) as tmp, open(tmp, "w", encoding="utf-8") as fh:
+        write(fh)
 
 
 def write_jsonl(qs: QuestionSet, path) -> None:

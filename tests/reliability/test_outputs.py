@@ -134,3 +134,16 @@ def test_apply_output_follows_the_same_rule(work, someones_folder, capsys):
     assert run("apply", work / "index", work / "delta", "-o", out) == 1
     one_line_error(capsys, str(out), "--overwrite")
     assert run("apply", work / "index", work / "delta", "-o", out, "--overwrite") == 0
+
+
+def test_a_questions_file_never_replaces_a_folder(work, capsys):
+    """``-o`` of a questions command that names a folder: refused, the folder kept."""
+    from nudge_rag.questions import QuestionSet
+
+    before = snapshot(work / "index")
+    with pytest.raises(InputError, match="is a folder"):
+        QuestionSet.from_jsonl(work / "test.jsonl").to_jsonl(work / "index")
+    assert snapshot(work / "index") == before
+    assert run("questions", "generate", work / "index", "-o", work / "index") == 1
+    one_line_error(capsys, str(work / "index"))
+    assert snapshot(work / "index") == before
