@@ -121,7 +121,10 @@ class NudgeDelta:
         exact = np.all(stored == self.original[pos], axis=1)
         near_orig = np.abs(stored - self.original[pos]).max(axis=1) <= _SAME
         near_new = np.abs(stored - self.vectors[pos]).max(axis=1) <= _SAME
-        changed = ~near_orig & ~near_new
+        # NaN or inf in the store (left by an older version's apply) is no re-embedding:
+        # revert must be able to write the original back
+        broken = ~np.isfinite(stored).all(axis=1)
+        changed = ~near_orig & ~near_new & ~broken
         gone = len(self.ids) - len(found)
         if gone:
             warnings.warn(f"{gone} moved record(s) are no longer in the store and were skipped",

@@ -14,14 +14,6 @@ def run(*argv):
     return main([str(a) for a in argv])
 
 
-@pytest.fixture(scope="session")
-def demo_dir(tmp_path_factory):
-    """A small demo run (real offline model): index, questions and delta to build on."""
-    out = tmp_path_factory.mktemp("demo") / "run"
-    assert run("demo", "--out", out, "--max-chunks", 36, "--per-chunk", 3, "--no-progress") == 0
-    return out
-
-
 @pytest.fixture
 def work(demo_dir, tmp_path):
     """A private copy of the demo folder, free to change."""

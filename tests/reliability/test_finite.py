@@ -84,3 +84,20 @@ def test_huge_rows_are_reported_as_too_large():
     docs[5, 2] = np.nan
     with pytest.raises(InputError, match="row 5 contains NaN"):
         NudgeN(gamma=0.1).fit(docs, tq, tr)
+
+
+def test_revert_repairs_records_a_broken_apply_left_non_finite():
+    """A store that an older version filled with inf (γ = 1e40 was accepted then): revert
+    writes the original vectors back instead of skipping them as re-embedded."""
+    pytest.importorskip("llama_index.core")
+    from tests.integrations.test_llama_index import small_index
+    from tests.small_corpus import QUESTIONS
+
+    index, _ = small_index()
+    before = {k: list(v) for k, v in index.vector_store.data.embedding_dict.items()}
+    delta = EmbeddingFinetuner(index, gamma=0.3, show_progress=False).fit(QUESTIONS)
+    emb = index.vector_store.data.embedding_dict
+    emb["cats"] = [float("inf")] * len(emb["cats"])
+    emb["dogs"] = [float("nan")] * len(emb["dogs"])
+    assert delta.revert(index) == 2
+    assert {k: list(v) for k, v in emb.items()} == before
