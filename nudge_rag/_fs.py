@@ -78,6 +78,8 @@ def _pattern(name: str) -> re.Pattern:
 
 
 def _alive(pid: int) -> bool:
+    if os.name != "posix":  # os.kill(pid, 0) would end the process on Windows
+        return True
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -182,7 +184,9 @@ def _publish(new: Path, target: Path) -> None:
 
 
 def _fsync(path: Path, directory: bool = False) -> None:
-    fd = os.open(path, os.O_RDONLY | (getattr(os, "O_DIRECTORY", 0) if directory else 0))
+    # Windows flushes only what is open for writing
+    mode = os.O_RDONLY if os.name == "posix" else os.O_RDWR
+    fd = os.open(path, mode | (getattr(os, "O_DIRECTORY", 0) if directory else 0))
     try:
         os.fsync(fd)
     finally:

@@ -57,6 +57,7 @@ def check_delta_output(path, overwrite: bool, flag: str = "overwrite=True") -> N
 
 def write_delta(delta, path, overwrite: bool = False) -> Path:
     path = Path(path)
+    check_finite(delta.__dict__, delta.ids, "this delta")  # changed in memory since?
     check_delta_output(path, overwrite)
     with staged(path) as tmp:
         tmp.mkdir()
@@ -92,6 +93,8 @@ def _json_default(obj):
 def read_delta(path) -> dict:
     """The checked fields of the delta saved at ``path``, as ``NudgeDelta`` keywords."""
     path = Path(path)
+    if path.is_file():
+        raise InputError(f"{path} is a file; pass the folder that delta.save() wrote")
     if not path.is_dir():
         raise InputError(_missing(path))
     meta_path = _inside(path, META)

@@ -1,10 +1,11 @@
 """Kill a writer at random moments, many times, and look at what it leaves.
 
-A child forked from the test process (everything already imported, so a fork costs a few
-milliseconds) writes ``a``, ``b``, ``a``, ``b``, ... to one path until it is SIGKILLed after
-a random delay spread over about two writes. After every kill the path must hold ``a`` or
-``b`` whole, as ``snapshot`` sees it. A pipe counts the writes the children finished, so a
-test can tell that the kills landed inside writes and not only between them.
+A child forked from the test process (everything already imported, so it starts in a few
+milliseconds) writes ``b``, ``a``, ``b``, ... over ``a`` until it is SIGKILLed after a random
+delay, counted from its first write and spread over one and a half writes. After every
+kill the path must hold ``a`` or ``b`` whole, as ``snapshot`` sees it. A pipe counts the
+writes the children finished, so a test can tell that the kills landed inside writes and not
+only between them.
 """
 
 from __future__ import annotations
@@ -26,15 +27,35 @@ class KillReport:
     leftovers_max: int = 0
 
 
-def _child(write_a, write_b, done_fd: int, error_file: Path) -> None:
+def _child(write_a, write_b, done_fd: int, ready_fd: int, error_file: Path) -> None:
     try:
+        os.write(ready_fd, b".")
         while True:
-            for write in (write_a, write_b):
+            for write in (write_b, write_a):  # the path holds a: b is the change to catch
                 write()
                 os.write(done_fd, b".")
     except BaseException:  # noqa: BLE001 - handed to the parent through the file
         error_file.write_text(traceback.format_exc())
         os._exit(3)
+
+
+def child_write_time(write) -> float:
+    """Seconds a freshly forked child takes for ``write``: more than the parent takes, since
+    the child's first touches of a large test process copy its memory pages."""
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        started = time.perf_counter()
+        try:
+            write()
+        finally:
+            os.write(write_fd, repr(time.perf_counter() - started).encode())
+            os._exit(0)
+    os.close(write_fd)
+    said = os.read(read_fd, 64)
+    os.close(read_fd)
+    os.waitpid(pid, 0)
+    return float(said)
 
 
 def kill_loop(path: Path, write_a, write_b, snapshot, kills: int = 300,
@@ -44,22 +65,25 @@ def kill_loop(path: Path, write_a, write_b, snapshot, kills: int = 300,
     rng = random.Random(seed)
     write_a()
     want_a = snapshot(path)
-    started = time.perf_counter()
     write_b()
-    span = 2.5 * (time.perf_counter() - started)
     want_b = snapshot(path)
+    span = 1.5 * child_write_time(write_a)  # kills before, during and after the first swap
     assert want_a != want_b, "the two writes must differ to tell them apart"
     write_a()
     error_file = path.parent / f"kill-loop-error-{os.getpid()}.txt"
     report = KillReport()
     read_fd, write_fd = os.pipe()
+    ready_r, ready_w = os.pipe()
     os.set_blocking(read_fd, False)
     try:
         for _ in range(kills):
             pid = os.fork()
             if pid == 0:  # pragma: no cover - the child
                 os.close(read_fd)
-                _child(write_a, write_b, write_fd, error_file)
+                _child(write_a, write_b, write_fd, ready_w, error_file)
+            # the delay counts from the first write: a fork of a large test process can take
+            # longer than a write, and kills before the child starts would test nothing
+            os.read(ready_r, 1)
             time.sleep(rng.uniform(0.0, span))
             os.kill(pid, signal.SIGKILL)
             _, status = os.waitpid(pid, 0)
@@ -82,8 +106,8 @@ def kill_loop(path: Path, write_a, write_b, snapshot, kills: int = 300,
             except BlockingIOError:
                 pass
     finally:
-        os.close(read_fd)
-        os.close(write_fd)
+        for fd in (read_fd, write_fd, ready_r, ready_w):
+            os.close(fd)
     return report
 
 

@@ -21,7 +21,7 @@ from nudge_rag.cli.indexes import save_index
 from nudge_rag.errors import InputError
 
 from .conftest import make_delta, siblings, snapshot
-from .killing import kill_at_every_step, kill_loop
+from .killing import child_write_time, kill_at_every_step, kill_loop
 from .writers import KINDS, index_pair, index_path
 
 KILLS = 300
@@ -40,7 +40,7 @@ def delta_state(path):
 def check_report(report, path):
     assert report.kills == KILLS
     assert report.seen["a"] and report.seen["b"], report  # kills landed all over the loop
-    assert report.finished_writes > KILLS // 4, report
+    assert report.finished_writes > KILLS // 10, report
     assert report.leftovers_max <= 3, report  # every write removes what earlier kills left
 
 
@@ -79,16 +79,17 @@ def test_inplace_apply_with_backup_killed(kind, tmp_path):
     save_index(old, kind, pristine / path.name)
     want_old = snapshot(pristine / path.name)
     backup = tmp_path / f"{path.name}.bak"
-    started = time.perf_counter()
     save_index(new, kind, path)
-    span = 2.0 * (time.perf_counter() - started)
     want_new = snapshot(path)
+    copy = shutil.copytree if (pristine / path.name).is_dir() else shutil.copy2
+    copy(pristine / path.name, tmp_path / "probe")
+    span = 2.0 * child_write_time(lambda: save_index(new, kind, tmp_path / "probe",
+                                                     backup=tmp_path / "probe.bak"))
     rng = random.Random(1)
     seen = set()
     for _ in range(100):
         for p in (path, backup):
             _fs.remove_path(p)
-        copy = shutil.copytree if (pristine / path.name).is_dir() else shutil.copy2
         copy(pristine / path.name, path)
         ready_r, ready_w = os.pipe()
         pid = os.fork()

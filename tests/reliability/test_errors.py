@@ -87,6 +87,13 @@ def test_json_beyond_the_parser(tmp_path, text):
     (path / "delta.json").write_text(meta.replace('"dim": 8', f'"dim": {text}'))
     with pytest.raises(InputError, match="delta.json"):
         NudgeDelta.load(path)
+    pytest.importorskip("langchain_core")
+    from nudge_rag.cli.indexes import load_index
+
+    dump = tmp_path / "store.json"
+    dump.write_text(f'{{"a": {{"id": "a", "vector": {text}, "text": "x", "metadata": {{}}}}}}')
+    with pytest.raises(InputError, match=str(dump)):
+        load_index(dump, kind="langchain")
 
 
 # -- delta.json and arrays.npz ------------------------------------------------------------------
