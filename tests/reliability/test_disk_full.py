@@ -23,7 +23,7 @@ import pytest
 from nudge_rag import NudgeDelta
 from nudge_rag.errors import NudgeError, WriteError
 
-from .conftest import make_delta, same_delta, siblings, snapshot
+from .helpers import make_delta, same_delta, siblings, snapshot
 
 
 @pytest.fixture

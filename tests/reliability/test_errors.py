@@ -16,7 +16,7 @@ from nudge_rag.errors import InputError
 from nudge_rag.questions import QuestionSet, import_logs
 from tests.conftest import clustered_problem
 
-from .conftest import make_delta, one_line_error, run, siblings
+from .helpers import make_delta, one_line_error, run, siblings
 from .tampering import edit_meta, read_arrays, write_arrays, write_raw_arrays
 
 LATIN1 = "café".encode("latin-1")  # b"caf\xe9": not UTF-8
@@ -292,7 +292,7 @@ def test_a_backup_on_another_filesystem(work, capsys):
     backup = other / f"nudge-rag-test-{os.getpid()}" / "index.bak"
     backup.parent.mkdir()
     try:
-        from .conftest import snapshot
+        from .helpers import snapshot
 
         before = snapshot(work / "index")
         assert run("apply", work / "index", work / "delta", "--inplace", "--backup",

@@ -13,7 +13,7 @@ from nudge_rag import EmbeddingFinetuner, NudgeDelta, NudgeM, NudgeN
 from nudge_rag.errors import InputError
 from tests.conftest import clustered_problem
 
-from .conftest import make_delta
+from .helpers import make_delta
 from .tampering import read_arrays, write_arrays
 
 

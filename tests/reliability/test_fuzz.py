@@ -20,7 +20,7 @@ from nudge_rag import NudgeDelta
 from nudge_rag.errors import NudgeError
 from nudge_rag.questions import QuestionSet, import_logs
 
-from .conftest import make_delta
+from .helpers import make_delta
 from .tampering import write_raw_arrays
 
 FUZZ = settings(max_examples=150, deadline=None,

@@ -15,7 +15,7 @@ import pytest
 from nudge_rag import NudgeDelta
 from nudge_rag.errors import InputError
 
-from .conftest import make_delta, one_line_error, run, same_delta, snapshot
+from .helpers import make_delta, one_line_error, run, same_delta, snapshot
 
 
 @pytest.fixture

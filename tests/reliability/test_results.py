@@ -13,7 +13,7 @@ from nudge_rag.errors import MismatchError
 from tests.conftest import clustered_problem
 from tests.small_corpus import DOCS, QUESTIONS
 
-from .conftest import one_line_error, run
+from .helpers import one_line_error, run
 
 pytest.importorskip("llama_index.core")
 

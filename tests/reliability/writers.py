@@ -45,3 +45,34 @@ def index_pair(kind: str):
 
 def index_path(tmp_path, kind: str):
     return tmp_path / ("store.json" if kind == "langchain" else "index")
+
+
+def delta_state(path):
+    """What ``NudgeDelta.load`` sees: the delta's facts and arrays, or why it could not load."""
+    from nudge_rag import NudgeDelta
+    from nudge_rag.errors import InputError
+
+    try:
+        d = NudgeDelta.load(path)
+    except InputError as exc:
+        return f"error: {exc}"
+    return (tuple(d.ids), d.gamma, d.vectors.tobytes(), d.original.tobytes(), d.sums.tobytes(),
+            d.counts.tobytes())
+
+
+def two_versions(name: str, folder):
+    """``(path, write_a, write_b, snapshot)`` for the writer ``name`` (``"delta"`` or an
+    index kind), writing into ``folder``."""
+    from nudge_rag.cli.indexes import save_index
+
+    from .helpers import make_delta, snapshot
+
+    if name == "delta":
+        path = folder / "delta"
+        a, b = make_delta(0, n=200, dim=64), make_delta(1, n=200, dim=64)
+        return (path, lambda: a.save(path, overwrite=True),
+                lambda: b.save(path, overwrite=True), delta_state)
+    old, new = index_pair(name)
+    path = index_path(folder, name)
+    return (path, lambda: save_index(old, name, path), lambda: save_index(new, name, path),
+            snapshot)
