@@ -204,7 +204,8 @@ def run_demo(args) -> int:
         warnings.simplefilter("ignore")
         delta = ft.fit(with_emb(train), with_emb(val))
         result = ft.evaluate(with_emb(test), delta)
-    print(f"[4/6] NUDGE-N: gamma={delta.gamma:.4g} chosen on validation, {len(delta)} of "
+    moved = int(delta.moved.sum())
+    print(f"[4/6] NUDGE-N: gamma={delta.gamma:.4g} chosen on validation, {moved} of "
           f"{len(nodes)} chunks moved")
     print("[5/6] held-out test questions, before -> after:")
     print(metrics_table(result))
