@@ -14,15 +14,11 @@ from pathlib import Path
 import numpy as np
 
 from .delta_format import FORMAT, FORMAT_VERSION, check_finite, read_delta, write_delta
-from .embedding import model_mismatch
 from .errors import InputError, MismatchError
 from .stores import adapt
-from .stores.base import check_method_fits_store
+from .stores.base import check_target, held_states
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "NudgeDelta"]
-
-# stored vectors within this distance of the delta's copy count as "the same vector"
-_SAME = 1e-5
 
 
 @dataclass
@@ -95,17 +91,7 @@ class NudgeDelta:
 
     # -- stores ------------------------------------------------------------------------------------
     def _check_target(self, adapter, allow_model_mismatch: bool) -> None:
-        dim = adapter.dimension()
-        if dim is not None and dim != self.dim:
-            raise MismatchError(f"this delta holds {self.dim}-d vectors but the {adapter.kind} "
-                                f"holds {dim}-d vectors; it was fitted on another index")
-        why = None if allow_model_mismatch else model_mismatch(self.model, adapter.embed_model(),
-                                                               dim)
-        if why is not None:
-            raise MismatchError(f"this delta was fitted with another embedding model than the "
-                                f"index uses: {why}; pass allow_model_mismatch=True if they "
-                                "really are the same model")
-        check_method_fits_store(adapter, self.method)
+        check_target(adapter, self, allow_model_mismatch)
 
     def _states(self, adapter, purpose: str):
         """``(positions into ids, stored is exactly the original, stored is near the nudged
@@ -119,8 +105,7 @@ class NudgeDelta:
         pos = np.array([pos_of[i] for i in found], dtype=np.int64)
         stored = np.asarray(stored, dtype=np.float64)
         exact = np.all(stored == self.original[pos], axis=1)
-        near_orig = np.abs(stored - self.original[pos]).max(axis=1) <= _SAME
-        near_new = np.abs(stored - self.vectors[pos]).max(axis=1) <= _SAME
+        near_orig, near_new = held_states(stored, self.original[pos], self.vectors[pos])
         # NaN or inf in the store (left by an older version's apply) is no re-embedding:
         # revert must be able to write the original back
         broken = ~np.isfinite(stored).all(axis=1)
@@ -204,20 +189,19 @@ class NudgeDelta:
         return int(len(todo))
 
     def as_retriever(self, index_or_store, **kwargs):
-        """A retriever of the index's own framework that overlays this delta on the stored
-        vectors at query time, writing nothing. Keyword arguments go to the retriever
-        (``similarity_top_k``/``filters`` for LlamaIndex, ``k``/``filter`` for LangChain)."""
-        module = type(index_or_store).__module__
-        if module.startswith("llama_index"):
+        """A retriever of the store's own framework that overlays this delta on the stored
+        vectors at query time, writing nothing. Keyword arguments go to the retriever: those
+        of LlamaIndex's ``VectorIndexRetriever`` (``similarity_top_k``, ``filters``,
+        ``callback_manager``, ...) or of LangChain's ``VectorStoreRetriever`` (``k``,
+        ``filter``, ``search_kwargs``, ...)."""
+        adapter = adapt(index_or_store)
+        if adapter.framework == "llama-index":
             from .integrations.llama_index import NudgedRetriever
 
             return NudgedRetriever(index_or_store, self, **kwargs)
-        if module.startswith("langchain"):
-            from .integrations.langchain import NudgedRetriever as LcRetriever
+        from .integrations.langchain import NudgedRetriever as LcRetriever
 
-            return LcRetriever.from_store(index_or_store, self, **kwargs)
-        raise InputError(f"no retriever for {type(index_or_store).__name__}; pass a LlamaIndex "
-                         "VectorStoreIndex or a LangChain vector store")
+        return LcRetriever.from_store(index_or_store, self, **kwargs)
 
     # -- persistence -------------------------------------------------------------------------------
     def save(self, path, overwrite: bool = False) -> Path:

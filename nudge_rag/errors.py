@@ -30,3 +30,7 @@ class MismatchError(InputError):
 class WriteError(NudgeError, OSError):
     """Writing a file or folder failed (a full disk, a missing folder, no permission). The
     message names the path; whatever was there before is left as it was."""
+
+
+class DownloadError(NudgeError, OSError):
+    """A download failed, stopped early, or did not match its published checksum."""

@@ -4,77 +4,230 @@ For a query, the nudged ranking is the unmoved records in their stored order mer
 moved records at their nudged scores. The store is asked for its top ``k`` plus room for moved
 records; nothing it left out beats the last score it returned, so its unmoved records plus the
 moved records scoring at least that well hold the exact top ``k`` once there are ``k`` of them.
-Otherwise the store is asked again, twice as deep.
-Scores are the store's own: cosine, inner product, or L2 distance.
+Otherwise the store is asked again, twice as deep. Scores are the store's own: cosine, inner
+product, or L2 distance.
+
+The overlay sees the store as it is at each search, as :meth:`NudgeDelta.live` does: a moved
+record that the store no longer holds is never returned, and one re-embedded since the fit
+ranks by the vector the store now holds (the store's own score), like any unmoved record.
+
+Moved records are one *source* of candidate scores. A source holds a fixed set of records and
+scores them for a query; a source that ``replaces`` the store's score (moved records) stands
+for the store's own, and any other source (a memory of training questions, say) offers a
+second score, the better of the two counting. Every source only needs candidates scoring at
+least the store's last returned score, so the top ``k`` stays exact with any number of them.
+
+The search is written once, as a plan that asks for what it needs from the store (``query``,
+``fetch``, ...); :meth:`Overlay.search` answers those requests by calling the store and
+:meth:`Overlay.asearch` by awaiting it, so the blocking and the async path cannot drift apart.
 """
 
 from __future__ import annotations
 
+from collections.abc import Generator
+from typing import NamedTuple, Protocol, runtime_checkable
+
 import numpy as np
 
 from .stores import adapt
+from .stores.base import check_target, held_states, run_blocking
+
+
+def native_scores(similarity: str, query: np.ndarray, vectors: np.ndarray,
+                  sq_norms: np.ndarray | None = None) -> np.ndarray:
+    """The scores a store ranking by ``similarity`` reports for ``vectors`` (cosine, inner
+    product, or squared L2 distance)."""
+    vectors = np.asarray(vectors, dtype=np.float32)
+    if sq_norms is None:
+        sq_norms = np.einsum("ij,ij->i", vectors, vectors, dtype=np.float64)
+    dots = (vectors @ query.astype(np.float32)).astype(np.float64)
+    if similarity == "dot":
+        return dots
+    qq = float(query @ query)
+    if similarity == "cosine":
+        return dots / np.sqrt(sq_norms * qq)
+    return sq_norms - 2.0 * dots + qq
+
+
+@runtime_checkable
+class Delta(Protocol):
+    """What an overlay reads of a :class:`~nudge_rag.delta.NudgeDelta` (named here, so that the
+    layers above the delta need not import it)."""
+
+    ids: list[str]
+    vectors: np.ndarray
+    original: np.ndarray
+    dim: int
+    model: dict
+    method: str
+
+
+class Hit(NamedTuple):
+    """One retrieved record: its id, the nudged store's native score, and the framework's
+    object for it (a node or a Document)."""
+
+    id: str
+    score: float
+    payload: object
+
+
+class MovedRecords:
+    """The delta's moved records, scored at their nudged vectors in place of the store's
+    own score, while the store still holds them as the fit saw them (or as applied)."""
+
+    replaces = True
+
+    def __init__(self, delta, similarity: str):
+        self.ids = list(delta.ids)
+        # float32 like the stored vectors: half the work per query for the same ranking
+        self.vectors = np.ascontiguousarray(delta.vectors, dtype=np.float32)
+        self._nudged = np.asarray(delta.vectors, dtype=np.float64)
+        self._original = np.asarray(delta.original, dtype=np.float64)
+        self.row = {i: r for r, i in enumerate(self.ids)}
+        self._sq_norms = np.einsum("ij,ij->i", self.vectors, self.vectors, dtype=np.float64)
+        self.similarity = similarity
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def scores(self, query: np.ndarray, rows: np.ndarray | None) -> np.ndarray:
+        """What the store would report for rows ``rows`` (all when ``None``) if it held the
+        nudged vectors."""
+        vectors = self.vectors if rows is None else self.vectors[rows]
+        sq = self._sq_norms if rows is None else self._sq_norms[rows]
+        return native_scores(self.similarity, query, vectors, sq)
+
+    def usable(self, found: list[str], stored: np.ndarray) -> set[str]:
+        """Which of the ``found`` records (held by the store as ``stored``) still hold their
+        original or nudged vector; the others were re-embedded and are the store's again."""
+        if not found:
+            return set()
+        rows = [self.row[i] for i in found]
+        is_original, is_nudged = held_states(stored, self._original[rows], self._nudged[rows])
+        return {i for i, ok in zip(found, is_original | is_nudged) if ok}
 
 
 class Overlay:
+    """A delta overlaid on a store that it leaves untouched. Checks on construction that the
+    delta fits the store (dimension, embedding model, method); every search then reads the
+    store as it is."""
+
     def __init__(self, index_or_store, delta, allow_model_mismatch: bool = False):
         self.adapter = adapt(index_or_store)
-        delta._check_target(self.adapter, allow_model_mismatch)
-        pos, _ = delta.live(self.adapter, "overlay")
+        check_target(self.adapter, delta, allow_model_mismatch)
         self.delta = delta
-        self.ids = [delta.ids[p] for p in pos]
-        # float32 like the stored vectors: half the work per query for the same ranking
-        self.vectors = np.ascontiguousarray(delta.vectors[pos], dtype=np.float32)
-        self.moved = set(self.ids)
-        self._row = {i: r for r, i in enumerate(self.ids)}
-        self._sq_norms = np.einsum("ij,ij->i", self.vectors, self.vectors, dtype=np.float64)
+        self.moved = MovedRecords(delta, self.adapter.similarity)
+        #: every source of candidate scores, fixed at construction; moved records first
+        self.sources: list = [self.moved]
+        #: the records whose store score a source replaces
+        self._replaced = set().union(*(s.ids for s in self.sources if s.replaces))
 
-    def _native(self, query: np.ndarray, rows: np.ndarray | None) -> np.ndarray:
-        """What the store would report for moved records ``rows`` (all when ``None``)."""
-        vectors = self.vectors if rows is None else self.vectors[rows]
-        sq = self._sq_norms if rows is None else self._sq_norms[rows]
-        dots = (vectors @ query.astype(np.float32)).astype(np.float64)
-        similarity = self.adapter.similarity
-        if similarity == "dot":
-            return dots
-        qq = float(query @ query)
-        if similarity == "cosine":
-            return dots / np.sqrt(sq * qq)
-        return sq - 2.0 * dots + qq
+    # -- answering the plan's requests -------------------------------------------------------------
+    def search(self, query, k: int, filters=None, options: dict | None = None) -> list[Hit]:
+        """Top-``k`` hits of the nudged store for one query vector, best first.
+        ``filters`` and the store's search ``options`` apply to moved records too."""
+        plan = self._plan(query, k, filters, options)
+        answer = None
+        try:
+            while True:
+                method, args = plan.send(answer)
+                answer = getattr(self.adapter, method)(*args)
+        except StopIteration as done:
+            return done.value
 
-    def _admitted(self, filters) -> np.ndarray | None:
-        """Rows of the moved records that ``filters`` admits (``None``: every one)."""
-        if filters is None:
-            return None
-        return np.array([self._row[i] for i in self.adapter.filter_ids(self.ids, filters)],
-                        dtype=np.int64)
+    async def asearch(self, query, k: int, filters=None,
+                      options: dict | None = None) -> list[Hit]:
+        """:meth:`search` for async code: the store's async query where it has one, its other
+        calls in worker threads; the event loop is never blocked."""
+        plan = self._plan(query, k, filters, options)
+        answer = None
+        try:
+            while True:
+                method, args = plan.send(answer)
+                if method == "query":
+                    answer = await self.adapter.aquery(*args)
+                else:
+                    answer = await run_blocking(getattr(self.adapter, method), *args)
+        except StopIteration as done:
+            return done.value
 
-    def search(self, query, k: int, filters=None) -> tuple[list[str], list[float]]:
-        """Top-``k`` ids and native scores of the nudged store for one query vector."""
+    def search_among(self, ids: list[str], query, k: int, filters=None,
+                     options: dict | None = None) -> list[Hit]:
+        """Top-``k`` of the nudged store among ``ids`` only (LlamaIndex's ``node_ids``): each
+        is scored exactly, at its nudged vector while the store holds it as the fit saw it,
+        else at the vector the store holds."""
         query = np.asarray(query, dtype=np.float64)
-        rows = self._admitted(filters)
-        moved = self._native(query, rows)
+        admitted = self.adapter.filter_ids(list(dict.fromkeys(ids)), filters, options)
+        found, stored = self.adapter.fetch(admitted) if admitted else ([], None)
+        if not found:
+            return []
+        vectors = np.asarray(stored, dtype=np.float64).copy()
+        for j in [j for j, i in enumerate(found) if i in self._spoken_for(found, stored)]:
+            vectors[j] = self.moved.vectors[self.moved.row[found[j]]]
+        scores = native_scores(self.adapter.similarity, query, vectors)
+        keep = np.flatnonzero(self.adapter.admits_score(scores, options))
+        order = keep[np.argsort(-scores[keep] if self.adapter.higher_is_better
+                                else scores[keep], kind="stable")][:k]
+        best = [(found[j], float(scores[j])) for j in order]
+        payloads = self.adapter.payloads([i for i, _ in best])
+        return [Hit(i, s, p) for (i, s), p in zip(best, payloads) if p is not None]
+
+    def _spoken_for(self, found: list[str], stored) -> set[str]:
+        """The records a replacing source still speaks for, of those the store holds
+        (``found``, holding ``stored``): for the others the store's own score counts."""
+        spoken: set[str] = set()
+        for source in self.sources:
+            if source.replaces and found:
+                mine = [j for j, i in enumerate(found) if i in source.row]
+                spoken |= source.usable([found[j] for j in mine], stored[mine])
+        return spoken
+
+    # -- the plan --------------------------------------------------------------------------------
+    def _plan(self, query, k: int, filters, options) -> Generator[tuple, object, list[Hit]]:
+        query = np.asarray(query, dtype=np.float64)
         better = self.adapter.higher_is_better
-        total = self.adapter.count()
+        offers = []  # per source: (admitted rows, their scores)
+        for source in self.sources:
+            rows = np.arange(len(source))
+            if filters is not None or options:
+                admitted = yield ("filter_ids", (source.ids, filters, options))
+                rows = np.array([source.row[i] for i in admitted], dtype=np.int64)
+            scores = source.scores(query, rows)
+            passes = self.adapter.admits_score(scores, options)
+            offers.append((rows[passes], scores[passes]))
+        replaced = self._replaced
         # a search's cost barely grows with its depth, a second search doubles it: ask for
-        # room for as many moved records as could crowd the top k
-        depth = min(k + min(len(self.ids), k), total) if total else k
+        # room for as many records as the sources could push into the top k
+        depth = k + min(sum(len(rows) for rows, _ in offers), k)
         while True:
-            ids, native = self.adapter.query(query, max(depth, 1), filters)
+            ids, native = yield ("query", (query, max(depth, 1), filters, options))
             native = np.asarray(native, dtype=np.float64)
-            keep = [j for j, i in enumerate(ids) if i not in self.moved]
-            if len(ids) < depth or depth >= total or not len(ids):
-                cand = np.arange(len(moved))  # the store gave all it has: every moved record
-                break
+            exhausted = len(ids) < depth or not len(ids)
             # nothing the store left out scores better than the last record it returned, so
-            # the unmoved records it gave plus the moved ones at least that good hold the exact
-            # top k once there are k of them
-            last = native[len(ids) - 1]
-            cand = np.flatnonzero(moved >= last if better else moved <= last)
-            if len(keep) + len(cand) >= k:
+            # its records plus the sources' at least that good hold the exact top k once there
+            # are k of them; when the store gave all it has, every offered record counts
+            last = None if exhausted else native[len(ids) - 1]
+            picks = [np.flatnonzero(s >= last if better else s <= last) if last is not None
+                     else np.arange(len(s)) for _, s in offers]
+            wanted = {i for i in ids if i in replaced}
+            for source, (rows, _), pick in zip(self.sources, offers, picks):
+                wanted.update(source.ids[r] for r in rows[pick])
+            wanted = sorted(wanted)
+            found, stored = (yield ("fetch", (wanted,))) if wanted else ([], None)
+            held = set(found)
+            spoken = self._spoken_for(found, stored)
+            scored = {i: s for i, s in zip(ids, native) if i not in spoken}
+            for source, (rows, scores), pick in zip(self.sources, offers, picks):
+                usable = spoken if source.replaces else held
+                for r, s in zip(rows[pick].tolist(), scores[pick].tolist()):
+                    i = source.ids[r]
+                    if i in usable and (i not in scored or (s > scored[i] if better
+                                                            else s < scored[i])):
+                        scored[i] = s
+            if exhausted or len(scored) >= k:
                 break
-            depth = min(2 * depth, total)
-        moved_rows = cand if rows is None else rows[cand]
-        all_ids = [ids[j] for j in keep] + [self.ids[r] for r in moved_rows.tolist()]
-        all_scores = np.concatenate([native[keep], moved[cand]])
-        order = np.argsort(-all_scores if better else all_scores, kind="stable")[:k]
-        return [all_ids[j] for j in order.tolist()], all_scores[order].tolist()
+            depth *= 2
+        best = sorted(scored.items(), key=lambda item: -item[1] if better else item[1])[:k]
+        payloads = yield ("payloads", ([i for i, _ in best],))
+        # a record deleted between the search and this read is left out
+        return [Hit(i, s, p) for (i, s), p in zip(best, payloads) if p is not None]

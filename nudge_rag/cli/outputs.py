@@ -15,7 +15,7 @@ from ..delta_format import check_delta_output, delta_problem
 from ..errors import InputError
 
 #: what ``nudge-rag demo`` writes, and what the commands it suggests add beside it
-DEMO_PARTS = ("index", "delta", "train.jsonl", "val.jsonl", "test.jsonl")
+DEMO_PARTS = ("index", "delta", "questions.jsonl", "train.jsonl", "val.jsonl", "test.jsonl")
 DEMO_EXTRAS = ("index-nudged", "index.bak")
 
 

@@ -119,7 +119,8 @@ def _jsonable(value, where: str):
 
 def _atomic_write(path, write) -> None:
     """Write through a flushed temporary file swapped in at once, so a crash never leaves half
-    a file, and a full disk is an error naming ``path``."""
+    a file, and a full disk is an error naming ``path``. The file is made by ``open``, so its
+    permissions follow the umask."""
     with staged(Path(path)) as tmp, open(tmp, "w", encoding="utf-8") as fh:
         write(fh)
 

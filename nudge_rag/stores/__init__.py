@@ -1,31 +1,16 @@
-"""Adapters between nudge-rag and vector stores (one small module per framework)."""
+"""Adapters between nudge-rag and vector stores: the contract every adapter keeps
+(:mod:`.base`), what database adapters share (:mod:`.database`), one module per store, and
+the registry that picks an adapter by the store's class (:mod:`.registry`).
+
+Supported: LlamaIndex ``VectorStoreIndex`` over ``SimpleVectorStore``, ``FaissVectorStore``
+(flat, HNSW, IVF), ``ChromaVectorStore``, ``QdrantVectorStore`` or ``PGVectorStore``; LangChain
+``InMemoryVectorStore``, ``FAISS`` (flat, HNSW, IVF), ``Chroma``, ``QdrantVectorStore`` and
+``PGVector``.
+"""
 
 from __future__ import annotations
 
-from ..errors import InputError
 from .base import StoreAdapter
+from .registry import adapt, register
 
-
-def adapt(obj) -> StoreAdapter:
-    """The adapter for a LlamaIndex index/vector store or a LangChain vector store."""
-    if isinstance(obj, StoreAdapter):
-        return obj
-    module = type(obj).__module__.split(".")[0]
-    if module.startswith("llama_index"):
-        from .llama_index import adapt as llama_adapt
-
-        found = llama_adapt(obj)
-    elif module.startswith("langchain"):
-        from .langchain import adapt as lc_adapt
-
-        found = lc_adapt(obj)
-    else:
-        found = None
-    if found is None:
-        raise InputError(f"index_or_store of type {type(obj).__name__} is not supported; pass a "
-                         "LlamaIndex VectorStoreIndex / SimpleVectorStore, or a LangChain "
-                         "InMemoryVectorStore / FAISS store")
-    return found
-
-
-__all__ = ["StoreAdapter", "adapt"]
+__all__ = ["StoreAdapter", "adapt", "register"]

@@ -1,31 +1,48 @@
-"""What nudge-rag needs from a vector store, and nothing more.
+"""What nudge-rag needs from a vector store: the one contract every adapter keeps.
 
 One small adapter per store speaks that store's API; every quirk of a store (how it scores,
 how it writes, what it can fetch by id) lives in its adapter. Vectors cross this boundary as
-float32 numpy rows, ids as strings.
+float32/float64 numpy rows, ids as strings, and payloads (LlamaIndex nodes, LangChain
+documents) as lists aligned with the ids asked for, ``None`` where a record is missing.
+Which adapter serves which store is decided in :mod:`nudge_rag.stores.registry`.
 """
 
 from __future__ import annotations
 
+import asyncio
+import operator
+import weakref
 from abc import ABC, abstractmethod
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import InputError, StoreError
+from ..errors import InputError, MismatchError, StoreError
 
 SIMILARITIES = ("cosine", "dot", "l2")
+FRAMEWORKS = ("llama-index", "langchain")
 
 
 class StoreAdapter(ABC):
-    """A vector store seen by nudge-rag.
+    """A vector store seen by nudge-rag: everything the rest of the package calls.
 
     ``similarity`` is how the store ranks: ``cosine`` (it normalises both sides), ``dot``
     (inner product, vectors as stored) or ``l2`` (smallest Euclidean distance first).
+    ``framework`` says whose objects :meth:`payloads` returns and so which retriever serves
+    the store. Every read sees the store as it is when called: records added, deleted or
+    re-embedded through the framework since the adapter was made included.
     """
 
     similarity: str = "cosine"
     #: a short name for messages and the delta's record ("llama-index SimpleVectorStore")
     kind: str = "store"
+    #: "llama-index" (payloads are nodes) or "langchain" (payloads are Documents)
+    framework: str = ""
+    #: search options of the store's own API that :meth:`query` takes besides ``filters``
+    #: (LangChain's ``search_kwargs``); each also applies to moved records through
+    #: :meth:`filter_ids` or :meth:`admits_score`
+    search_options: frozenset[str] = frozenset()
 
     # -- reading -------------------------------------------------------------------------------
     @abstractmethod
@@ -33,18 +50,83 @@ class StoreAdapter(ABC):
         """How many records the store holds."""
 
     @abstractmethod
+    def dimension(self) -> int | None:
+        """Vector dimension, or ``None`` for an empty store."""
+
+    @abstractmethod
     def fetch(self, ids: list[str]) -> tuple[list[str], np.ndarray]:
-        """Stored vectors of ``ids``: ``(found ids, rows)``; missing ids are left out."""
+        """Stored vectors of ``ids``: ``(found ids, rows)`` in the order asked for; missing
+        ids are left out."""
 
     def existing(self, ids: list[str]) -> list[str]:
         """Which of ``ids`` the store holds (databases answer without sending vectors)."""
         return self.fetch(ids)[0]
 
     @abstractmethod
+    def payloads(self, ids: list[str]) -> list:
+        """The framework's objects for ``ids`` (nodes or Documents), one per id asked for, in
+        that order, ``None`` for an id the store does not hold."""
+
+    @abstractmethod
     def search(self, queries: np.ndarray, k: int, filters=None) -> tuple[list[list[str]],
                                                                           np.ndarray]:
         """The store's own top-``k`` for each query: ids and native scores (padded with
         ``nan``), best first, in the store's own convention (a distance for ``l2``)."""
+
+    def query(self, query: np.ndarray, k: int, filters=None,
+              options: dict | None = None) -> tuple[list[str], np.ndarray]:
+        """One query through the store's own search, as its framework runs it: ids and native
+        scores, best first. ``options`` are :attr:`search_options` of the store."""
+        self.check_options(options)
+        ids, native = self.search(np.asarray(query)[None, :], k, filters)
+        return ids[0], native[0][:len(ids[0])]
+
+    async def aquery(self, query: np.ndarray, k: int, filters=None,
+                     options: dict | None = None) -> tuple[list[str], np.ndarray]:
+        """:meth:`query` without blocking the event loop: the store's own async search where
+        an adapter has one, otherwise the blocking one in a worker thread."""
+        return await run_blocking(self.query, query, k, filters, options)
+
+    def check_options(self, options: dict | None) -> None:
+        """Refuse search options this store does not take, naming the ones it does."""
+        unknown = sorted(set(options or ()) - self.search_options)
+        if unknown:
+            takes = ", ".join(sorted(self.search_options)) or "none besides k and filter"
+            raise InputError(f"search option(s) {unknown} are not options of the {self.kind}'s "
+                             f"search; it takes: {takes}")
+
+    def filter_ids(self, ids: list[str], filters, options: dict | None = None) -> list[str]:
+        """The subset of ``ids`` that ``filters`` (and any restricting ``options``) admits,
+        in order (used for moved records)."""
+        if filters is None:
+            return list(ids)
+        raise StoreError(f"{self.kind} cannot evaluate metadata filters on moved records")
+
+    def admits_score(self, native: np.ndarray, options: dict | None) -> np.ndarray:
+        """Which native scores the store's search ``options`` would let through (a score
+        threshold); all by default."""
+        return np.ones(len(native), dtype=bool)
+
+    def admitted_search(self, query: np.ndarray, k: int, filters,
+                        start: int | None = None) -> tuple[list[str], np.ndarray]:
+        """Top-``k`` of one query among the records ``filters`` admits, for stores whose index
+        cannot filter while it searches (FAISS): unfiltered searches from depth ``start``
+        (``4 k`` by default), twice as deep each time, until ``k`` records pass or the index
+        has nothing more to give."""
+        total = self.count()
+        depth = min(start or 4 * k, total)
+        verdict: dict[str, bool] = {}
+        while True:
+            ids, native = self.search(np.asarray(query)[None, :], max(depth, 1))
+            ids, native = ids[0], native[0][:len(ids[0])]
+            unseen = [i for i in ids if i not in verdict]
+            admitted = set(self.filter_ids(unseen, filters))
+            verdict.update((i, i in admitted) for i in unseen)
+            keep = [j for j, i in enumerate(ids) if verdict[i]]
+            if len(keep) >= k or depth >= total or len(ids) < depth:
+                keep = keep[:k]
+                return [ids[j] for j in keep], native[keep]
+            depth = min(2 * depth, total)
 
     def competition(self, queries: np.ndarray, k: int, exclude_ids) -> tuple[list[list[str]],
                                                                                np.ndarray]:
@@ -73,43 +155,6 @@ class StoreAdapter(ABC):
             todo = np.asarray(again, dtype=np.int64)
             depth = min(2 * depth, total)
         return out_ids, out_s
-
-    def dimension(self) -> int | None:
-        """Vector dimension, or ``None`` for an empty store."""
-        return None
-
-    def query(self, query: np.ndarray, k: int, filters=None) -> tuple[list[str], np.ndarray]:
-        """One query through the store's own search API: ids and native scores, best first.
-        Retrievers use this, so they see the store as it is now (added or deleted records
-        included)."""
-        ids, native = self.search(np.asarray(query)[None, :], k, filters)
-        return ids[0], native[0][:len(ids[0])]
-
-    def filter_ids(self, ids: list[str], filters) -> list[str]:
-        """The subset of ``ids`` that ``filters`` admits (used for moved records)."""
-        if filters is None:
-            return list(ids)
-        raise StoreError(f"{self.kind} cannot evaluate metadata filters on moved records")
-
-    def admitted_search(self, query: np.ndarray, k: int, filters) -> tuple[list[str],
-                                                                           np.ndarray]:
-        """Top-``k`` of one query among the records ``filters`` admits, for stores whose index
-        cannot filter while it searches (FAISS): unfiltered searches, twice as deep each time,
-        until ``k`` records pass or the index has nothing more to give."""
-        total = self.count()
-        depth = min(4 * k, total)
-        verdict: dict[str, bool] = {}
-        while True:
-            ids, native = self.search(np.asarray(query)[None, :], max(depth, 1))
-            ids, native = ids[0], native[0][:len(ids[0])]
-            unseen = [i for i in ids if i not in verdict]
-            admitted = set(self.filter_ids(unseen, filters))
-            verdict.update((i, i in admitted) for i in unseen)
-            keep = [j for j, i in enumerate(ids) if verdict[i]]
-            if len(keep) >= k or depth >= total or len(ids) < depth:
-                keep = keep[:k]
-                return [ids[j] for j in keep], native[keep]
-            depth = min(2 * depth, total)
 
     # -- scoring ---------------------------------------------------------------------------------
     @property
@@ -142,14 +187,72 @@ class StoreAdapter(ABC):
         raise StoreError(f"{self.kind} cannot be copied; apply in place (inplace=True) or use "
                          "the overlay retriever")
 
-    # -- the embedding model behind it ------------------------------------------------------------
+    # -- the framework around it -------------------------------------------------------------------
     def embed_model(self):
         """The model that embedded this store's records (query side), if known."""
         return None
 
+    @abstractmethod
     def framework_object(self):
         """What the user handed in (index or store)."""
-        raise NotImplementedError
+
+
+#: threads for blocking store calls made from async code: searches wait on a server or run in
+#: numpy/FAISS with the GIL released, so many may usefully run at once (a loop's default
+#: executor has about as many threads as cores, which would queue concurrent retrievals)
+_BLOCKING_THREADS = 64
+
+
+class _Workers:
+    """The thread pool that async retrievals run blocking store calls in, made on first use."""
+
+    pool: ThreadPoolExecutor | None = None
+
+    @classmethod
+    def get(cls) -> ThreadPoolExecutor:
+        if cls.pool is None:
+            cls.pool = ThreadPoolExecutor(_BLOCKING_THREADS,
+                                          thread_name_prefix="nudge-rag-store")
+        return cls.pool
+
+
+async def run_blocking(fn, *args):
+    """``fn(*args)`` in a worker thread, awaited."""
+    return await asyncio.get_running_loop().run_in_executor(_Workers.get(), fn, *args)
+
+
+#: a stored vector within this distance (largest coordinate difference) of a delta's copy is
+#: that vector: the store may have rounded it to float32 or renormalised it
+SAME_VECTOR = 1e-5
+
+
+def held_states(stored: np.ndarray, original: np.ndarray,
+                nudged: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Row by row, whether a store holds a moved record's ``original`` vector, and whether it
+    holds the ``nudged`` one; neither means the record was re-embedded since the fit."""
+    stored = np.asarray(stored, dtype=np.float64)
+    is_original = np.abs(stored - original).max(axis=1) <= SAME_VECTOR
+    is_nudged = np.abs(stored - nudged).max(axis=1) <= SAME_VECTOR
+    return is_original, is_nudged
+
+
+def check_target(adapter: StoreAdapter, delta, allow_model_mismatch: bool = False) -> None:
+    """Refuse a store that ``delta`` was not fitted for: another vector dimension, another
+    embedding model (unless ``allow_model_mismatch``), or a ranking that would change the
+    delta's method."""
+    from ..embedding import model_mismatch
+
+    dim = adapter.dimension()
+    if dim is not None and dim != delta.dim:
+        raise MismatchError(f"this delta holds {delta.dim}-d vectors but the {adapter.kind} "
+                            f"holds {dim}-d vectors; it was fitted on another index")
+    why = None if allow_model_mismatch else model_mismatch(delta.model, adapter.embed_model(),
+                                                           dim)
+    if why is not None:
+        raise MismatchError(f"this delta was fitted with another embedding model than the "
+                            f"index uses: {why}; pass allow_model_mismatch=True if they "
+                            "really are the same model")
+    check_method_fits_store(adapter, delta.method)
 
 
 def check_unit_norm(adapter: StoreAdapter, vectors: np.ndarray, method: str) -> None:
@@ -186,122 +289,155 @@ def stack(vectors, dim: int | None = None) -> np.ndarray:
     return np.asarray(vectors, dtype=np.float64)
 
 
-# id(store data) -> (store data, its vector objects, (ids, matrix, row of id)); a few stores
-_MATRICES: dict = {}
-_MATRICES_KEPT = 2
-# id(matrix cache) -> (that cache, float32 copy, inverse norms or None); as many as _MATRICES
-_SCANS: dict = {}
+@dataclass(frozen=True)
+class StoreState:
+    """What tells whether a store changed since its vectors were stacked: ``objects`` it
+    holds (compared by identity: stores replace, never edit, a record's vector) and
+    ``numbers`` (compared by value, such as a FAISS index's row count)."""
+
+    objects: tuple
+    numbers: tuple = ()
+
+    def same(self, other: StoreState) -> bool:
+        return (self.numbers == other.numbers and len(self.objects) == len(other.objects)
+                and all(map(operator.is_, self.objects, other.objects)))
+
+
+@dataclass(eq=False)
+class StackedVectors:
+    """A store's vectors as one matrix, with its ids, the row of each id and the state of the
+    store it was stacked from."""
+
+    ids: list[str]
+    matrix: np.ndarray
+    state: StoreState
+    row: dict[str, int] = field(init=False)
+    #: the matrix as float32 and, for a cosine store, its inverse row norms; made on first scan
+    scan_parts: tuple | None = field(default=None, init=False)
+
+    def __post_init__(self):
+        self.row = {i: r for r, i in enumerate(self.ids)}
+
+    def scan(self, similarity: str) -> tuple[np.ndarray, np.ndarray | None]:
+        """The matrix as float32 for scanning (stored float64 lists are kept for exact
+        reverts, but ranking needs no more than the float32 that embeddings carry) and, for a
+        cosine store, the inverse row norms it ranks by (``None`` when every row is unit-norm
+        or the store does not rank by cosine)."""
+        if self.scan_parts is None:
+            scale = None
+            if similarity == "cosine":
+                norms = np.linalg.norm(self.matrix, axis=1)
+                if not np.all(np.abs(norms - 1.0) < 1e-6):
+                    scale = 1.0 / np.maximum(norms, 1e-30)
+            self.scan_parts = (np.ascontiguousarray(self.matrix, dtype=np.float32), scale)
+        return self.scan_parts
+
+
+class MatrixCache:
+    """The stacked vectors of the last ``kept`` stores, so that every adapter of one store
+    (one per fit, per retriever) stacks its vectors once. Each entry holds its store weakly
+    and goes when the store is garbage-collected; it is used only while the store still
+    holds exactly what was stacked."""
+
+    def __init__(self, kept: int = 2):
+        self.kept = kept
+        self._entries: list[tuple[weakref.ref, StackedVectors]] = []
+
+    def get(self, store, state: StoreState, stack_all) -> StackedVectors:
+        """The entry for ``store`` in ``state``, made with ``stack_all()`` (``(ids, matrix)``)
+        when there is none."""
+        for ref, entry in self._entries:
+            if ref() is store and entry.state.same(state):
+                return entry
+        ids, matrix = stack_all()
+        entry = StackedVectors(ids, matrix, state)
+        others = [(r, e) for r, e in self._entries if r() is not None and r() is not store]
+        self._entries = others[max(0, len(others) - self.kept + 1):]
+        self._entries.append((weakref.ref(store, self._forget), entry))
+        return entry
+
+    def _forget(self, ref: weakref.ref) -> None:
+        self._entries = [(r, e) for r, e in self._entries if r is not ref]
+
+    def clear(self) -> None:
+        self._entries = []
 
 
 class MatrixBacked(StoreAdapter):
     """In-memory stores: every vector is at hand, so search and competition are one blocked
     matrix product (exactly the store's ranking, without its per-query Python loops)."""
 
-    _cache = None
-    _scan = None
+    #: the owner of every in-memory store's stacked vectors
+    stacks = MatrixCache()
+    #: the framework's store object that the stacked vectors belong to (held weakly)
+    store = None
 
     @abstractmethod
-    def _all(self) -> tuple[list[str], list]:
-        """All ids and their stored vectors, in a stable order."""
+    def _all(self) -> tuple[list[str], object]:
+        """All ids and their stored vectors (lists or a matrix), in a stable order."""
 
-    def _matrix(self):
-        if self._cache is None:
-            ids, vecs = self._all()
-            key = self._cache_owner()
-            hit = _MATRICES.get(id(key)) if key is not None else None
-            # reuse a stacked matrix only if the store still holds the very same vector
-            # objects (stores replace, never edit, a record's vector list)
-            if (hit is not None and hit[0] is key and len(hit[1]) == len(vecs)
-                    and all(a is b for a, b in zip(hit[1], vecs)) and hit[2][0] == ids):
-                self._cache = hit[2]
-            else:
-                self._cache = (ids, stack(vecs), {i: r for r, i in enumerate(ids)})
-                if key is not None:
-                    while len(_MATRICES) >= _MATRICES_KEPT:
-                        _MATRICES.pop(next(iter(_MATRICES)))
-                    _MATRICES[id(key)] = (key, list(vecs), self._cache)
-        return self._cache
+    @abstractmethod
+    def _state(self) -> StoreState:
+        """The store's current state, cheaply (see :class:`StoreState`)."""
 
-    def _cache_owner(self):
-        """The object whose vector lists may be stacked once and reused (``None``: never)."""
-        return None
+    def _matrix(self) -> StackedVectors:
+        """The store's vectors as they are now, stacked once per state of the store."""
 
-    def _invalidate(self) -> None:
-        self._cache = None
-        self._scan = None
+        def stack_all():
+            ids, vectors = self._all()
+            return ids, stack(vectors)
+
+        return self.stacks.get(self.store, self._state(), stack_all)
 
     def count(self) -> int:
-        return len(self._matrix()[0])
+        return len(self._matrix().ids)
 
     def dimension(self) -> int | None:
-        ids, mat, _ = self._matrix()
-        return int(mat.shape[1]) if len(ids) else None
+        stacked = self._matrix()
+        return int(stacked.matrix.shape[1]) if stacked.ids else None
 
     def existing(self, ids):
-        row = self._matrix()[2]
+        row = self._matrix().row
         return [i for i in ids if i in row]
 
     def fetch(self, ids):
-        all_ids, mat, row = self._matrix()
-        found = [i for i in ids if i in row]
-        return found, mat[[row[i] for i in found]]
-
-    def _scan_parts(self):
-        """The matrix as float32 for scanning (the stored float64 lists are kept for exact
-        reverts, but ranking needs no more than the float32 that embeddings carry) and, for a
-        cosine store, the inverse row norms it ranks by (``None`` when every row is unit-norm
-        or the store does not rank by cosine). Shared across adapters of one store, like the
-        matrix itself."""
-        cache = self._matrix()
-        got = self._scan if self._scan is not None and self._scan[0] is cache else None
-        if got is None:
-            got = _SCANS.get(id(cache))
-        if got is None or got[0] is not cache:
-            mat, scale = cache[1], None
-            if self.similarity == "cosine":
-                norms = np.linalg.norm(mat, axis=1)
-                if not np.all(np.abs(norms - 1.0) < 1e-6):
-                    scale = 1.0 / np.maximum(norms, 1e-30)
-            got = (cache, np.ascontiguousarray(mat, dtype=np.float32), scale)
-            if self._cache_owner() is not None:
-                while len(_SCANS) >= _MATRICES_KEPT:
-                    _SCANS.pop(next(iter(_SCANS)))
-                _SCANS[id(cache)] = got
-        self._scan = got
-        return got[1], got[2]
+        stacked = self._matrix()
+        found = [i for i in ids if i in stacked.row]
+        return found, stacked.matrix[[stacked.row[i] for i in found]]
 
     def competition(self, queries: np.ndarray, k: int, exclude_ids) -> tuple[list[list[str]],
                                                                                np.ndarray]:
         """Top-``k`` records outside ``exclude_ids`` per query, scored as ``q̂ · x̂``."""
         from ..core.topk import topk_scan
 
-        all_ids, _, row = self._matrix()
-        mat, scale = self._scan_parts()
-        exclude = np.zeros(len(all_ids), dtype=bool)
-        exclude[[row[i] for i in exclude_ids if i in row]] = True
+        stacked = self._matrix()
+        mat, scale = stacked.scan(self.similarity)
+        excluded = np.zeros(len(stacked.ids), dtype=bool)
+        excluded[[stacked.row[i] for i in exclude_ids if i in stacked.row]] = True
         q = queries / np.linalg.norm(queries, axis=1, keepdims=True)
-        scores, rows = topk_scan(mat, q, k, row_scale=scale, exclude=exclude)
-        return [[all_ids[r] for r in rr if r >= 0] for rr in rows], scores
+        scores, rows = topk_scan(mat, q, k, row_scale=scale, exclude=excluded)
+        return [[stacked.ids[r] for r in rr if r >= 0] for rr in rows], scores
 
     def search(self, queries, k, filters=None):
         from ..core.topk import topk_scan
 
-        all_ids, mat, row = self._matrix()
-        allowed = None
+        stacked = self._matrix()
+        all_ids, mat = stacked.ids, stacked.matrix
+        rejected = None
         if filters is not None:
-            keep = set(self.filter_ids(all_ids, filters))
-            allowed = np.array([i not in keep for i in all_ids], dtype=bool)
+            admitted = set(self.filter_ids(all_ids, filters))
+            rejected = np.array([i not in admitted for i in all_ids], dtype=bool)
         q = np.atleast_2d(np.asarray(queries, dtype=np.float64))
         if self.similarity == "l2":
             # rank by −‖q − x‖² = 2 q·x − ‖x‖² − ‖q‖²: a scan on [x, −‖x‖²/2] against [q, 1]
             aug = np.c_[mat, -0.5 * np.einsum("ij,ij->i", mat, mat)].astype(np.float32)
-            sims, rows = topk_scan(aug, np.c_[q, np.ones(len(q))], k, exclude=allowed)
+            sims, rows = topk_scan(aug, np.c_[q, np.ones(len(q))], k, exclude=rejected)
             native = np.sum(q**2, axis=1, keepdims=True) - 2 * sims
         else:
             scale = None
             if self.similarity == "cosine":
                 scale = 1.0 / np.maximum(np.linalg.norm(mat, axis=1), 1e-30)
                 q = q / np.linalg.norm(q, axis=1, keepdims=True)
-            native, rows = topk_scan(mat, q, k, row_scale=scale, exclude=allowed)
+            native, rows = topk_scan(mat, q, k, row_scale=scale, exclude=rejected)
         native = np.where(rows >= 0, native, np.nan)
         return [[all_ids[r] for r in rr if r >= 0] for rr in rows], native

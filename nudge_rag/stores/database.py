@@ -2,18 +2,21 @@
 failures into :class:`StoreError` with a message that says what to do.
 
 A database adapter reads vectors by id and searches through the database's own client, so it
-never loads the corpus; it holds no algorithm. Framework wrappers (LlamaIndex, LangChain)
-subclass a database adapter only to say where the client is and how to build nodes or
-documents.
+never loads the corpus; it holds no algorithm. A store's module subclasses
+:class:`DatabaseAdapter` once (its hooks say how to read, search, write and filter), then once
+per framework, with :class:`LlamaNodeStore` or :class:`LangChainDocumentStore` saying where the
+client is and how payloads come back.
 """
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from contextlib import contextmanager, suppress
 
 import numpy as np
 
 from ..errors import InputError, NudgeError, StoreError
+from .base import StoreAdapter
 
 #: records per read or write request (small enough for any server's request limit)
 BATCH = 256
@@ -60,12 +63,33 @@ def copy_whole(kind: str, name: str, create, fill, remove):
     return made
 
 
-class DatabaseAdapter:
-    """Mixin for database adapters. Subclasses set ``kind`` and ``similarity`` and implement
-    ``_get`` (ids → found ids, rows), ``_search`` (queries → ids, native scores) and
-    ``_update`` (write one batch)."""
+class DatabaseAdapter(StoreAdapter):
+    """A store behind a database client. Subclasses set ``kind`` and ``similarity`` and
+    implement the hooks below, each for one batch of at most :data:`BATCH` ids or queries;
+    this class batches, keeps the order asked for, and turns client failures into
+    :class:`StoreError`."""
 
     kind = "vector database"
+
+    @abstractmethod
+    def _get(self, ids: list[str]) -> tuple[list[str], list]:
+        """Stored vectors of ``ids``: ``(found ids, their vectors)`` in any order."""
+
+    @abstractmethod
+    def _exists(self, ids: list[str]) -> list[str]:
+        """Which of ``ids`` the database holds, without sending vectors."""
+
+    @abstractmethod
+    def _search(self, queries: np.ndarray, k: int, filters) -> tuple[list[list], list]:
+        """Top-``k`` ids and native scores per query, best first, under ``filters``."""
+
+    @abstractmethod
+    def _update(self, ids: list[str], vectors: np.ndarray) -> None:
+        """Replace the stored vectors of ``ids``."""
+
+    @abstractmethod
+    def _filter(self, ids: list[str], filters) -> list[str]:
+        """Which of ``ids`` ``filters`` admits, in any order."""
 
     def fetch(self, ids):
         ids = [str(i) for i in ids]
@@ -105,7 +129,7 @@ class DatabaseAdapter:
             for start in range(0, len(ids), BATCH):
                 self._update(list(ids[start:start + BATCH]), vectors[start:start + BATCH])
 
-    def filter_ids(self, ids, filters):
+    def filter_ids(self, ids, filters, options=None):
         if filters is None:
             return list(ids)
         with database_errors(self.kind, "evaluating filters"):
@@ -117,6 +141,7 @@ class LlamaNodeStore:
     """Mixin for LlamaIndex stores that hold the nodes themselves (their index's docstore is
     empty): nodes come from the store, the embedding model from the index."""
 
+    framework = "llama-index"
     kind: str
     index = None
     store = None
@@ -136,22 +161,25 @@ class LlamaNodeStore:
             store_nodes_override=index._store_nodes_override,
             insert_batch_size=index._insert_batch_size, show_progress=index._show_progress)
 
-    def nodes(self, ids):
+    def payloads(self, ids):
+        """Nodes of ``ids``, as the store holds them (``None`` for a missing one)."""
         with database_errors(self.kind, "reading nodes"):
             got = {n.node_id: n for n in self.store.get_nodes(node_ids=list(ids))}
-        return [got[i] for i in ids if i in got]
+        return [got.get(i) for i in ids]
 
 
 class LangChainDocumentStore:
     """Mixin for LangChain stores that return their documents by id (``get_by_ids``)."""
 
+    framework = "langchain"
     kind: str
     store = None
 
     def embed_model(self):
         return self.store.embeddings
 
-    def documents(self, ids):
+    def payloads(self, ids):
+        """Documents of ``ids`` (``None`` for a missing one)."""
         with database_errors(self.kind, "reading documents"):
             got = {d.id: d for d in self.store.get_by_ids(list(ids))}
-        return [got[i] for i in ids if i in got]
+        return [got.get(i) for i in ids]

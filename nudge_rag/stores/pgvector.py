@@ -17,12 +17,13 @@ two tables, reached through the engine with SQLAlchemy's ``schema_translate_map`
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+import weakref
 
 import numpy as np
 
 from ..errors import InputError, StoreError
-from .base import StoreAdapter
 from .database import (
     DatabaseAdapter,
     LangChainDocumentStore,
@@ -104,13 +105,17 @@ def _parse(value) -> np.ndarray:
     return np.asarray(value, dtype=np.float32).astype(np.float64)
 
 
-class PgVectorAdapter(DatabaseAdapter, StoreAdapter):
+class PgVectorAdapter(DatabaseAdapter):
     """One table (or one collection of it, via ``scope``): ``id_col`` names records,
     ``vec_col`` holds a ``vector`` column."""
 
     kind = "pgvector table"
     #: connections that share a batch of validation searches (a pool's default allows 5)
     search_connections = 4
+    #: the store's SQLAlchemy ``AsyncEngine``, when it has one
+    async_engine = None
+    #: async engine -> the event loop its connections belong to (see ``_loop_may_use``)
+    _engine_loops: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
     def __init__(self, engine, table: str, id_col: str, vec_col: str, similarity: str,
                  scope: tuple[str, object] | None = None, owner=None):
@@ -125,6 +130,11 @@ class PgVectorAdapter(DatabaseAdapter, StoreAdapter):
 
     def framework_object(self):
         return self.owner
+
+    def payloads(self, ids):
+        """A bare table (no framework around it) holds vectors only: no payload for any id.
+        The LlamaIndex and LangChain adapters below return nodes and documents."""
+        return [None] * len(ids)
 
     def _where(self) -> str:
         return f"{self.scope[0]} = :scope" if self.scope else "TRUE"
@@ -191,6 +201,35 @@ class PgVectorAdapter(DatabaseAdapter, StoreAdapter):
             parts = list(pool.map(run, np.array_split(queries, n_conn)))
         return [i for p in parts for i in p[0]], [s for p in parts for s in p[1]]
 
+    async def aquery(self, query, k, filters=None, options=None):
+        """The top-``k`` on the store's async engine where it has one (asyncpg), so that the
+        event loop waits on the server instead of a thread; filtered searches and stores
+        without one run :meth:`query` in a worker thread."""
+        engine = self.async_engine
+        if engine is None or filters is not None or not self._loop_may_use(engine):
+            return await super().aquery(query, k, filters, options)
+        from sqlalchemy import text
+
+        self.check_options(options)
+        op = _OPS[self.similarity]
+        sql = text(f"SELECT {self.id_col}, {self.vec_col} {op} CAST(:q AS vector) AS d "
+                   f"FROM {self.table} WHERE {self._where()} ORDER BY d LIMIT :k")
+        with database_errors(self.kind, "searching"):
+            async with engine.connect() as conn:
+                result = await conn.execute(sql, self._params(q=_literal(query), k=int(k)))
+                rows = result.fetchall()
+        return [str(r[0]) for r in rows], self._similarity([r[1] for r in rows])
+
+    @classmethod
+    def _loop_may_use(cls, engine) -> bool:
+        """Whether the running event loop may use ``engine``: asyncpg connections belong to
+        the loop that opened them, so an engine serves the first loop that searches through
+        it here, and searches from any other loop (a second ``asyncio.run``) take the thread
+        path instead of failing."""
+        loop = asyncio.get_running_loop()
+        first = cls._engine_loops.setdefault(engine, weakref.ref(loop))()
+        return first is loop
+
     def _similarity(self, distances) -> np.ndarray:
         d = np.array(distances, dtype=np.float64)
         return 1.0 - d if self.similarity == "cosine" else -d if self.similarity == "dot" else d**2
@@ -239,8 +278,11 @@ class PgVectorAdapter(DatabaseAdapter, StoreAdapter):
     def write(self, ids, vectors):
         """Every moved record in one transaction: all of them change, or none."""
         with database_errors(self.kind, "writing nudged vectors", writing=True):
-            with self.engine.begin() as conn:
-                self._set(conn, self.table, ids, vectors)
+            self._update(ids, vectors)
+
+    def _update(self, ids, vectors):
+        with self.engine.begin() as conn:
+            self._set(conn, self.table, ids, vectors)
 
     def _set(self, conn, table: str, ids, vectors, scoped: bool = True) -> None:
         """``UPDATE`` the vectors of ``ids`` in ``table`` on ``conn`` (a copy holds one
@@ -269,15 +311,16 @@ class LlamaPgVectorAdapter(LlamaNodeStore, PgVectorAdapter):
 
     kind = "llama-index PGVectorStore"
 
-    def __init__(self, index=None, vector_store=None):
+    def __init__(self, vector_store, index=None):
         self.index = index
-        self.store = vector_store if vector_store is not None else index.vector_store
+        self.store = vector_store
         with database_errors(self.kind, "connecting"):
             self.store._initialize()
         table = self.store._table_class.__table__
         super().__init__(self.store._engine, _qualified(table.schema, table.name), "node_id",
                          "embedding", "cosine", owner=index if index is not None
                          else self.store)
+        self.async_engine = self.store._async_engine
 
     def _table_object(self):
         return self.store._table_class.__table__
@@ -343,6 +386,7 @@ class LangChainPgVectorAdapter(LangChainDocumentStore, PgVectorAdapter):
         super().__init__(store._engine, _qualified(self.schema, table), "id", "embedding",
                          strategies[store._distance_strategy],
                          scope=("collection_id", scope), owner=store)
+        self.async_engine = store._async_engine
 
     def clone_with(self, ids, vectors, name=None):
         """Copy the collection into a new schema ``name`` (default ``<collection>_nudged``)

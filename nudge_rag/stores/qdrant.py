@@ -13,12 +13,12 @@ index and storage settings, filled by scrolling the source in batches.
 from __future__ import annotations
 
 import uuid
+from typing import NamedTuple
 
 import numpy as np
 
 from ..errors import InputError, StoreError
 from . import database
-from .base import StoreAdapter
 from .database import DatabaseAdapter, LlamaNodeStore, copy_whole, database_errors, name_taken
 
 _DISTANCES = {"Cosine": "cosine", "Dot": "dot", "Euclid": "l2"}
@@ -33,6 +33,15 @@ def _settings(found, diff_class):
                          if k in fields})
 
 
+class QdrantSearch(NamedTuple):
+    """A Qdrant filter with the search options LangChain's store passes along with it."""
+
+    filter: object = None
+    search_params: object = None
+    consistency: object = None
+    score_threshold: float | None = None
+
+
 def _point_id(text: str):
     """The Qdrant id for ``text``, or ``None`` when Qdrant could not hold it."""
     if text.isdigit():
@@ -43,7 +52,7 @@ def _point_id(text: str):
         return None
 
 
-class QdrantAdapter(DatabaseAdapter, StoreAdapter):
+class QdrantAdapter(DatabaseAdapter):
     kind = "Qdrant collection"
 
     def __init__(self, client, collection_name: str, vector_name: str = "", owner=None):
@@ -103,10 +112,14 @@ class QdrantAdapter(DatabaseAdapter, StoreAdapter):
     def _search(self, queries, k, filters):
         from qdrant_client import models
 
-        requests = [models.QueryRequest(query=q.tolist(), limit=k, filter=filters,
+        search = filters if isinstance(filters, QdrantSearch) else QdrantSearch(filters)
+        requests = [models.QueryRequest(query=q.tolist(), limit=k, filter=search.filter,
+                                        params=search.search_params,
+                                        score_threshold=search.score_threshold,
                                         using=self.vector_name or None, with_payload=False)
                     for q in queries]
-        answers = self.client.query_batch_points(self.collection_name, requests=requests)
+        answers = self.client.query_batch_points(self.collection_name, requests=requests,
+                                                 consistency=search.consistency)
         ids, scores = [], []
         for answer in answers:
             ids.append([str(p.id) for p in answer.points])
@@ -141,45 +154,53 @@ class QdrantAdapter(DatabaseAdapter, StoreAdapter):
             taken = client.collection_exists(name)
         if taken:
             raise name_taken(self.kind, name, f"a collection named {name!r}")
-        config, params = info.config, info.config.params
-        if params.sharding_method == models.ShardingMethod.CUSTOM:
+        if info.config.params.sharding_method == models.ShardingMethod.CUSTOM:
             raise StoreError(f"{self.kind} {source!r} is sharded by custom shard keys, which a "
                              "copy cannot carry over; apply in place (inplace=True, undone by "
                              "revert) or use the overlay retriever")
         moved = {str(_point_id(i)): v for i, v in zip(ids, np.asarray(vectors, np.float32)
                                                         .tolist())}
-
-        def create():
-            client.create_collection(
-                name, vectors_config=params.vectors, sparse_vectors_config=params.sparse_vectors,
-                shard_number=params.shard_number, replication_factor=params.replication_factor,
-                write_consistency_factor=params.write_consistency_factor,
-                on_disk_payload=params.on_disk_payload,
-                hnsw_config=_settings(config.hnsw_config, models.HnswConfigDiff),
-                optimizers_config=_settings(config.optimizer_config,
-                                            models.OptimizersConfigDiff),
-                wal_config=_settings(config.wal_config, models.WalConfigDiff),
-                quantization_config=config.quantization_config,
-                strict_mode_config=config.strict_mode_config, metadata=config.metadata)
-            return name
-
-        def fill(_):
-            for field, index in (info.payload_schema or {}).items():
-                client.create_payload_index(name, field, field_schema=index.params
-                                            or index.data_type, wait=True)
-            offset = None
-            while True:
-                points, offset = client.scroll(source, limit=database.BATCH, offset=offset,
-                                               with_payload=True, with_vectors=True)
-                if points:
-                    client.upsert(name, wait=True, points=[models.PointStruct(
-                        id=p.id, payload=p.payload, vector=self._swapped(p, moved))
-                        for p in points])
-                if offset is None:
-                    break
-
-        copy_whole(self.kind, name, create, fill, lambda: client.delete_collection(name))
+        copy_whole(self.kind, name, lambda: self._sibling(name, info),
+                   lambda _: self._fill(name, info, moved),
+                   lambda: client.delete_collection(name))
         return self._over(name)
+
+    def _sibling(self, name: str, info) -> str:
+        """A new, empty collection named ``name`` with the settings in ``info``."""
+        from qdrant_client import models
+
+        config, params = info.config, info.config.params
+        self.client.create_collection(
+            name, vectors_config=params.vectors, sparse_vectors_config=params.sparse_vectors,
+            shard_number=params.shard_number, replication_factor=params.replication_factor,
+            write_consistency_factor=params.write_consistency_factor,
+            on_disk_payload=params.on_disk_payload,
+            hnsw_config=_settings(config.hnsw_config, models.HnswConfigDiff),
+            optimizers_config=_settings(config.optimizer_config, models.OptimizersConfigDiff),
+            wal_config=_settings(config.wal_config, models.WalConfigDiff),
+            quantization_config=config.quantization_config,
+            strict_mode_config=config.strict_mode_config, metadata=config.metadata)
+        return name
+
+    def _fill(self, name: str, info, moved: dict) -> None:
+        """The source's payload indexes and every point into ``name``, scrolled in batches,
+        with ``moved``'s vectors swapped in."""
+        from qdrant_client import models
+
+        client = self.client
+        for field, index in (info.payload_schema or {}).items():
+            client.create_payload_index(name, field, field_schema=index.params
+                                        or index.data_type, wait=True)
+        offset = None
+        while True:
+            points, offset = client.scroll(self.collection_name, limit=database.BATCH,
+                                           offset=offset, with_payload=True, with_vectors=True)
+            if points:
+                client.upsert(name, wait=True, points=[models.PointStruct(
+                    id=p.id, payload=p.payload, vector=self._swapped(p, moved))
+                    for p in points])
+            if offset is None:
+                break
 
     def _swapped(self, point, moved):
         """The point's vectors, with the nudged one in place of the dense vector if moved."""
@@ -195,6 +216,8 @@ class QdrantAdapter(DatabaseAdapter, StoreAdapter):
     def _filter(self, ids, filters):
         from qdrant_client import models
 
+        if isinstance(filters, QdrantSearch):
+            filters = filters.filter
         pids = [p for p in (_point_id(i) for i in ids) if p is not None]
         both = models.Filter(must=[models.HasIdCondition(has_id=pids), filters])
         points, _ = self.client.scroll(self.collection_name, scroll_filter=both,
@@ -208,9 +231,9 @@ class LlamaQdrantAdapter(LlamaNodeStore, QdrantAdapter):
 
     kind = "llama-index QdrantVectorStore"
 
-    def __init__(self, index=None, vector_store=None):
+    def __init__(self, vector_store, index=None):
         self.index = index
-        self.store = vector_store if vector_store is not None else index.vector_store
+        self.store = vector_store
         if getattr(self.store, "enable_hybrid", False):
             raise InputError("hybrid (dense + sparse) Qdrant stores are not supported; NUDGE "
                              "moves dense vectors only: use a dense-only store")
@@ -244,6 +267,8 @@ class LangChainQdrantAdapter(QdrantAdapter):
     """A LangChain ``QdrantVectorStore``; ``filter`` is a Qdrant ``Filter``."""
 
     kind = "langchain QdrantVectorStore"
+    framework = "langchain"
+    search_options = frozenset({"search_params", "consistency", "score_threshold"})
 
     def __init__(self, store):
         self.store = store
@@ -252,17 +277,34 @@ class LangChainQdrantAdapter(QdrantAdapter):
     def embed_model(self):
         return self.store.embeddings
 
-    def documents(self, ids):
-        from langchain_core.documents import Document
+    def query(self, query, k, filters=None, options=None):
+        self.check_options(options)
+        return super().query(query, k, QdrantSearch(filters, **(options or {})))
 
+    def admits_score(self, native, options):
+        """Qdrant's ``score_threshold``: a lowest similarity, or a largest distance."""
+        threshold = (options or {}).get("score_threshold")
+        if threshold is None:
+            return super().admits_score(native, options)
+        native = np.asarray(native, dtype=np.float64)
+        return native <= threshold**2 if self.similarity == "l2" else native >= threshold
+
+    def payloads(self, ids):
+        """Documents of ``ids`` built as the store builds them (``None`` for a missing one)."""
         pids = [p for p in (_point_id(i) for i in ids) if p is not None]
         with database_errors(self.kind, "reading documents"):
             points = self.client.retrieve(self.collection_name, ids=pids, with_payload=True,
                                           with_vectors=False)
-        payload = {str(p.id): p.payload or {} for p in points}
-        return [Document(id=i, page_content=payload[i].get(self.store.content_payload_key)
-                         or "", metadata=payload[i].get(self.store.metadata_payload_key) or {})
-                for i in ids if i in payload]
+        by_id = {str(p.id): p for p in points}
+        return [None if i not in by_id else self._document(i, by_id[i]) for i in ids]
+
+    def _document(self, doc_id: str, point):
+        """The Document the store's own search would give for ``point``, with its id set."""
+        store = self.store
+        doc = store._document_from_point(point, store.collection_name,
+                                         store.content_payload_key, store.metadata_payload_key)
+        doc.id = doc_id
+        return doc
 
     def _over(self, collection_name):
         store = self.store

@@ -468,6 +468,22 @@ PAIRS = {
 }
 
 
+def build_and_fit(pair: Pair, where: Place):
+    """Build ``pair`` at ``where`` over a fresh problem (skipping when its packages are
+    missing) and fit a delta on it: ``(obj, problem, delta)``."""
+    import pytest
+
+    from nudge_rag import EmbeddingFinetuner
+
+    for module in pair.packages:
+        pytest.importorskip(module)
+    prob = fresh_problem()
+    with unsynced_qdrant():
+        obj = pair.build(where, prob)
+        delta = EmbeddingFinetuner(obj, show_progress=False).fit(prob.train, prob.val)
+    return obj, prob, delta
+
+
 # -- what the crash and concurrency tests check ----------------------------------------------------
 
 def old_or_new(now, old, new):
@@ -515,6 +531,14 @@ def native_search(obj, query, k: int) -> list:
         return obj.as_retriever(similarity_top_k=k).retrieve(
             QueryBundle(query_str="", embedding=vector))
     return obj.similarity_search_by_vector(vector, k=k)
+
+
+def overlay_hits(obj, delta, query, k: int = 10, filters=None) -> tuple[list, list]:
+    """The overlay's top-``k`` ids and scores for one query."""
+    from nudge_rag.overlay import Overlay
+
+    hits = Overlay(obj, delta).search(query, k, filters)
+    return [h.id for h in hits], [h.score for h in hits]
 
 
 def check_applied(obj, prob, delta, before, queries, overlaid) -> None:

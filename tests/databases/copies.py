@@ -21,9 +21,12 @@ def contents(obj, ids):
     from nudge_rag.stores import adapt
 
     adapter = adapt(obj)
-    if hasattr(adapter, "nodes"):
-        return [(n.node_id, n.get_content(), n.metadata) for n in adapter.nodes(ids)]
-    return [(d.id, d.page_content, d.metadata) for d in adapter.documents(ids)]
+    found = adapter.payloads(ids)
+    if adapter.framework == "llama-index":
+        return [(n.node_id, n.get_content(), n.metadata) for n in found]
+    # LangChain's Qdrant store names the collection in each document's metadata
+    return [(d.id, d.page_content, {k: v for k, v in d.metadata.items()
+                                    if k != "_collection_name"}) for d in found]
 
 
 def _doc_id(doc) -> str:

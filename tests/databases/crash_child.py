@@ -24,7 +24,8 @@ PRELOAD = ["numpy", "sqlalchemy", "faiss", "chromadb", "qdrant_client", "psycopg
            "langchain_qdrant", "langchain_postgres", "langchain_community.vectorstores",
            "tiktoken", "nudge_rag.delta", "nudge_rag.cli.indexes", "nudge_rag.stores.llama_index",
            "nudge_rag.stores.langchain", "nudge_rag.stores.chroma", "nudge_rag.stores.qdrant",
-           "nudge_rag.stores.pgvector", "nudge_rag.stores.faiss_ann", "tests.databases.builders",
+           "nudge_rag.stores.pgvector", "nudge_rag.stores.faiss_index",
+           "nudge_rag.stores.langchain_faiss", "tests.databases.builders",
            "tests.databases.crash_child"]
 
 

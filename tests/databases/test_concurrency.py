@@ -20,11 +20,10 @@ import pytest
 
 from tests.databases.builders import (
     PAIRS,
+    build_and_fit,
     check_store,
-    fresh_problem,
     native_search,
     old_or_new,
-    unsynced_qdrant,
 )
 
 pytest.importorskip("llama_index.core")
@@ -34,16 +33,9 @@ pytest.importorskip("langchain_core")
 @pytest.mark.parametrize("name", list(PAIRS))
 def test_readers_during_apply(name, place, monkeypatch):
     import nudge_rag.stores.database as database
-    from nudge_rag import EmbeddingFinetuner
     from nudge_rag.stores import adapt
 
-    pair = PAIRS[name]
-    for module in pair.packages:
-        pytest.importorskip(module)
-    prob = fresh_problem()
-    with unsynced_qdrant():
-        obj = pair.build(place(name), prob)
-    delta = EmbeddingFinetuner(obj, show_progress=False).fit(prob.train, prob.val)
+    obj, prob, delta = build_and_fit(PAIRS[name], place(name))
     before = adapt(obj).fetch(prob.ids)[1]
     old = adapt(obj).fetch(delta.ids)[1]
     monkeypatch.setattr(database, "BATCH", 4)  # many small writes to read between

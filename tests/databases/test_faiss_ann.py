@@ -6,7 +6,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.databases.builders import check_applied, faiss_langchain, faiss_llama, problem
+from tests.databases.builders import (
+    check_applied,
+    faiss_langchain,
+    faiss_llama,
+    overlay_hits,
+    problem,
+)
 
 faiss = pytest.importorskip("faiss")
 pytest.importorskip("langchain_community")
@@ -20,9 +26,8 @@ def built(request):
 
 def test_fit_apply_revert_overlay(built, monkeypatch):
     from nudge_rag import EmbeddingFinetuner
-    from nudge_rag.overlay import Overlay
     from nudge_rag.stores import adapt
-    from nudge_rag.stores.faiss_ann import LangChainFaissAnnAdapter
+    from nudge_rag.stores.langchain_faiss import LangChainFaissAnnAdapter
 
     kind, prob, store = built
     read = []
@@ -39,7 +44,7 @@ def test_fit_apply_revert_overlay(built, monkeypatch):
     assert delta.similarity == "l2"
     before = adapt(store).fetch(prob.ids)[1]
     queries = np.array([q for q, _ in prob.val[:10]])
-    overlaid = [Overlay(store, delta).search(q, 10) for q in queries]
+    overlaid = [overlay_hits(store, delta, q, 10) for q in queries]
     index_before = store.index
     delta.apply(store, inplace=True)
     assert store.index is not index_before  # written into a new index, swapped in
@@ -77,7 +82,6 @@ def test_unsupported_index_type():
 def test_llama_index_faiss(kind):
     pytest.importorskip("llama_index.vector_stores.faiss")
     from nudge_rag import EmbeddingFinetuner
-    from nudge_rag.overlay import Overlay
     from nudge_rag.stores import adapt
 
     prob = problem()
@@ -85,7 +89,7 @@ def test_llama_index_faiss(kind):
     delta = EmbeddingFinetuner(llama, show_progress=False).fit(prob.train, prob.val)
     before = adapt(llama).fetch(prob.ids)[1]
     q = prob.val[0][0]
-    overlaid = Overlay(llama, delta).search(q, 10)
+    overlaid = overlay_hits(llama, delta, q, 10)
     hits = delta.as_retriever(llama, similarity_top_k=3).retrieve("document parity")
     assert len(hits) == 3 and hits[0].node.get_content().startswith("document ")
     delta.apply(llama, inplace=True)
@@ -99,14 +103,13 @@ def _filtered_overlay_equals_filtered_store(obj, prob, filters):
     """The overlay under a filter returns only admitted records and, after an in-place apply,
     exactly what the nudged index returns under that filter."""
     from nudge_rag import EmbeddingFinetuner
-    from nudge_rag.overlay import Overlay
     from nudge_rag.stores import adapt
 
     delta = EmbeddingFinetuner(obj, show_progress=False).fit(prob.train, prob.val)
     odd = {i for r, i in enumerate(prob.ids) if r % 2}
     assert set(adapt(obj).filter_ids(delta.ids, filters)) == set(delta.ids) & odd
     queries = [q for q, _ in prob.val[:8]]
-    overlaid = [Overlay(obj, delta).search(q, 10, filters) for q in queries]
+    overlaid = [overlay_hits(obj, delta, q, 10, filters) for q in queries]
     delta.apply(obj, inplace=True)
     for q, (ids, scores) in zip(queries, overlaid):
         assert len(ids) == 10 and set(ids) <= odd

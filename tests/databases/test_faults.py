@@ -47,9 +47,15 @@ def test_connection_refused_is_a_store_error():
     from nudge_rag.errors import StoreError
     from nudge_rag.stores.qdrant import QdrantAdapter
 
+    class BareCollection(QdrantAdapter):
+        """The shared collection adapter alone, without a framework's documents or nodes."""
+
+        def payloads(self, ids):
+            return [None] * len(ids)
+
     client = QdrantClient(url="http://127.0.0.1:9", timeout=2)  # nothing listens there
     with pytest.raises(StoreError, match="running and reachable"):
-        QdrantAdapter(client, "docs")
+        BareCollection(client, "docs")
 
 
 def test_database_going_away_mid_fit(built, prob):
@@ -105,7 +111,7 @@ def test_write_refused_suggests_the_overlay(built, prob):
     # the overlay it suggests works on the read-only store
     from nudge_rag.overlay import Overlay
 
-    ids, _ = Overlay(obj, delta).search(prob.val[0][0], 5)
-    assert len(ids) == 5
+    hits = Overlay(obj, delta).search(prob.val[0][0], 5)
+    assert len(hits) == 5
     counter.fail_on = {}
     np.testing.assert_array_equal(_vectors(obj, prob.ids), before)

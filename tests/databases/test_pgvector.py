@@ -6,7 +6,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.databases.builders import PAIRS, Place, check_applied, pg_langchain, pg_llama, problem
+from tests.databases.builders import (
+    PAIRS,
+    Place,
+    check_applied,
+    overlay_hits,
+    pg_langchain,
+    pg_llama,
+    problem,
+)
 from tests.databases.copies import check_copy
 
 pytest.importorskip("pgserver")
@@ -79,7 +87,6 @@ def _adapter(obj):
 
 def test_fit_apply_revert_overlay(built, prob, monkeypatch):
     from nudge_rag import EmbeddingFinetuner
-    from nudge_rag.overlay import Overlay
     from nudge_rag.stores.pgvector import PgVectorAdapter
 
     kind, obj = built
@@ -98,7 +105,7 @@ def test_fit_apply_revert_overlay(built, prob, monkeypatch):
     adapter = _adapter(obj)
     before = adapter.fetch(prob.ids)[1]
     queries = np.array([q for q, _ in prob.val[:10]])
-    overlaid = [Overlay(obj, delta).search(q, 10) for q in queries]
+    overlaid = [overlay_hits(obj, delta, q, 10) for q in queries]
     delta.apply(obj, inplace=True)
     check_applied(obj, prob, delta, before, queries, overlaid)
     delta.revert(obj)
@@ -223,7 +230,6 @@ def _odd_filter(kind):
 
 def test_filtered_overlay_equals_the_filtered_applied_store(built, prob):
     from nudge_rag import EmbeddingFinetuner
-    from nudge_rag.overlay import Overlay
 
     kind, obj = built
     delta = EmbeddingFinetuner(obj, show_progress=False).fit(prob.train, prob.val)
@@ -232,7 +238,7 @@ def test_filtered_overlay_equals_the_filtered_applied_store(built, prob):
     filters = _odd_filter(kind)
     assert set(adapter.filter_ids(delta.ids, filters)) == set(delta.ids) & odd
     queries = np.array([q for q, _ in prob.val[:8]])
-    overlaid = [Overlay(obj, delta).search(q, 10, filters) for q in queries]
+    overlaid = [overlay_hits(obj, delta, q, 10, filters) for q in queries]
     delta.apply(obj, inplace=True)
     try:
         for q, (ids, scores) in zip(queries, overlaid):
@@ -257,3 +263,31 @@ def test_filtered_retrievers_return_only_admitted_records(built, prob):
         metas = [d.metadata for d in delta.as_retriever(
             obj, k=6, filter=_odd_filter(kind)).invoke("document parity")]
     assert len(metas) == 6 and all(m["parity"] == 1 for m in metas)
+
+
+def test_async_search_awaits_the_async_engine(built, prob, monkeypatch):
+    """LlamaIndex's PGVectorStore holds an asyncpg engine: an async search awaits it and never
+    touches the blocking engine; a second event loop falls back to a worker thread."""
+    import asyncio
+
+    kind, obj = built
+    adapter = _adapter(obj)
+    if kind != "llama":
+        assert adapter.async_engine is None  # built without async_mode: the thread path
+        return
+    queries = [q for q, _ in prob.val[:3]]
+    want = [adapter.query(q, 10) for q in queries]
+
+    def no_blocking_engine(*args, **kwargs):
+        raise AssertionError("the async path used the blocking engine")
+
+    async def both():
+        with monkeypatch.context() as m:
+            m.setattr(adapter.engine, "connect", no_blocking_engine)
+            return await asyncio.gather(*(adapter.aquery(q, 10) for q in queries))
+
+    for (ids, scores), (want_ids, want_scores) in zip(asyncio.run(both()), want):
+        assert ids == want_ids
+        np.testing.assert_allclose(scores, want_scores, atol=1e-6)
+    ids, _ = asyncio.run(adapter.aquery(queries[0], 10))  # another loop: a thread, no error
+    assert ids == want[0][0]

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.databases.builders import BUILDERS, PACKAGES, problem
+from tests.databases.builders import BUILDERS, PACKAGES, overlay_hits, problem
 
 pytest.importorskip("llama_index.core")
 pytest.importorskip("langchain_core")
@@ -73,13 +73,12 @@ def test_apply_writes_moved_records_and_revert_restores_every_vector(built, prob
 
 
 def test_overlay_equals_the_applied_store(built, prob):
-    from nudge_rag.overlay import Overlay
     from nudge_rag.stores import adapt
 
     name, obj, counter = built
     delta = _fit(obj, prob)
     queries = np.array([q for q, _ in prob.val[:10]])
-    overlaid = [Overlay(obj, delta).search(q, 10) for q in queries]
+    overlaid = [overlay_hits(obj, delta, q, 10) for q in queries]
     delta.apply(obj, inplace=True)
     adapter = adapt(obj)
     for q, (ids, scores) in zip(queries, overlaid):
@@ -106,7 +105,6 @@ def test_overlay_retriever_returns_nodes_or_documents(built, prob):
 
 
 def test_overlay_respects_filters(built, prob):
-    from nudge_rag.overlay import Overlay
 
     name, obj, counter = built
     delta = _fit(obj, prob)
@@ -121,7 +119,7 @@ def test_overlay_respects_filters(built, prob):
 
         filters = models.Filter(must=[models.FieldCondition(
             key="metadata.parity", match=models.MatchValue(value=1))])
-    ids, _ = Overlay(obj, delta).search(prob.val[0][0], 10, filters)
+    ids, _ = overlay_hits(obj, delta, prob.val[0][0], 10, filters)
     odd = {i for r, i in enumerate(prob.ids) if r % 2}
     assert len(ids) == 10 and set(ids) <= odd
 

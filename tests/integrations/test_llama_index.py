@@ -168,10 +168,17 @@ def test_added_deleted_and_reembedded_records():
     assert "milk" in emb and "fish" not in emb
     assert emb["cars"] == store["cars"]  # skipped, not overwritten
     np.testing.assert_allclose(emb["cats"], delta.vectors[delta.ids.index("cats")], atol=1e-7)
-    with pytest.warns(UserWarning):
-        retriever = delta.as_retriever(index, similarity_top_k=3)
+    # the overlay follows the store at search time: the new record is found, the deleted one
+    # never returned, the re-embedded one ranked by the vector the store now holds
+    retriever = delta.as_retriever(index, similarity_top_k=3)
     ids = retrieve_ids(retriever, model.get_query_embedding("milk from goats"))
     assert ids[0] == "milk"
+    query = model.get_query_embedding("cars run on roads today")
+    hits = retriever.retrieve(QueryBundle("", embedding=query))
+    assert hits[0].node.node_id == "cars"
+    assert hits[0].score == pytest.approx(float(np.dot(query, store["cars"])), abs=1e-6)
+    everything = delta.as_retriever(index, similarity_top_k=len(store))
+    assert "fish" not in retrieve_ids(everything, query)
 
 
 def test_update_equals_refit_on_the_union():

@@ -1,5 +1,6 @@
 """FAISS indexes read by position: approximate ones (HNSW, IVF) behind LangChain's ``FAISS``
-store, and any of flat/HNSW/IVF behind LlamaIndex's ``FaissVectorStore``.
+store (:mod:`nudge_rag.stores.langchain_faiss`), and any of flat/HNSW/IVF behind LlamaIndex's
+``FaissVectorStore`` (here).
 
 Vectors are read by position (``reconstruct``) and searched with the index's own search, so
 the validation competition is what the index itself would return. Writes never change the
@@ -11,15 +12,13 @@ at the new index; where the copy is too costly, use the overlay.
 
 from __future__ import annotations
 
-import copy
-
 import numpy as np
 
 from ..errors import InputError, StoreError
 from .base import StoreAdapter
-from .langchain import FaissDocuments
 
 ANN_TYPES = ("IndexHNSWFlat", "IndexIVFFlat")
+FLAT_TYPES = ("IndexFlatL2", "IndexFlatIP", "IndexFlat")
 
 
 class FaissPositionalAdapter(StoreAdapter):
@@ -37,7 +36,7 @@ class FaissPositionalAdapter(StoreAdapter):
         self.index = faiss.downcast_index(index)
         name = type(self.index).__name__
         self.ivf = name == "IndexIVFFlat"
-        self.flat = name in ("IndexFlatL2", "IndexFlatIP", "IndexFlat")
+        self.flat = name in FLAT_TYPES
         self.kind = f"{self.kind} {name}"
 
     def _id_at(self) -> dict:
@@ -59,9 +58,27 @@ class FaissPositionalAdapter(StoreAdapter):
     def _positions(self):
         return {doc_id: int(pos) for pos, doc_id in self._id_at().items()}
 
-    def _direct_map(self):
-        if self.ivf and self.index.direct_map.type == 0:  # NoMap
-            self.index.make_direct_map()
+    def _ivf_rows(self, positions: np.ndarray) -> np.ndarray:
+        """Vectors at ``positions`` of an IVF-Flat index, read from its inverted lists (a
+        flat code is the vector itself). ``reconstruct`` would need a direct map, which the
+        index would keep and which stops LangChain's ``delete`` (``remove_ids``) working."""
+        import faiss
+
+        lists = self.index.invlists
+        rows = np.empty((len(positions), self.index.d), dtype=np.float32)
+        slot = {int(p): j for j, p in enumerate(positions)}
+        for number in range(self.index.nlist):
+            size = lists.list_size(number)
+            if not size:
+                continue
+            labels = faiss.rev_swig_ptr(lists.get_ids(number), size)
+            hits = np.flatnonzero(np.isin(labels, positions))
+            if len(hits):
+                codes = faiss.rev_swig_ptr(lists.get_codes(number), size * lists.code_size)
+                vectors = np.frombuffer(codes, dtype=np.float32).reshape(size, self.index.d)
+                for h in hits:
+                    rows[slot[int(labels[h])]] = vectors[h]
+        return rows
 
     def existing(self, ids):
         pos = self._positions()
@@ -72,8 +89,11 @@ class FaissPositionalAdapter(StoreAdapter):
         found = [i for i in ids if i in pos]
         if not found:
             return [], np.zeros((0, self.index.d))
-        self._direct_map()
-        rows = np.stack([self.index.reconstruct(int(pos[i])) for i in found])
+        positions = np.array([pos[i] for i in found], dtype=np.int64)
+        if self.ivf and self.index.direct_map.type == 0:  # no direct map: read the lists
+            rows = self._ivf_rows(positions)
+        else:
+            rows = np.stack([self.index.reconstruct(int(p)) for p in positions])
         return found, rows.astype(np.float64)
 
     def search(self, queries, k, filters=None):
@@ -139,51 +159,18 @@ class FaissPositionalAdapter(StoreAdapter):
         self._put_index(self.index)
 
 
-
-class LangChainFaissAnnAdapter(FaissDocuments, FaissPositionalAdapter):
-    kind = "langchain FAISS"
-
-    def __init__(self, store, similarity: str):
-        self.store = store
-        super().__init__(store.index, similarity)
-
-    def framework_object(self):
-        return self.store
-
-    def _id_at(self):
-        return self.store.index_to_docstore_id
-
-    def _put_index(self, index):
-        self.store.index = index
-
-    def _normalise_queries(self):
-        return bool(getattr(self.store, "_normalize_L2", False))
-
-    def embed_model(self):
-        emb = self.store.embedding_function
-        return emb if not callable(emb) or hasattr(emb, "embed_query") else None
-
-
-    def clone_with(self, ids, vectors, name=None):
-        new = copy.copy(self.store)
-        new.index_to_docstore_id = dict(self.store.index_to_docstore_id)
-        rows = self._rows(ids)
-        new.index = self._ivf_updated(rows, vectors) if self.ivf else \
-            self._rebuilt(rows, np.asarray(vectors, np.float32))
-        return new
-
-
 class LlamaFaissAdapter(FaissPositionalAdapter):
     """A LlamaIndex ``VectorStoreIndex`` over a ``FaissVectorStore``: the index's struct maps
     FAISS positions to node ids, and its docstore holds the nodes."""
 
     kind = "llama-index FaissVectorStore"
+    framework = "llama-index"
 
-    def __init__(self, index):
+    def __init__(self, vector_store, index):
         import faiss
 
         self.llama_index = index
-        self.store = index.vector_store
+        self.store = vector_store
         raw = self.store._faiss_index
         metric = faiss.downcast_index(raw).metric_type
         if metric not in (faiss.METRIC_L2, faiss.METRIC_INNER_PRODUCT):
@@ -203,26 +190,37 @@ class LlamaFaissAdapter(FaissPositionalAdapter):
     def embed_model(self):
         return getattr(self.llama_index, "_embed_model", None)
 
-    def nodes(self, ids):
-        return self.llama_index.docstore.get_nodes(list(ids))
+    def payloads(self, ids):
+        """Nodes of ``ids`` from the index's docstore (``None`` for a missing one)."""
+        return self.llama_index.docstore.get_nodes(list(ids), raise_error=False)
 
-    def filter_ids(self, ids, filters):
+    def filter_ids(self, ids, filters, options=None):
         """LlamaIndex ``MetadataFilters`` on the nodes' metadata (FaissVectorStore itself has
         no filtered search, so this is what makes filters work through the overlay)."""
         if filters is None:
             return list(ids)
         from llama_index.core.vector_stores.utils import build_metadata_filter_fn
 
-        meta = {n.node_id: n.metadata for n in self.nodes(ids)}
+        meta = {n.node_id: n.metadata for n in self.payloads(ids) if n is not None}
         admit = build_metadata_filter_fn(lambda node_id: meta.get(node_id, {}), filters)
         return [i for i in ids if admit(i)]
+
+
+def llama_faiss(vector_store, index=None) -> LlamaFaissAdapter:
+    """The adapter for a LlamaIndex ``FaissVectorStore`` (its index maps positions to nodes,
+    so a bare store is not enough)."""
+    if index is None:
+        raise InputError("a bare FaissVectorStore does not know which node each row is; pass "
+                         "the VectorStoreIndex over it")
+    check_supported(vector_store._faiss_index, flat_ok=True)
+    return LlamaFaissAdapter(vector_store, index)
 
 
 def check_supported(index, flat_ok: bool = False) -> None:
     import faiss
 
     name = type(faiss.downcast_index(index)).__name__
-    flat = ("IndexFlatL2", "IndexFlatIP", "IndexFlat") if flat_ok else ()
+    flat = FLAT_TYPES if flat_ok else ()
     if name not in ANN_TYPES + flat:
         raise InputError(f"FAISS index type {name} is not supported; use a flat index, "
                          "IndexHNSWFlat or IndexIVFFlat, or the overlay retriever")
