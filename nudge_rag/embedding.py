@@ -65,12 +65,16 @@ _PROBE_TOLERANCE = 1e-3  # float32 noise and batching differences stay far below
 _probes: dict[int, tuple] = {}
 
 
+#: what wrappers report when they know no name (LlamaIndex's BaseEmbedding default)
+_NO_NAME = {"unknown", ""}
+
+
 def model_name(model) -> str | None:
     if model is None:
         return None
     for attr in ("model_name", "model", "model_id", "model_path"):
         value = getattr(model, attr, None)
-        if isinstance(value, str) and value:
+        if isinstance(value, str) and value not in _NO_NAME:
             return value
     return None
 
@@ -85,14 +89,18 @@ def probe_summary(vector) -> list[float]:
 def model_probe(model) -> list[float] | None:
     """The model's (unit) query embedding of :data:`PROBE_TEXT`, first components; ``None``
     when the model cannot embed it. Computed once per model object."""
+    return _probe_or_reason(model)[0]
+
+
+def _probe_or_reason(model) -> tuple[list[float] | None, str | None]:
     cached = _probes.get(id(model))
     if cached is not None and cached[0]() is model:
-        return cached[1]
+        return cached[1], None
     try:
         vector = embed_queries(model, [PROBE_TEXT])[0]
-    except Exception:  # noqa: BLE001 - a model that cannot embed here just has no probe
-        return None
-    return remember_probe(model, vector)
+    except Exception as exc:  # noqa: BLE001 - any failure only means: no probe to compare
+        return None, str(exc).split(";")[0].split(". ")[0]
+    return remember_probe(model, vector), None
 
 
 def remember_probe(model, vector) -> list[float]:
@@ -119,15 +127,21 @@ def model_fingerprint(model, dim: int | None) -> dict:
 
 def model_mismatch(fitted: dict, model, dim: int | None) -> str | None:
     """Why ``model`` (embedding ``dim``-d vectors) is not the model of the fingerprint
-    ``fitted``, or ``None`` when it is or nothing tells. Fingerprints of nudge-rag 0.1 (with
-    a ``class``) compare by name."""
+    ``fitted``, or ``None`` when it is or nothing tells. With a probe in ``fitted`` the
+    model must embed the probe text alike (a model that cannot embed it is refused);
+    without one (questions given as embeddings, or a delta of nudge-rag 0.1, whose
+    ``class`` is ignored) the names must agree where both are known."""
     fitted = fitted or {}
-    name, theirs = fitted.get("name"), model_name(model)
+    name = fitted.get("name") if fitted.get("name") not in _NO_NAME else None
+    theirs = model_name(model)
     if fitted.get("dim") and dim and fitted["dim"] != dim:
         return f"model {name!r} makes {fitted['dim']}-d vectors, the index's {dim}-d ones"
     if fitted.get("probe") and model is not None:
-        probe = model_probe(model)
-        if probe is not None and len(probe) == len(fitted["probe"]):
+        probe, reason = _probe_or_reason(model)
+        if probe is None:
+            return (f"the index's model {theirs!r} cannot embed the probe text that tells "
+                    f"whether it is the delta's model {name!r} ({reason})")
+        if len(probe) == len(fitted["probe"]):
             gap = float(np.max(np.abs(np.subtract(probe, fitted["probe"]))))
             if gap <= _PROBE_TOLERANCE:
                 return None

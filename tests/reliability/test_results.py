@@ -173,3 +173,22 @@ def test_old_fingerprints_still_load_and_compare_by_name(work, capsys):
     edit_meta(work / "delta", other_name)
     assert run("apply", work / "index", work / "delta", "-o", work / "nudged2") == 1
     one_line_error(capsys, "bge-small-en", "all-MiniLM-L6-v2")
+
+
+def test_a_model_that_cannot_embed_the_probe_is_refused():
+    """No name on either side (LlamaIndex's placeholder 'unknown') and an index whose model
+    cannot embed (MockEmbedding): the delta's probe cannot be matched, so it is refused."""
+    from llama_index.core import VectorStoreIndex
+    from llama_index.core.embeddings import MockEmbedding
+    from llama_index.core.schema import TextNode
+
+    from tests.fakes import hashed_embedding
+
+    delta = EmbeddingFinetuner(small_index(), gamma=0.2, show_progress=False).fit(QUESTIONS)
+    assert delta.model["name"] is None and delta.model["probe"]
+    nodes = [TextNode(id_=k, text=t, embedding=hashed_embedding(t, 64))
+             for k, (t, _) in DOCS.items()]
+    twin = VectorStoreIndex(nodes, embed_model=MockEmbedding(embed_dim=64))
+    with pytest.raises(MismatchError, match="cannot embed the probe"):
+        delta.apply(twin)
+    assert delta.apply(twin, allow_model_mismatch=True) is not twin
