@@ -27,5 +27,10 @@ class MismatchError(InputError):
     """A delta, store or question set belongs to another index, model or dimension."""
 
 
+class WriteError(NudgeError, OSError):
+    """Writing a file or folder failed (a full disk, a missing folder, no permission). The
+    message names the path; whatever was there before is left as it was."""
+
+
 class DownloadError(NudgeError, OSError):
     """A download failed, stopped early, or did not match its published checksum."""

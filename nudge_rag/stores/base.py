@@ -240,16 +240,17 @@ def check_target(adapter: StoreAdapter, delta, allow_model_mismatch: bool = Fals
     """Refuse a store that ``delta`` was not fitted for: another vector dimension, another
     embedding model (unless ``allow_model_mismatch``), or a ranking that would change the
     delta's method."""
-    from ..embedding import fingerprints_differ, model_fingerprint
+    from ..embedding import model_mismatch
 
     dim = adapter.dimension()
     if dim is not None and dim != delta.dim:
         raise MismatchError(f"this delta holds {delta.dim}-d vectors but the {adapter.kind} "
                             f"holds {dim}-d vectors; it was fitted on another index")
-    theirs = model_fingerprint(adapter.embed_model(), dim)
-    if not allow_model_mismatch and fingerprints_differ(delta.model, theirs):
-        raise MismatchError(f"this delta was fitted with embedding model {delta.model} but the "
-                            f"index uses {theirs}; pass allow_model_mismatch=True if they "
+    why = None if allow_model_mismatch else model_mismatch(delta.model, adapter.embed_model(),
+                                                           dim)
+    if why is not None:
+        raise MismatchError(f"this delta was fitted with another embedding model than the "
+                            f"index uses: {why}; pass allow_model_mismatch=True if they "
                             "really are the same model")
     check_method_fits_store(adapter, delta.method)
 
