@@ -21,6 +21,7 @@ import numpy as np
 from . import __version__
 from ._fs import check_output, interrupted_copies, listing, staged
 from ._readers import read_json
+from .core.method import Method
 from .core.metrics import parse_metric
 from .errors import InputError
 
@@ -28,7 +29,7 @@ FORMAT = "nudge-rag-delta"
 FORMAT_VERSION = 1
 ARRAYS = "arrays.npz"
 META = "delta.json"
-METHODS = ("nudge-n", "nudge-m")
+METHODS = tuple(m.value for m in Method)
 SIMILARITIES = ("cosine", "dot", "l2")
 _FLOAT_ARRAYS = ("vectors", "original", "sums")
 _CORRUPT = "the delta is truncated or corrupt: save it again from a fit"
