@@ -112,6 +112,10 @@ def test_k_and_filter_read_and_set_as_search_kwargs(scifact_part):
     assert retriever.k == 6 and len(retriever.invoke("q0")) == 6
     copy = retriever.model_copy(update={"search_kwargs": {"k": 1}})
     assert copy.k == 1 and len(copy.invoke("q0")) == 1 and retriever.k == 6
+    odd = lambda d: d.metadata["parity"] == 1  # noqa: E731
+    copy = retriever.model_copy(update={"k": 3, "filter": odd})
+    assert copy.search_kwargs == {"k": 3, "filter": odd} and retriever.k == 6
+    assert len(got := copy.invoke("q0")) == 3 and {d.metadata["parity"] for d in got} == {1}
 
 
 @pytest.mark.parametrize("bad", [0, -1, True, "3", 2.5, None])
