@@ -162,7 +162,8 @@ class Overlay:
         if not found:
             return []
         vectors = np.asarray(stored, dtype=np.float64).copy()
-        for j in [j for j, i in enumerate(found) if i in self._spoken_for(found, stored)]:
+        spoken = self._spoken_for(found, stored)  # once: it compares every moved record held
+        for j in [j for j, i in enumerate(found) if i in spoken]:
             vectors[j] = self.moved.vectors[self.moved.row[found[j]]]
         scores = native_scores(self.adapter.similarity, query, vectors)
         keep = np.flatnonzero(self.adapter.admits_score(scores, options))
