@@ -40,6 +40,17 @@ def langchain_faiss(store) -> FaissAdapter | LangChainFaissAnnAdapter:
     return LangChainFaissAnnAdapter(store)
 
 
+def own_documents(copied):
+    """A shallow copy of a LangChain ``FAISS`` store given a row map and a docstore of its
+    own (sharing the Document objects): ``FAISS.delete`` removes documents from the docstore
+    too, so a shared one would lose the other store's documents."""
+    copied.index_to_docstore_id = dict(copied.index_to_docstore_id)
+    copied.docstore = copy.copy(copied.docstore)
+    if isinstance(getattr(copied.docstore, "_dict", None), dict):  # InMemoryDocstore
+        copied.docstore._dict = dict(copied.docstore._dict)
+    return copied
+
+
 class FaissDocuments:
     """A LangChain ``FAISS`` store's documents (its docstore), its own filters (a metadata
     dict or a callable) and search options, whatever index it searches with."""
@@ -142,9 +153,8 @@ class FaissAdapter(FaissDocuments, MatrixBacked):
         self.store.index = self._rebuilt(ids, vectors)
 
     def clone_with(self, ids, vectors, name=None):
-        new = copy.copy(self.store)
+        new = own_documents(copy.copy(self.store))
         new.index = self._rebuilt(ids, vectors)
-        new.index_to_docstore_id = dict(self.store.index_to_docstore_id)
         return new
 
 
@@ -165,8 +175,7 @@ class LangChainFaissAnnAdapter(FaissDocuments, FaissPositionalAdapter):
         return bool(getattr(self.store, "_normalize_L2", False))
 
     def clone_with(self, ids, vectors, name=None):
-        new = copy.copy(self.store)
-        new.index_to_docstore_id = dict(self.store.index_to_docstore_id)
+        new = own_documents(copy.copy(self.store))
         rows = self._rows(ids)
         new.index = self._ivf_updated(rows, vectors) if self.ivf else \
             self._rebuilt(rows, np.asarray(vectors, np.float32))
