@@ -11,7 +11,7 @@ import numpy as np
 
 from ..errors import InputError, StoreError
 from .base import MatrixBacked, MatrixCache, StoreState
-from .faiss_index import FLAT_TYPES, FaissPositionalAdapter, check_supported
+from .faiss_index import FLAT_TYPES, FaissPositionalAdapter, check_supported, within_index
 
 
 def faiss_similarity(store) -> str:
@@ -130,7 +130,7 @@ class FaissAdapter(FaissDocuments, MatrixBacked):
         q = np.atleast_2d(np.asarray(queries, dtype=np.float32)).copy()
         if getattr(self.store, "_normalize_L2", False):
             q /= np.linalg.norm(q, axis=1, keepdims=True)
-        native, rows = self.store.index.search(q, k)
+        native, rows = self.store.index.search(q, within_index(k, self.store.index))
         id_at = self.store.index_to_docstore_id
         ids = [[id_at[r] for r in rr if r >= 0] for rr in rows.tolist()]
         return ids, np.where(rows >= 0, native.astype(np.float64), np.nan)
