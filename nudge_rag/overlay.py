@@ -170,6 +170,8 @@ class Overlay:
         order = keep[np.argsort(-scores[keep] if self.adapter.higher_is_better
                                 else scores[keep], kind="stable")][:k]
         best = [(found[j], float(scores[j])) for j in order]
+        if not best:
+            return []
         payloads = self.adapter.payloads([i for i, _ in best])
         return [Hit(i, s, p) for (i, s), p in zip(best, payloads) if p is not None]
 
@@ -229,6 +231,8 @@ class Overlay:
                 break
             depth *= 2
         best = sorted(scored.items(), key=lambda item: -item[1] if better else item[1])[:k]
+        if not best:
+            return []
         payloads = yield ("payloads", ([i for i, _ in best],))
         # a record deleted between the search and this read is left out
         return [Hit(i, s, p) for (i, s), p in zip(best, payloads) if p is not None]

@@ -68,5 +68,9 @@ def test_nothing_admitted(name, place):
                 retriever = delta.as_retriever(obj, k=5, filter=nothing)
                 assert retriever.search_with_scores(vector) == []
                 assert obj.similarity_search_by_vector(vector, k=5, filter=nothing) == []
+        # the store contract: the payloads of no ids are none, read from nowhere
+        from nudge_rag.stores import adapt
+
+        assert adapt(obj).payloads([]) == []
     # no read returned more records than it was asked for
     assert all(got <= asked for asked, got in reads), reads
