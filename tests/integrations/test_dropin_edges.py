@@ -262,3 +262,13 @@ def test_a_huge_k_asks_faiss_for_no_more_than_it_holds(scifact_faiss_part):
     assert ids_of(retriever.invoke("q3", k=20, filter=lambda meta: True,
                                    fetch_k=10**9)) == want[:20]
     assert max(recording.depths) <= 1000
+
+
+@pytest.mark.parametrize("search_type", ["mmr", "similarity_score_threshold"])
+def test_search_types_the_overlay_cannot_serve_are_the_packages_error(scifact_part,
+                                                                     search_type):
+    """``as_retriever(search_type="mmr")`` is common LangChain code; it gets an InputError
+    that says what to do instead, not pydantic's literal_error."""
+    store, delta, _ = scifact_part
+    with pytest.raises(InputError, match=f"search_type='{search_type}'.*similarity"):
+        delta.as_retriever(store, search_type=search_type)
