@@ -58,7 +58,7 @@ class NudgedRetriever(BaseRetriever):
     _overlay_for: tuple = PrivateAttr(default=())
 
     def __init__(self, **data: Any):
-        super().__init__(**_k_and_filter_into_search_kwargs(data))
+        super().__init__(**_arguments(data))
 
     def model_post_init(self, context: Any) -> None:
         # made now, so that a delta that does not fit the store is refused at construction
@@ -73,7 +73,7 @@ class NudgedRetriever(BaseRetriever):
             base = update.get("search_kwargs", self.search_kwargs)
             if "search_kwargs" not in update:  # the update's values win over the retriever's
                 base = {name: v for name, v in base.items() if name not in given}
-            update["search_kwargs"] = _k_and_filter_into_search_kwargs(
+            update["search_kwargs"] = _arguments(
                 {"search_kwargs": base, **given})["search_kwargs"]
         return super().model_copy(update=update, deep=deep)
 
@@ -150,10 +150,11 @@ class NudgedRetriever(BaseRetriever):
         return [hit.payload for hit in hits]
 
 
-def _k_and_filter_into_search_kwargs(data: dict) -> dict:
-    """``k=`` and ``filter=`` given to the constructor join ``search_kwargs``, where
-    VectorStoreRetriever keeps them (and where LangChain's configurable fields set them); a
-    value given both ways must agree."""
+def _arguments(data: dict) -> dict:
+    """The constructor's arguments, checked: ``k=`` and ``filter=`` join ``search_kwargs``,
+    where VectorStoreRetriever keeps them (and where LangChain's configurable fields set
+    them), a value given both ways must agree, and ``k`` and ``search_type`` are refused with
+    the package's error rather than pydantic's."""
     options = dict(data.get("search_kwargs") or {})
     for name in ("k", "filter"):
         if name in data:
@@ -164,6 +165,12 @@ def _k_and_filter_into_search_kwargs(data: dict) -> dict:
             options[name] = given
     if "k" in options:
         _checked_k(options["k"])
+    search_type = data.get("search_type", "similarity")
+    if search_type != "similarity":
+        raise InputError(f"search_type={search_type!r}: the nudged retriever serves plain "
+                         "similarity search only (search_type='similarity'); MMR and relevance "
+                         "thresholds re-rank by scores the nudged vectors change. Drop it (a "
+                         "Qdrant store takes search_kwargs={'score_threshold': ...})")
     rest = {name: value for name, value in data.items() if name not in ("k", "filter")}
     return {**rest, "search_kwargs": options}
 
