@@ -121,16 +121,21 @@ def child(uri: str, n: int, questions_path: str) -> dict:
             "ndcg10_after": report["after"]["ndcg@10"]}
 
 
-def main(argv=None) -> int:
+def size_arguments(keep_help: str) -> argparse.ArgumentParser:
+    """The command line every database scale benchmark takes."""
     ap = argparse.ArgumentParser()
     ap.add_argument("sizes", nargs="*", type=int, default=[100_000])
     ap.add_argument("--dim", type=int, default=384)
     ap.add_argument("--train", type=int, default=5000)
     ap.add_argument("--val", type=int, default=1000)
-    ap.add_argument("--keep", metavar="DIR", help="keep the database cluster here and reuse it")
+    ap.add_argument("--keep", metavar="DIR", help=keep_help)
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--child", nargs=3)
-    args = ap.parse_args(argv)
+    return ap
+
+
+def main(argv=None) -> int:
+    args = size_arguments("keep the database cluster here and reuse it").parse_args(argv)
     if args.child:
         out = child(args.child[0], int(args.child[1]), args.child[2])
         print(json.dumps(out))

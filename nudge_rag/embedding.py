@@ -13,16 +13,16 @@ import numpy as np
 
 from .errors import InputError
 
-
-def progress(iterable, total: int, desc: str, show: bool):
-    """A tqdm bar when asked for and installed; the plain iterable otherwise."""
-    if not show:
-        return iterable
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:
-        return iterable
-    return tqdm(iterable, total=total, desc=desc, leave=False)
+#: LlamaIndex falls back to OpenAI when an index is loaded without embed_model= (an ImportError
+#: without llama-index-embeddings-openai), and to a 1-d MockEmbedding when Settings.embed_model
+#: is None; either way the questions need the model that built the index.
+LLAMA_MOCK_HINT = (
+    "the index's embedding model is LlamaIndex's MockEmbedding (what it uses when "
+    "Settings.embed_model is None, e.g. to avoid its OpenAI default), which cannot embed "
+    "questions like the stored vectors. Load the index with the model that built it: "
+    "load_index_from_storage(StorageContext.from_defaults(persist_dir=...), "
+    "embed_model=nudge_rag.local.llama_index_embedding()) for an index made by nudge-rag "
+    "(all-MiniLM-L6-v2), or your own model; or pass EmbeddingFinetuner(index, embed_model=...)")
 
 
 def embed_queries(model, texts: list[str], batch_size: int = 64,
@@ -31,18 +31,25 @@ def embed_queries(model, texts: list[str], batch_size: int = 64,
     if model is None:
         raise InputError("no embedding model is known for this index; pass embed_model=... or "
                          "give question embeddings")
-    batches = [texts[i:i + batch_size] for i in range(0, len(texts), batch_size)]
+    if type(model).__name__ == "MockEmbedding":
+        raise InputError(LLAMA_MOCK_HINT)
+    from ._progress import progress_bar
+
     rows = []
-    for batch in progress(batches, len(batches), "embedding questions", show_progress):
-        if hasattr(model, "embed_queries"):
-            rows.extend(model.embed_queries(batch))
-        elif hasattr(model, "get_query_embedding"):
-            rows.extend(model.get_query_embedding(t) for t in batch)
-        elif hasattr(model, "embed_query"):
-            rows.extend(model.embed_query(t) for t in batch)
-        else:
-            raise InputError(f"embed_model {type(model).__name__} has no query-embedding method "
-                             "(get_query_embedding or embed_query)")
+    # the bar counts texts, like every other bar of nudge-rag (not batches)
+    with progress_bar(len(texts), "embedding questions", show_progress) as bar:
+        for start in range(0, len(texts), batch_size):
+            batch = texts[start:start + batch_size]
+            if hasattr(model, "embed_queries"):
+                rows.extend(model.embed_queries(batch))
+            elif hasattr(model, "get_query_embedding"):
+                rows.extend(model.get_query_embedding(t) for t in batch)
+            elif hasattr(model, "embed_query"):
+                rows.extend(model.embed_query(t) for t in batch)
+            else:
+                raise InputError(f"embed_model {type(model).__name__} has no query-embedding "
+                                 "method (get_query_embedding or embed_query)")
+            bar.update(len(batch))
     return np.asarray(rows, dtype=np.float64).reshape(len(texts), -1)
 
 

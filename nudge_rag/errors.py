@@ -25,3 +25,7 @@ class StoreError(NudgeError, RuntimeError):
 
 class MismatchError(InputError):
     """A delta, store or question set belongs to another index, model or dimension."""
+
+
+class DownloadError(NudgeError, OSError):
+    """A download failed, stopped early, or did not match its published checksum."""

@@ -48,6 +48,29 @@ def encode(texts, model: str | None = None, batch_size: int = 64) -> np.ndarray:
                      convert_to_numpy=True, show_progress_bar=False).astype(np.float32)
 
 
+def encode_many(texts, model: str | None = None, batch_size: int = 32, desc: str = "encoding",
+                show: bool = True) -> np.ndarray:
+    """:func:`encode` in batches, with a progress bar (on stderr) that counts texts. Texts of
+    similar length share a batch (padding costs time), and rows come back in input order."""
+    from ._progress import progress_bar
+
+    texts = list(texts)
+    order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+    out = None
+    with progress_bar(len(texts), desc, show) as bar:
+        for start in range(0, len(texts), batch_size):
+            rows = order[start:start + batch_size]
+            vectors = encode([texts[i] for i in rows], model, batch_size)
+            if out is None:
+                out = np.empty((len(texts), vectors.shape[1]), dtype=np.float32)
+            out[rows] = vectors
+            bar.update(len(rows))
+    if out is None:
+        dim = sentence_transformer(model).get_sentence_embedding_dimension()
+        return np.zeros((0, dim), dtype=np.float32)
+    return out
+
+
 def llama_index_embedding(model: str | None = None, batch_size: int = 64):
     """A LlamaIndex ``BaseEmbedding`` over the local model."""
     from llama_index.core.base.embeddings.base import BaseEmbedding

@@ -18,7 +18,7 @@ EXIT_USAGE = 2
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import apply_cmd, demo, fit_cmd, questions_cmd
+    from . import apply_cmd, datasets_cmd, demo, fit_cmd, questions_cmd
 
     parser = argparse.ArgumentParser(
         prog="nudge-rag",
@@ -33,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     questions_cmd.register(sub)
     fit_cmd.register(sub)
     apply_cmd.register(sub)
+    datasets_cmd.register(sub)
     return parser
 
 

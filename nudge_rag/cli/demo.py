@@ -5,20 +5,30 @@ It chunks a real corpus (the Python documentation topics that ship with CPython 
 LlamaIndex index, makes synthetic questions with the offline generator, splits them
 (group-aware), fits NUDGE-N, and prints before/after metrics on the held-out questions with
 one example. Everything it made is saved under ``--out`` for the other commands.
+
+The built-in corpus is sampled to ``PYDOC_CHUNKS`` chunks so that the demo takes a couple of
+minutes; a ``--docs`` folder is indexed whole unless ``--max-chunks`` caps it. A cap is
+always printed before the embedding starts.
 """
 
 from __future__ import annotations
 
-import sys
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import InputError
+from .questions_cmd import PER_CHUNK
 
 DOC_SUFFIXES = (".txt", ".md", ".markdown", ".rst")
+PYDOC_CHUNKS = 240  # the built-in corpus's sample: a demo of about two minutes on 2 cores
+#: wall seconds per chunk on a quiet 2-core CPU, its 4 questions included: a 4,279-chunk folder
+#: took 1,033 s of CPU time (docs/benchmarks.md, "The demo on a large folder"), on 2 threads
+SECONDS_PER_CHUNK = 0.13
+LARGE = 1000  # chunks from which the first line also says how long the embedding will take
 
 
 def register(sub) -> None:
@@ -28,15 +38,17 @@ def register(sub) -> None:
                                    "before/after metrics on held-out questions. No network, no "
                                    "API key.")
     d.add_argument("--docs", default=None,
-                   help="folder of .txt/.md/.rst files to use instead of the Python docs topics")
+                   help="folder of .txt/.md/.rst files to use instead of the Python docs "
+                        "topics; indexed whole unless --max-chunks is given")
     d.add_argument("--out", default="nudge-demo",
                    help="folder for the index, questions and delta (default ./nudge-demo)")
-    d.add_argument("--max-chunks", type=int, default=240,
-                   help="use at most this many chunks, spread over the corpus (default 240)")
+    d.add_argument("--max-chunks", type=int, default=None,
+                   help="use at most this many chunks, spread over the corpus (default: "
+                        f"all of a --docs folder, {PYDOC_CHUNKS} of the Python docs topics)")
     d.add_argument("--chunk-size", type=int, default=256,
                    help="chunk size in tokens (default 256, the model's input limit)")
-    d.add_argument("--per-chunk", type=int, default=4,
-                   help="synthetic questions per chunk (default 4)")
+    d.add_argument("--per-chunk", type=int, default=PER_CHUNK,
+                   help=f"synthetic questions per chunk (default {PER_CHUNK})")
     d.add_argument("--seed", type=int, default=0, help="seed of the question split (default 0)")
     d.add_argument("--model", default=None,
                    help="sentence-transformers model name or path (default: bundled offline "
@@ -72,51 +84,123 @@ def folder_docs(folder) -> list[tuple[str, str]]:
     return out
 
 
-def chunk(docs, chunk_size: int, max_chunks: int):
+def chunk(docs, chunk_size: int, show: bool = False):
+    """Every chunk of ``docs``, with stable ids (source + position) so that questions, splits
+    and results repeat exactly."""
     from llama_index.core import Document
     from llama_index.core.node_parser import SentenceSplitter
 
     documents = [Document(text=text, id_=name, metadata={"source": name})
                  for name, text in docs]
     splitter = SentenceSplitter(chunk_size=chunk_size, chunk_overlap=min(20, chunk_size // 8))
-    nodes = splitter.get_nodes_from_documents(documents)
-    # stable ids (source + position) so that questions, splits and results repeat exactly
+    nodes = splitter.get_nodes_from_documents(documents, show_progress=show)
     seen: dict[str, int] = {}
     for node in nodes:
         source = node.metadata.get("source", "doc")
         seen[source] = seen.get(source, -1) + 1
         node.id_ = f"{source}#{seen[source]}"
-    if len(nodes) > max_chunks:
-        keep = np.unique(np.linspace(0, len(nodes) - 1, max_chunks).round().astype(int))
-        nodes = [nodes[i] for i in keep]
     return nodes
 
 
+def spread(nodes, max_chunks: int | None):
+    """At most ``max_chunks`` of ``nodes``, evenly spaced over the corpus."""
+    if max_chunks is None or len(nodes) <= max_chunks:
+        return nodes
+    keep = np.unique(np.linspace(0, len(nodes) - 1, max_chunks).round().astype(int))
+    return [nodes[i] for i in keep]
+
+
 # -- steps ----------------------------------------------------------------------------------------
-def _bar(total: int, desc: str, show: bool):
-    if not show:
-        return None
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:
-        return None
-    return tqdm(total=total, desc=desc, unit="text", leave=False, file=sys.stderr)
+@dataclass
+class Built:
+    """What the demo made, for the report and for saving."""
+
+    index: object
+    questions: object
+    parts: tuple  # (train, val, test)
+    question_emb: np.ndarray
+    delta: object = None
 
 
-def embed(texts: list[str], model, desc: str, show: bool, batch: int = 32) -> np.ndarray:
-    from ..local import encode
+def load_corpus(args, show: bool):
+    """Chunk the corpus, apply the cap and say what was kept, before any embedding starts."""
+    corpus = folder_docs(args.docs) if args.docs else python_docs()
+    where = args.docs if args.docs else "the Python documentation topics (pydoc_data)"
+    everything = chunk(corpus, args.chunk_size, show)
+    cap = args.max_chunks if args.max_chunks is not None else \
+        (None if args.docs else PYDOC_CHUNKS)
+    nodes = spread(everything, cap)
+    if len(nodes) < len(everything):
+        print(f"[1/6] corpus: {len(corpus)} documents from {where} -> indexed {len(nodes):,} "
+              f"of {len(everything):,} chunks (--max-chunks N for more)")
+    else:
+        print(f"[1/6] corpus: {len(corpus)} documents from {where} -> {len(nodes):,} chunks, "
+              f"all indexed{_how_long(len(nodes))}")
+    return nodes
 
-    bar = _bar(len(texts), desc, show)
-    rows = []
-    for i in range(0, len(texts), batch):
-        rows.append(encode(texts[i:i + batch], model, batch))
-        if bar is not None:
-            bar.update(len(texts[i:i + batch]))
-    if bar is not None:
-        bar.close()
-    return np.vstack(rows)
+
+def _how_long(n_chunks: int) -> str:
+    if n_chunks < LARGE:
+        return ""
+    minutes = max(1, round(n_chunks * SECONDS_PER_CHUNK / 60))
+    return (f"; about {minutes} min on a 2-core CPU (--max-chunks N to try part of it "
+            "first)")
 
 
+def build_index(nodes, model, show: bool):
+    from llama_index.core import VectorStoreIndex
+
+    from ..local import encode_many, llama_index_embedding
+
+    vectors = encode_many([n.get_content() for n in nodes], model, desc="embedding chunks",
+                          show=show)
+    for node, vec in zip(nodes, vectors):
+        node.embedding = vec.tolist()
+    index = VectorStoreIndex(nodes, embed_model=llama_index_embedding(model))
+    print(f"      indexed with {model or 'all-MiniLM-L6-v2 (offline)'}, "
+          f"{vectors.shape[1]}-d vectors")
+    return index
+
+
+def make_questions(index, nodes, args, show: bool) -> Built:
+    from ..local import encode_many
+    from ..questions import offline_questions
+
+    qs = offline_questions(nodes, args.per_chunk)
+    if len(qs) < 10:
+        raise InputError(f"only {len(qs)} questions could be made from this corpus; give more "
+                         "text (--docs) or raise --per-chunk")
+    parts = qs.split(train=0.6, val=0.2, test=0.2, seed=args.seed)
+    print(f"[2/6] questions: {len(qs)} synthetic questions from the offline generator")
+    print(f"[3/6] split (group-aware, seed {args.seed}): {len(parts[0])} train, "
+          f"{len(parts[1])} validation, {len(parts[2])} test")
+    emb = encode_many(list(qs.texts), args.model, desc="embedding questions",
+                      show=show)
+    return Built(index, qs, parts, emb)
+
+
+def _embedded(built: Built, part):
+    row = {qid: r for r, qid in enumerate(built.questions.ids)}
+    return part.with_embeddings(built.question_emb[[row[i] for i in part.ids]])
+
+
+def fit_and_score(built: Built, n_chunks: int) -> None:
+    from ..finetuner import EmbeddingFinetuner
+    from .fit_cmd import metrics_table
+
+    train, val, test = (_embedded(built, p) for p in built.parts)
+    ft = EmbeddingFinetuner(built.index, method="nudge-n", show_progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        built.delta = ft.fit(train, val)
+        result = ft.evaluate(test, built.delta)
+    print(f"[4/6] NUDGE-N: gamma={built.delta.gamma:.4g} chosen on validation, "
+          f"{len(built.delta)} of {n_chunks} chunks moved")
+    print("[5/6] held-out test questions, before -> after:")
+    print(metrics_table(result))
+
+
+# -- the example ----------------------------------------------------------------------------------
 def first_relevant_rank(q: np.ndarray, matrix: np.ndarray, relevant_rows: list[int]) -> int:
     scores = matrix @ q
     best = max(scores[r] for r in relevant_rows)
@@ -153,86 +237,58 @@ def _line(node_with_score, relevant: set, width: int = 64) -> str:
     return f"  {mark} {node_with_score.score:.3f}  [{source}] {text}"
 
 
-def run_demo(args) -> int:
-    from ..finetuner import EmbeddingFinetuner
-    from ..local import llama_index_embedding
-    from ..questions import offline_questions
-    from .fit_cmd import metrics_table
+def show_example(built: Built) -> None:
+    """One test question, its top three chunks before and after, the answer marked."""
+    index, delta, test = built.index, built.delta, built.parts[2]
+    vectors = index.vector_store.data.embedding_dict
+    ids = list(vectors)
+    matrix = np.asarray([vectors[i] for i in ids])
+    found = pick_example(test, _embedded(built, test).embeddings, ids, matrix, delta)
+    if found is None:
+        return
+    _, k, before_rank, after_rank = found
+    q = test[k]
+    relevant = set(q.relevant)
+    print(f"\nexample test question: \"{q.text}\"")
+    print(f"  (answered by chunk {sorted(relevant)[0]}: rank {before_rank} before, "
+          f"{after_rank} after; * marks it)")
+    print("before:")
+    for hit in index.as_retriever(similarity_top_k=3).retrieve(q.text):
+        print(_line(hit, relevant))
+    print("after (nudged retriever):")
+    for hit in delta.as_retriever(index, similarity_top_k=3).retrieve(q.text):
+        print(_line(hit, relevant))
+
+
+# -- saving ---------------------------------------------------------------------------------------
+def save(built: Built, out: Path, started: float) -> None:
     from .indexes import save_index
 
-    for name in ("max_chunks", "chunk_size", "per_chunk"):
-        if getattr(args, name) < 1:
-            raise InputError(f"--{name.replace('_', '-')} must be at least 1")
-    show = not args.no_progress
-    out = Path(args.out)
-    started = time.perf_counter()
-
-    corpus = folder_docs(args.docs) if args.docs else python_docs()
-    where = args.docs if args.docs else "the Python documentation topics (pydoc_data)"
-    nodes = chunk(corpus, args.chunk_size, args.max_chunks)
-    print(f"[1/6] corpus: {len(corpus)} documents from {where} -> {len(nodes)} chunks")
-
-    from llama_index.core import VectorStoreIndex
-
-    vectors = embed([n.get_content() for n in nodes], args.model, "embedding chunks", show)
-    for node, vec in zip(nodes, vectors):
-        node.embedding = vec.tolist()
-    index = VectorStoreIndex(nodes, embed_model=llama_index_embedding(args.model))
-    print(f"      indexed with {args.model or 'all-MiniLM-L6-v2 (offline)'}, "
-          f"{vectors.shape[1]}-d vectors")
-
-    qs = offline_questions(nodes, args.per_chunk)
-    if len(qs) < 10:
-        raise InputError(f"only {len(qs)} questions could be made from this corpus; give more "
-                         "text (--docs) or raise --per-chunk")
-    train, val, test = qs.split(train=0.6, val=0.2, test=0.2, seed=args.seed)
-    print(f"[2/6] questions: {len(qs)} synthetic questions from the offline generator")
-    print(f"[3/6] split (group-aware, seed {args.seed}): {len(train)} train, {len(val)} "
-          f"validation, {len(test)} test")
-    emb = embed(list(qs.texts), args.model, "embedding questions", show)
-    by_id = {qid: r for r, qid in enumerate(qs.ids)}
-
-    def with_emb(part):
-        return part.with_embeddings(emb[[by_id[i] for i in part.ids]])
-
-    ft = EmbeddingFinetuner(index, method="nudge-n", show_progress=False)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        delta = ft.fit(with_emb(train), with_emb(val))
-        result = ft.evaluate(with_emb(test), delta)
-    print(f"[4/6] NUDGE-N: gamma={delta.gamma:.4g} chosen on validation, {len(delta)} of "
-          f"{len(nodes)} chunks moved")
-    print("[5/6] held-out test questions, before -> after:")
-    print(metrics_table(result))
-
-    ids = list(index.vector_store.data.embedding_dict)
-    matrix = np.asarray([index.vector_store.data.embedding_dict[i] for i in ids])
-    test_emb = emb[[by_id[i] for i in test.ids]]
-    found = pick_example(test, test_emb, ids, matrix, delta)
-    if found is not None:
-        _, k, before_rank, after_rank = found
-        q = test[k]
-        relevant = set(q.relevant)
-        print(f"\nexample test question: \"{q.text}\"")
-        print(f"  (answered by chunk {sorted(relevant)[0]}: rank {before_rank} before, "
-              f"{after_rank} after; * marks it)")
-        print("before:")
-        for hit in index.as_retriever(similarity_top_k=3).retrieve(q.text):
-            print(_line(hit, relevant))
-        print("after (nudged retriever):")
-        for hit in delta.as_retriever(index, similarity_top_k=3).retrieve(q.text):
-            print(_line(hit, relevant))
-
     out.mkdir(parents=True, exist_ok=True)
-    save_index(index, "llama-index", out / "index")
-    train.to_jsonl(out / "train.jsonl")
-    val.to_jsonl(out / "val.jsonl")
-    test.to_jsonl(out / "test.jsonl")
-    delta.save(out / "delta")
+    save_index(built.index, "llama-index", out / "index")
+    built.questions.to_jsonl(out / "questions.jsonl")
+    for name, part in zip(("train", "val", "test"), built.parts):
+        part.to_jsonl(out / f"{name}.jsonl")
+    built.delta.save(out / "delta")
     print(f"\n[6/6] saved the index, questions and delta under {out}/ "
           f"({time.perf_counter() - started:.0f} s)")
     print("next:")
     print(f"  nudge-rag inspect {out}/delta")
     print(f"  nudge-rag eval {out}/index {out}/delta {out}/test.jsonl")
     print(f"  nudge-rag apply {out}/index {out}/delta -o {out}/index-nudged")
+
+
+def run_demo(args) -> int:
+    for name in ("max_chunks", "chunk_size", "per_chunk"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise InputError(f"--{name.replace('_', '-')} must be at least 1")
+    show = not args.no_progress
+    started = time.perf_counter()
+    nodes = load_corpus(args, show)
+    index = build_index(nodes, args.model, show)
+    built = make_questions(index, nodes, args, show)
+    fit_and_score(built, len(nodes))
+    show_example(built)
+    save(built, Path(args.out), started)
     return 0

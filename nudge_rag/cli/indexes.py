@@ -47,16 +47,37 @@ def detect_kind(path: Path) -> str:
             return "faiss"
         if (path / "docstore.json").is_file():
             return "llama-index"
-        raise InputError(f"{path} is neither a LlamaIndex persist dir (docstore.json) nor a "
-                         "FAISS folder (index.faiss + index.pkl)")
+        raise InputError(f"{path} is not an index. {_what_is_an_index(path, '')}")
     try:
         with open(path, encoding="utf-8") as fh:
-            head = fh.read(1)
+            head = fh.read(4096)
     except UnicodeDecodeError:
         head = ""
-    if head in ("{", "["):
+    if _looks_like_dump(head):
         return "langchain"
-    raise InputError(f"{path} is not a LangChain InMemoryVectorStore dump (a JSON file)")
+    raise InputError(f"{path} is not an index. {_what_is_an_index(path, head)}")
+
+
+def _looks_like_dump(head: str) -> bool:
+    """The start of ``InMemoryVectorStore.dump``'s JSON: one object of ``{id: {"id",
+    "vector", ...}}``, and not a JSONL file of questions (one object per line)."""
+    text = head.strip()
+    if text == "{}":
+        return True
+    first = text.split("\n", 1)[0]
+    return text.startswith("{") and '"vector"' in text and '"question"' not in first
+
+
+def _what_is_an_index(path: Path, head: str) -> str:
+    """What the INDEX argument should have been, and the extra each kind needs."""
+    first = head.lstrip().split("\n", 1)[0]
+    looks = ""
+    if path.suffix.lower() == ".jsonl" or '"question"' in first:
+        looks = "It looks like a questions file; questions come after the index. "
+    return (looks + "INDEX is one of: a LlamaIndex persist dir (docstore.json; pip install "
+            "'nudge-rag[llama-index]'), a LangChain InMemoryVectorStore dump (a JSON file "
+            "written by store.dump(path); pip install 'nudge-rag[langchain]') or a LangChain "
+            "FAISS folder (index.faiss + index.pkl; pip install 'nudge-rag[langchain]').")
 
 
 def check_kind(path: Path, kind: str) -> None:
@@ -124,6 +145,9 @@ class Loaded:
         return out
 
 
+EXTRAS = {"llama-index": "llama-index", "langchain": "langchain", "faiss": "langchain"}
+
+
 def load_index(path, kind: str | None = None, model: str | None = None,
                allow_pickle: bool = False) -> Loaded:
     path = Path(path)
@@ -131,6 +155,15 @@ def load_index(path, kind: str | None = None, model: str | None = None,
         kind = detect_kind(path)
     else:
         check_kind(path, kind)
+    try:
+        return _load(path, kind, model, allow_pickle)
+    except ImportError as exc:
+        missing = getattr(exc, "name", None) or str(exc)
+        raise InputError(f"{path} is a {kind} index, and reading it needs {missing}: pip "
+                         f"install 'nudge-rag[{EXTRAS[kind]}]'") from None
+
+
+def _load(path: Path, kind: str, model: str | None, allow_pickle: bool) -> Loaded:
     if kind == "llama-index":
         from llama_index.core import StorageContext, load_index_from_storage
 

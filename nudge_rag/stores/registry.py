@@ -26,20 +26,23 @@ ADAPTERS: dict[str, str | Callable] = {
     "llama_index.vector_stores.chroma.base.ChromaVectorStore": "chroma:LlamaChromaAdapter",
     "llama_index.vector_stores.qdrant.base.QdrantVectorStore": "qdrant:LlamaQdrantAdapter",
     "llama_index.vector_stores.postgres.base.PGVectorStore": "pgvector:LlamaPgVectorAdapter",
+    "llama_index.vector_stores.milvus.base.MilvusVectorStore": "milvus:LlamaMilvusAdapter",
     # LangChain
     "langchain_core.vectorstores.in_memory.InMemoryVectorStore": "langchain:InMemoryAdapter",
     "langchain_community.vectorstores.faiss.FAISS": "langchain_faiss:langchain_faiss",
     "langchain_chroma.vectorstores.Chroma": "chroma:LangChainChromaAdapter",
     "langchain_qdrant.qdrant.QdrantVectorStore": "qdrant:LangChainQdrantAdapter",
     "langchain_postgres.vectorstores.PGVector": "pgvector:LangChainPgVectorAdapter",
+    "langchain_milvus.vectorstores.milvus.Milvus": "milvus:LangChainMilvusAdapter",
 }
 
 #: LlamaIndex indexes over a vector store: the adapter is the one of ``index.vector_store``
 INDEXES = ("llama_index.core.indices.vector_store.base.VectorStoreIndex",)
 
 SUPPORTED = ("LlamaIndex VectorStoreIndex over SimpleVectorStore, FaissVectorStore, "
-             "ChromaVectorStore, QdrantVectorStore or PGVectorStore; LangChain "
-             "InMemoryVectorStore, FAISS, Chroma, QdrantVectorStore or PGVector")
+             "ChromaVectorStore, QdrantVectorStore, PGVectorStore or MilvusVectorStore; "
+             "LangChain InMemoryVectorStore, FAISS, Chroma, QdrantVectorStore, PGVector or "
+             "Milvus")
 
 
 def register(store_class: type | str, adapter: Callable | str) -> None:

@@ -204,7 +204,7 @@ def test_disk_full_leaves_the_input_untouched(work, monkeypatch, capsys):
     one_line_error(capsys, "No space left on device")
     assert snapshot(work / "index") == before
     assert sorted(p.name for p in work.iterdir()) == sorted(
-        ["index", "delta", "train.jsonl", "val.jsonl", "test.jsonl"])
+        ["index", "delta", "questions.jsonl", "train.jsonl", "val.jsonl", "test.jsonl"])
 
 
 def test_corrupt_delta_and_debug(work, tmp_path, capsys):

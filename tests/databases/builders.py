@@ -99,6 +99,30 @@ class CountingQdrant(_CountingClient):
         return counted
 
 
+class CountingMilvus(_CountingClient):
+    """A pymilvus MilvusClient that counts the vectors it returns (rows of ``get`` and
+    ``query``, hits of ``search``, that carry a list of floats)."""
+
+    def __getattr__(self, name):
+        attr = super().__getattr__(name)
+        if name not in ("get", "query", "search"):
+            return attr
+
+        def counted(*args, **kwargs):
+            out = attr(*args, **kwargs)
+            rows = [h.get("entity", h) for hits in out for h in hits] if name == "search" \
+                else out
+            self.vectors_read += sum(any(_is_vector(v) for v in dict(r).values()) for r in rows)
+            return out
+
+        return counted
+
+
+def _is_vector(value) -> bool:
+    return isinstance(value, (list, np.ndarray)) and len(value) > 1 and \
+        isinstance(value[0], (float, np.floating))
+
+
 def _point_lists(out):
     if isinstance(out, tuple):  # scroll
         return [out[0]]
@@ -185,20 +209,70 @@ def qdrant_langchain(path, p: Problem, distance: str = "Cosine", persistent: boo
     return store, counter
 
 
+def milvus_uri(path) -> str:
+    """A milvus-lite database: a folder named ``*.db`` (the client starts the engine in this
+    process the first time it opens one)."""
+    Path(path).mkdir(parents=True, exist_ok=True)
+    return str(Path(path) / "milvus.db")
+
+
+#: an HNSW index, as a production collection would have
+MILVUS_INDEX = {"index_type": "HNSW", "M": 16, "efConstruction": 64}
+
+
+def _milvus_llama_store(path, metric: str = "cosine", dim: int = DIM):
+    from llama_index.vector_stores.milvus import MilvusVectorStore
+
+    return MilvusVectorStore(uri=milvus_uri(path), collection_name="docs", dim=dim,
+                             similarity_metric=metric, index_config=dict(MILVUS_INDEX),
+                             search_config={"ef": 32}, use_async_client=False)
+
+
+def milvus_llama(path, p: Problem, metric: str = "cosine"):
+    store = _milvus_llama_store(path, metric, p.dim)
+    index = _llama_index(store, p)
+    counter = CountingMilvus(store._milvusclient)
+    store._milvusclient = counter
+    return index, counter
+
+
+def _milvus_langchain_store(path, metric: str = "COSINE", dim: int = DIM):
+    from langchain_milvus import Milvus
+
+    index = {"index_type": "HNSW", "metric_type": metric,
+             "params": {k: v for k, v in MILVUS_INDEX.items() if k != "index_type"}}
+    return Milvus(_embedding("langchain", dim), collection_name="docs",
+                  connection_args={"uri": milvus_uri(path)}, index_params=index,
+                  search_params={"metric_type": metric, "params": {"ef": 32}})
+
+
+def milvus_langchain(path, p: Problem, metric: str = "COSINE"):
+    store = _milvus_langchain_store(path, metric, p.dim)
+    store.add_embeddings([p.text(r) for r in range(len(p.ids))], [v.tolist() for v in p.docs],
+                         metadatas=[{"parity": r % 2} for r in range(len(p.ids))], ids=p.ids)
+    counter = CountingMilvus(store._milvus_client)
+    store._milvus_client = counter
+    return store, counter
+
+
 BUILDERS = {"chroma-llama": chroma_llama, "chroma-langchain": chroma_langchain,
-            "qdrant-llama": qdrant_llama, "qdrant-langchain": qdrant_langchain}
+            "qdrant-llama": qdrant_llama, "qdrant-langchain": qdrant_langchain,
+            "milvus-llama": milvus_llama, "milvus-langchain": milvus_langchain}
 PACKAGES = {"chroma-llama": ("chromadb", "llama_index.vector_stores.chroma"),
             "chroma-langchain": ("chromadb", "langchain_chroma"),
             "qdrant-llama": ("qdrant_client", "llama_index.vector_stores.qdrant"),
-            "qdrant-langchain": ("qdrant_client", "langchain_qdrant")}
+            "qdrant-langchain": ("qdrant_client", "langchain_qdrant"),
+            "milvus-llama": ("milvus_lite", "llama_index.vector_stores.milvus"),
+            "milvus-langchain": ("milvus_lite", "langchain_milvus")}
 
 
 # -- every store × framework pair, where it lives ------------------------------------------------
 
 @dataclass(frozen=True)
 class Place:
-    """Where a test store lives: folder ``dir`` (Chroma, Qdrant local mode, a persisted FAISS
-    index), or table/collection ``name`` on the PostgreSQL server at ``uri`` (pgvector)."""
+    """Where a test store lives: folder ``dir`` (Chroma, Qdrant local mode, milvus-lite, a
+    persisted FAISS index), or table/collection ``name`` on the PostgreSQL server at ``uri``
+    (pgvector)."""
 
     dir: str = ""
     uri: str = ""
@@ -301,6 +375,31 @@ def close_qdrant(obj) -> None:
     """Local mode admits one client per folder: close this one before another opens it."""
     client = obj.vector_store.client if hasattr(obj, "vector_store") else obj.client
     getattr(client, "_inner", client).close()
+
+
+def open_milvus_llama(place: Place):
+    store = _milvus_llama_store(place.dir)
+    # milvus-lite reopens a folder with its collections released; LlamaIndex's store does not
+    # load them (langchain-milvus does), and neither searches until they are
+    store.client.load_collection("docs")
+    return _llama_index(store)
+
+
+def open_milvus_langchain(place: Place):
+    return _milvus_langchain_store(place.dir)
+
+
+def close_milvus(obj) -> None:
+    """milvus-lite runs its engine in the process that opened the folder and locks the folder
+    until it stops: stop it, so that another process may open it. (One milvus-lite folder is
+    open at a time in the tests that hand a store between processes.)"""
+    from milvus_lite.server_manager import server_manager_instance
+
+    from nudge_rag.stores import adapt
+
+    client = adapt(obj).client
+    getattr(client, "_inner", client).close()
+    server_manager_instance.release_all()
 
 
 def pg_uri(place: Place, driver: str) -> str:
@@ -456,6 +555,10 @@ PAIRS = {
     "qdrant-langchain": Pair(PACKAGES["qdrant-langchain"],
                              _in_folder(qdrant_langchain, persistent=True),
                              open_qdrant_langchain, close=close_qdrant),
+    "milvus-llama": Pair(PACKAGES["milvus-llama"], _in_folder(milvus_llama), open_milvus_llama,
+                         close=close_milvus),
+    "milvus-langchain": Pair(PACKAGES["milvus-langchain"], _in_folder(milvus_langchain),
+                             open_milvus_langchain, close=close_milvus),
     "pgvector-llama": Pair(("pgserver", "llama_index.vector_stores.postgres"), pg_llama,
                            open_pg_llama, close=close_pg),
     "pgvector-langchain": Pair(("pgserver", "langchain_postgres"), pg_langchain,
@@ -556,3 +659,18 @@ def check_applied(obj, prob, delta, before, queries, overlaid) -> None:
         want_ids, want_scores = adapt(obj).query(q, 10)
         assert ids == want_ids
         np.testing.assert_allclose(scores, want_scores, atol=1e-5)
+
+
+def check_apply_and_revert(obj, prob, delta) -> None:
+    """An in-place apply: the store's own search then equals what the overlay gave before it
+    (``check_applied``); a revert restores every vector exactly."""
+    from nudge_rag.stores import adapt
+
+    adapter = adapt(obj)
+    before = adapter.fetch(prob.ids)[1]
+    queries = np.array([q for q, _ in prob.val[:10]])
+    overlaid = [overlay_hits(obj, delta, q, 10) for q in queries]
+    delta.apply(obj, inplace=True)
+    check_applied(obj, prob, delta, before, queries, overlaid)
+    delta.revert(obj)
+    np.testing.assert_array_equal(adapter.fetch(prob.ids)[1], before)

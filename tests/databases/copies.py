@@ -30,8 +30,9 @@ def contents(obj, ids):
 
 
 def _doc_id(doc) -> str:
-    # LangChain's Qdrant store puts the point id in the metadata rather than in Document.id
-    return doc.id or str(doc.metadata["_id"])
+    # LangChain's Qdrant and Milvus stores put the record id in the metadata rather than in
+    # Document.id
+    return doc.id or str(doc.metadata["_id"] if "_id" in doc.metadata else doc.metadata["pk"])
 
 
 def own_ranks(obj, queries, k: int) -> list[list[str]]:

@@ -22,10 +22,12 @@ PRELOAD = ["numpy", "sqlalchemy", "faiss", "chromadb", "qdrant_client", "psycopg
            "llama_index.vector_stores.qdrant", "llama_index.vector_stores.postgres",
            "llama_index.vector_stores.faiss", "langchain_core", "langchain_chroma",
            "langchain_qdrant", "langchain_postgres", "langchain_community.vectorstores",
+           "pymilvus", "milvus_lite", "llama_index.vector_stores.milvus", "langchain_milvus",
            "tiktoken", "nudge_rag.delta", "nudge_rag.cli.indexes", "nudge_rag.stores.llama_index",
            "nudge_rag.stores.langchain", "nudge_rag.stores.chroma", "nudge_rag.stores.qdrant",
-           "nudge_rag.stores.pgvector", "nudge_rag.stores.faiss_index",
-           "nudge_rag.stores.langchain_faiss", "tests.databases.builders",
+           "nudge_rag.stores.pgvector", "nudge_rag.stores.milvus",
+           "nudge_rag.stores.faiss_index", "nudge_rag.stores.langchain_faiss",
+           "tests.databases.builders",
            "tests.databases.crash_child"]
 
 
@@ -49,7 +51,7 @@ def _die_after(owner, name: str, calls: int = 1) -> None:
 
 
 def _between_batches(obj) -> None:
-    """Chroma, Qdrant: writes go in batches (of 8 here); die once two have landed."""
+    """Chroma, Qdrant, Milvus: writes go in batches (of 8 here); die once two have landed."""
     import nudge_rag.stores.database as database
     from nudge_rag.stores import adapt
 

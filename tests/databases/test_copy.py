@@ -1,4 +1,4 @@
-"""``delta.apply(obj)`` on Chroma and Qdrant, through LlamaIndex and LangChain: a new
+"""``delta.apply(obj)`` on Chroma, Qdrant and Milvus, through LlamaIndex and LangChain: a new
 collection holding the nudged vectors, the original untouched; a copy that fails half-way
 leaves nothing behind. (pgvector's copies are tested in test_pgvector.py.)"""
 
@@ -41,6 +41,8 @@ def _copy_exists(obj, name: str) -> bool:
     from nudge_rag.stores import adapt
 
     adapter = adapt(obj)
+    if hasattr(adapter, "pk_field"):  # Milvus
+        return adapter.client.has_collection(name)
     if hasattr(adapter, "client"):
         return adapter.client.collection_exists(name)
     source = adapter.collection
@@ -69,8 +71,10 @@ def test_copy_failing_half_way_leaves_nothing_behind(fitted, prob, monkeypatch):
         from chromadb.api.models.Collection import Collection
 
         monkeypatch.setattr(Collection, "upsert", second_write_fails(Collection.upsert))
-    else:
-        monkeypatch.setattr(counter._inner, "upsert", second_write_fails(counter._inner.upsert))
+    else:  # Qdrant upserts a copy's points, Milvus inserts its entities
+        method = "insert" if name.startswith("milvus") else "upsert"
+        monkeypatch.setattr(counter._inner, method, second_write_fails(getattr(counter._inner,
+                                                                               method)))
     with pytest.raises(StoreError, match="copying records into 'docs_fault'.*reset by peer"):
         delta.apply(obj, copy_name="docs_fault")
     assert len(writes) == 2

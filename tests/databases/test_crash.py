@@ -4,7 +4,8 @@ pair: afterwards every record is there once and whole, original or nudged, and a
 
 Where the kill lands, and what it leaves:
 
-- Chroma, Qdrant (local mode, on disk): between two write batches. The batches already written
+- Chroma, Qdrant (local mode, on disk), Milvus (milvus-lite, on disk): between two write
+  batches. The batches already written
   hold the nudged vectors, the others the original ones.
 - pgvector: after every UPDATE ran, before the one transaction commits. Nothing changed.
 - FAISS lives in the process's memory, so a crash can only lose or tear what is on disk. The
@@ -33,7 +34,7 @@ pytest.importorskip("langchain_core")
 NUDGED_WHEN_KILLED = {"between-batches": 16, "before-commit": 0, "after-apply": 0,
                       "mid-persist": 0}
 CASES = [(name, "between-batches") for name in PAIRS if name.split("-")[0] in
-         ("chroma", "qdrant")] + \
+         ("chroma", "qdrant", "milvus")] + \
         [(name, "before-commit") for name in PAIRS if name.startswith("pgvector")] + \
         [(name, point) for name in PAIRS if name.startswith("faiss")
          for point in ("after-apply", "mid-persist")]

@@ -63,7 +63,8 @@ def test_database_going_away_mid_fit(built, prob):
 
     name, obj, counter = built
     before = _vectors(obj, prob.ids)
-    method = "query" if name.startswith("chroma") else "query_batch_points"
+    method = {"chroma": "query", "milvus": "search"}.get(name.split("-")[0],
+                                                         "query_batch_points")
     counter.fail_on = {method: ConnectionError("connection reset by peer")}
     with pytest.raises(StoreError, match="failed while searching.*reachable"):
         _finetuner(obj).fit(prob.train, prob.val)
@@ -104,7 +105,7 @@ def test_write_refused_suggests_the_overlay(built, prob):
     delta = _finetuner(obj).fit(prob.train, prob.val)
     before = _vectors(obj, prob.ids)
 
-    method = "update" if name.startswith("chroma") else "update_vectors"
+    method = {"chroma": "update", "milvus": "upsert"}.get(name.split("-")[0], "update_vectors")
     counter.fail_on = {method: PermissionError("this API key may only read")}
     with pytest.raises(StoreError, match="overlay retriever"):
         delta.apply(obj, inplace=True)

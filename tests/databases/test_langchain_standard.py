@@ -1,6 +1,7 @@
 """LangChain's own standard retriever tests (``langchain-tests``' ``RetrieversIntegrationTests``,
 the suite every LangChain partner package runs) against the nudged retriever, on every
-LangChain store nudge-rag supports: InMemoryVectorStore, FAISS, Chroma, Qdrant and pgvector.
+LangChain store nudge-rag supports: InMemoryVectorStore, FAISS, Chroma, Qdrant, pgvector and
+Milvus.
 
 Each store holds the small corpus of ``tests/small_corpus.py`` under UUID ids (Qdrant takes no
 other) and a delta fitted on its questions, so moved and unmoved documents compete. Vectors
@@ -86,6 +87,21 @@ def pgvector(docs, place):
     return store
 
 
+def milvus(docs, place):
+    pytest.importorskip("langchain_milvus")
+    pytest.importorskip("milvus_lite")
+    from langchain_milvus import Milvus
+
+    from tests.databases.builders import milvus_uri
+
+    store = Milvus(CountingLangChainEmbeddings(dim=DIM), collection_name="docs",
+                   connection_args={"uri": milvus_uri(place.dir)},
+                   index_params={"index_type": "HNSW", "metric_type": "COSINE",
+                                 "params": {"M": 16, "efConstruction": 64}})
+    store.add_documents(docs, ids=[d.id for d in docs])
+    return store
+
+
 class _NudgedStandardTests(RetrieversIntegrationTests):
     """The standard tests, on a store built by ``build`` (store name ``name``)."""
 
@@ -137,3 +153,8 @@ class TestQdrant(_NudgedStandardTests):
 class TestPGVector(_NudgedStandardTests):
     name = "pgvector"
     build = staticmethod(pgvector)
+
+
+class TestMilvus(_NudgedStandardTests):
+    name = "milvus"
+    build = staticmethod(milvus)

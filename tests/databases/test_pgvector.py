@@ -9,7 +9,7 @@ import pytest
 from tests.databases.builders import (
     PAIRS,
     Place,
-    check_applied,
+    check_apply_and_revert,
     overlay_hits,
     pg_langchain,
     pg_llama,
@@ -101,15 +101,7 @@ def test_fit_apply_revert_overlay(built, prob, monkeypatch):
     delta = EmbeddingFinetuner(obj, show_progress=False).fit(prob.train, prob.val)
     assert sum(c.vectors_read for c in counters) == len(delta.ids)
     monkeypatch.undo()
-
-    adapter = _adapter(obj)
-    before = adapter.fetch(prob.ids)[1]
-    queries = np.array([q for q, _ in prob.val[:10]])
-    overlaid = [overlay_hits(obj, delta, q, 10) for q in queries]
-    delta.apply(obj, inplace=True)
-    check_applied(obj, prob, delta, before, queries, overlaid)
-    delta.revert(obj)
-    np.testing.assert_array_equal(adapter.fetch(prob.ids)[1], before)
+    check_apply_and_revert(obj, prob, delta)
 
 
 def test_overlay_retriever(built, prob):

@@ -1,6 +1,6 @@
-"""Chroma and Qdrant, each through LlamaIndex and LangChain: fit reads only the moved records,
-apply writes only them, revert restores every vector, and the overlay equals the applied
-store."""
+"""Chroma, Qdrant and Milvus (milvus-lite), each through LlamaIndex and LangChain: fit reads
+only the moved records, apply writes only them, revert restores every vector, and the overlay
+equals the applied store."""
 
 from __future__ import annotations
 
@@ -108,12 +108,14 @@ def test_overlay_respects_filters(built, prob):
 
     name, obj, counter = built
     delta = _fit(obj, prob)
-    if name == "chroma-llama" or name == "qdrant-llama":
+    if name.endswith("-llama"):
         from llama_index.core.vector_stores import MetadataFilter, MetadataFilters
 
         filters = MetadataFilters(filters=[MetadataFilter(key="parity", value=1)])
     elif name == "chroma-langchain":
         filters = {"parity": 1}
+    elif name == "milvus-langchain":
+        filters = "parity == 1"  # a Milvus boolean expression, the store's own `expr`
     else:
         from qdrant_client import models
 

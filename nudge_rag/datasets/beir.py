@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InputError
+from ..errors import InputError
 
 #: Environment variable that points at a folder holding BEIR datasets (``scifact/``, ...).
 DATA_ENV = "NUDGE_RAG_DATA"
@@ -27,7 +27,7 @@ def data_root() -> Path | None:
     env = os.environ.get(DATA_ENV)
     if env:
         return Path(env) if Path(env).is_dir() else None
-    here = Path(__file__).resolve().parent.parent
+    here = Path(__file__).resolve().parents[2]  # the repository (or site-packages) folder
     for candidate in (here.parent / "shared" / "data", here / "shared" / "data"):
         if candidate.is_dir():
             return candidate
@@ -108,7 +108,8 @@ def load_cached_embeddings(path: str | os.PathLike, model: str = "all-MiniLM-L6-
     folder = Path(path) / "embeddings" / model
     if not folder.is_dir():
         raise InputError(f"no cached embeddings at {folder}; encode the dataset first "
-                         "(benchmarks/run.py --encode) or pick another model")
+                         "(nudge_rag.datasets.encode_cached, or `nudge-rag datasets get NAME` "
+                         "for a BEIR dataset) or pick another model")
     doc_ids = (folder / "corpus_ids.txt").read_text(encoding="utf-8").split("\n")
     query_ids = (folder / "query_ids.txt").read_text(encoding="utf-8").split("\n")
     doc_emb = np.load(folder / "corpus.npy")
