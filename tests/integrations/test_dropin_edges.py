@@ -272,3 +272,58 @@ def test_search_types_the_overlay_cannot_serve_are_the_packages_error(scifact_pa
     store, delta, _ = scifact_part
     with pytest.raises(InputError, match=f"search_type='{search_type}'.*similarity"):
         delta.as_retriever(store, search_type=search_type)
+
+
+def test_a_hybrid_langchain_qdrant_store_is_refused_not_served_dense_only(scifact_split,
+                                                                           scifact_texts):
+    """A LangChain ``QdrantVectorStore`` in hybrid (dense + sparse) or sparse mode ranks by
+    more than the dense vectors NUDGE moves. It was fitted and served dense-only, silently
+    ranking unlike the store's own retriever; LlamaIndex's hybrid Qdrant and Milvus stores
+    were already refused."""
+    pytest.importorskip("langchain_qdrant")
+    import hashlib
+    import uuid
+
+    from langchain_qdrant import QdrantVectorStore, RetrievalMode, SparseEmbeddings, SparseVector
+    from qdrant_client import models
+
+    class HashedWords(SparseEmbeddings):
+        """Sparse vectors of hashed word counts (a local stand-in for BM25 or SPLADE)."""
+
+        def _vector(self, text):
+            counts: dict[int, float] = {}
+            for word in text.lower().split():
+                h = int.from_bytes(hashlib.blake2b(word.encode(), digest_size=4).digest(),
+                                   "little") % 50_000
+                counts[h] = counts.get(h, 0.0) + 1.0
+            return SparseVector(indices=list(counts), values=list(counts.values()))
+
+        def embed_documents(self, texts):
+            return [self._vector(t) for t in texts]
+
+        def embed_query(self, text):
+            return self._vector(text)
+
+    ids = scifact_split.doc_ids[:300]
+    point = {d: str(uuid.uuid5(uuid.NAMESPACE_URL, d)) for d in ids}
+    questions = [(q, {point[d]: g for d, g in rel.items() if d in point})
+                 for q, rel in as_id_questions(scifact_split, "train")]
+    questions = [(q, rel) for q, rel in questions if rel]
+    for mode in (RetrievalMode.HYBRID, RetrievalMode.DENSE):
+        store = QdrantVectorStore.from_texts(
+            [scifact_texts.doc_text(d) for d in ids], QuestionVectors(scifact_split.test_q),
+            ids=[point[d] for d in ids], location=":memory:", collection_name="docs",
+            retrieval_mode=mode, sparse_embedding=HashedWords())
+        # the dense vectors: SciFact's cached embeddings, as the questions were embedded
+        store.client.update_vectors("docs", points=[
+            models.PointVectors(id=point[d], vector={store.vector_name: v.tolist()})
+            for d, v in zip(ids, scifact_split.doc_emb[:300])])
+        if mode == RetrievalMode.HYBRID:
+            with pytest.raises(InputError, match="hybrid"):
+                EmbeddingFinetuner(store, show_progress=False).fit(questions)
+            hybrid = store
+        else:
+            delta = EmbeddingFinetuner(store, show_progress=False).fit(questions)
+            assert len(delta.as_retriever(store, k=3).invoke("q0")) == 3
+            with pytest.raises(InputError, match="hybrid"):
+                delta.as_retriever(hybrid, k=3)
