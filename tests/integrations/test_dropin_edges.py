@@ -327,3 +327,23 @@ def test_a_hybrid_langchain_qdrant_store_is_refused_not_served_dense_only(scifac
             assert len(delta.as_retriever(store, k=3).invoke("q0")) == 3
             with pytest.raises(InputError, match="hybrid"):
                 delta.as_retriever(hybrid, k=3)
+
+
+def test_k_computed_with_numpy_is_a_whole_number(scifact_part, scifact_split):
+    """``k`` often comes out of numpy (``np.int64``), which the frameworks' own retrievers
+    take; the nudged ones refused it as not a whole number."""
+    store, delta, nudged = scifact_part
+    k = np.arange(10)[3]
+    assert ids_of(delta.as_retriever(store, k=k).invoke("q1")) == \
+        ids_of(nudged.as_retriever(search_kwargs={"k": 3}).invoke("q1"))
+    assert len(delta.as_retriever(store).invoke("q1", k=np.int32(2))) == 2
+    index = VectorStoreIndex.from_documents(
+        [LlamaDocument(text=t, id_=key) for key, (t, _) in DOCS.items()],
+        embed_model=CountingLlamaEmbedding(dim=64))
+    questions = [(q, {index.docstore.get_ref_doc_info(key).node_ids[0]: g
+                      for key, g in rel.items()}) for q, rel in QUESTIONS]
+    fitted = EmbeddingFinetuner(index, gamma=0.3, show_progress=False).fit(questions)
+    retriever = fitted.as_retriever(index, similarity_top_k=np.int64(3))
+    assert len(retriever.retrieve("what plays fetch")) == 3
+    retriever.similarity_top_k = np.int64(5)
+    assert retriever.similarity_top_k == 5 and type(retriever.similarity_top_k) is int
