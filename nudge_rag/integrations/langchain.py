@@ -21,7 +21,7 @@ from langchain_core.retrievers import BaseRetriever
 from langchain_core.vectorstores import VectorStore
 from pydantic import ConfigDict, Field, InstanceOf, PrivateAttr
 
-from ..errors import InputError
+from ..errors import InputError, positive_whole
 from ..overlay import Delta, Overlay
 
 #: documents a call returns unless ``k`` is given (LangChain's own default)
@@ -176,9 +176,7 @@ def _arguments(data: dict) -> dict:
 
 
 def _checked_k(k) -> int:
-    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
-        raise InputError(f"k={k!r} must be a positive whole number")
-    return k
+    return positive_whole(k, "k")
 
 
 def _store_options(search_kwargs: dict) -> dict:

@@ -17,7 +17,7 @@ from llama_index.core.constants import DEFAULT_SIMILARITY_TOP_K
 from llama_index.core.schema import NodeWithScore, QueryBundle
 from llama_index.core.vector_stores.types import VectorStoreQueryMode
 
-from ..errors import InputError
+from ..errors import InputError, positive_whole
 from ..overlay import Hit, Overlay
 from ..stores.base import run_blocking
 
@@ -77,9 +77,7 @@ class NudgedRetriever(BaseRetriever):
 
     @similarity_top_k.setter
     def similarity_top_k(self, value: int) -> None:
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise InputError(f"similarity_top_k={value!r} must be a positive whole number")
-        self._similarity_top_k = value
+        self._similarity_top_k = positive_whole(value, "similarity_top_k")
 
     def _scored(self, hits: list[Hit]) -> list[NodeWithScore]:
         return [NodeWithScore(node=hit.payload, score=hit.score) for hit in hits]
