@@ -347,3 +347,24 @@ def test_k_computed_with_numpy_is_a_whole_number(scifact_part, scifact_split):
     assert len(retriever.retrieve("what plays fetch")) == 3
     retriever.similarity_top_k = np.int64(5)
     assert retriever.similarity_top_k == 5 and type(retriever.similarity_top_k) is int
+
+
+def test_a_delta_from_another_index_is_refused_by_the_retriever_as_by_apply(scifact_part):
+    """A delta used on a store that holds none of its records (another index with the same
+    embedding model) nudges nothing. ``delta.apply`` refuses it; the retriever served the
+    un-nudged ranking without a word."""
+    from nudge_rag import MismatchError
+
+    store, delta, _ = scifact_part
+    moved = set(delta.ids)
+    other = InMemoryVectorStore(store.embeddings)
+    other.store = {i: r for i, r in store.store.items() if i not in moved}
+    with pytest.raises(MismatchError, match="another index"):
+        delta.apply(other)
+    with pytest.raises(MismatchError, match="another index"):
+        delta.as_retriever(other)
+    # one moved record held is enough: records deleted since the fit are served as deleted
+    kept = delta.ids[-1]
+    other.store[kept] = store.store[kept]
+    assert len(delta.as_retriever(other, k=5).invoke("q0")) == 5
+    assert delta.as_retriever(InMemoryVectorStore(store.embeddings)).invoke("q0") == []
