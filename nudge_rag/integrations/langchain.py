@@ -59,9 +59,9 @@ class NudgedRetriever(BaseRetriever):
 
     def __init__(self, **data: Any):
         super().__init__(**_arguments(data))
-
-    def model_post_init(self, context: Any) -> None:
-        # made now, so that a delta that does not fit the store is refused at construction
+        # made now, so that a delta that does not fit the store is refused at construction;
+        # here, not in model_post_init, where pydantic would turn the package's errors (all
+        # ValueErrors) into its ValidationError
         self._current_overlay()
 
     def model_copy(self, *, update: dict | None = None, deep: bool = False) -> NudgedRetriever:

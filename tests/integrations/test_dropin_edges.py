@@ -363,6 +363,9 @@ def test_a_delta_from_another_index_is_refused_by_the_retriever_as_by_apply(scif
         delta.apply(other)
     with pytest.raises(MismatchError, match="another index"):
         delta.as_retriever(other)
+    # the package's errors at construction are its own, not pydantic's ValidationError
+    with pytest.raises(InputError, match="search option"):
+        delta.as_retriever(store, search_kwargs={"where_document": {"$contains": "cell"}})
     # one moved record held is enough: records deleted since the fit are served as deleted
     kept = delta.ids[-1]
     other.store[kept] = store.store[kept]
