@@ -8,8 +8,6 @@ The embedding model is never touched and the corpus is never re-embedded.
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 
 from .core.closed_form import Geometry, question_sums
@@ -20,7 +18,8 @@ from .core.relevance import Pairs, to_pairs
 from .delta import NudgeDelta
 from .embedding import embed_queries, model_fingerprint, questions_fingerprint
 from .errors import InputError, MismatchError, StoreError
-from .question_input import Questions, as_questions
+from .questions import QuestionSet
+from .questions.split import group_split
 from .stores import adapt
 from .stores.base import check_method_fits_store, check_unit_norm
 
@@ -72,7 +71,7 @@ class EmbeddingFinetuner:
         if not 0 < self.val_fraction < 1:
             raise InputError(f"val_fraction={self.val_fraction!r} must be between 0 and 1")
 
-    def _embed(self, qs: Questions, adapter, name: str) -> np.ndarray:
+    def _embed(self, qs: QuestionSet, adapter, name: str) -> np.ndarray:
         if qs.embeddings is not None:
             emb = np.asarray(qs.embeddings, dtype=np.float64)
         else:
@@ -91,53 +90,41 @@ class EmbeddingFinetuner:
         # unit questions: each question counts once in G, whatever its length
         return emb / norms
 
-    def _split(self, qs: Questions) -> tuple[Questions, Questions]:
-        """Hold out ``val_fraction`` of the questions; identical or near-identical questions
-        stay on one side, so validation never scores a question that training has seen."""
-        from .questions.normalize import duplicate_groups
+    def _split(self, qs: QuestionSet) -> tuple[QuestionSet, QuestionSet]:
+        """Hold out ``val_fraction`` of the questions with the group-aware split, so
+        validation never scores a question that training has seen in other words."""
+        # at least one validation question, however small the set
+        val_share = max(self.val_fraction, 1 / len(qs))
+        try:
+            train, val, _ = group_split(qs, train=1 - val_share, val=val_share, test=0,
+                                        seed=self.seed)
+        except InputError as exc:
+            raise InputError(f"{exc}; or pass val_questions=...") from None
+        return train, val
 
-        groups = duplicate_groups(qs.texts, qs.embeddings)
-        n_groups = int(groups.max()) + 1
-        order = np.random.default_rng(self.seed).permutation(n_groups)
-        n_val = max(1, int(round(self.val_fraction * n_groups)))
-        held = np.zeros(n_groups, dtype=bool)
-        held[order[:n_val]] = True
-        val = np.flatnonzero(held[groups])
-        train = np.flatnonzero(~held[groups])
-        if len(train) == 0:
-            raise InputError("too few questions to hold out validation ones; pass "
-                             "val_questions=... or more training questions")
-        return qs.subset(train), qs.subset(val)
-
-    def _check_ids(self, adapter, qs: Questions, name: str) -> None:
-        named = sorted({i for rel in qs.relevance for i in rel})
-        missing = sorted(set(named) - set(adapter.existing(named)))
-        if missing:
-            raise InputError(f"{name} names {len(missing)} record id(s) that are not in the "
-                             f"{adapter.kind}: {missing[:5]}{' …' if len(missing) > 5 else ''}; "
-                             "use the index's node/document ids (map document ids to node ids "
-                             "first)")
+    def _check_ids(self, adapter, qs: QuestionSet, name: str) -> None:
+        qs.validate(adapter.existing, name, f"the {adapter.kind}")
 
     # -- fit -------------------------------------------------------------------------------------
     def fit(self, train_questions, val_questions=None, *, val_fraction: float | None = None):
         """Fit on ``train_questions``; choose γ on ``val_questions`` (or on a held-out
-        ``val_fraction`` of the training questions). Returns the :class:`NudgeDelta`."""
+        ``val_fraction`` of the training questions, split group-aware). Questions are a
+        ``QuestionSet`` or anything ``QuestionSet.coerce`` takes (a JSONL path, ``(text or
+        embedding, relevant)`` pairs, dict rows). Returns the :class:`NudgeDelta`."""
         if val_fraction is not None:
             self.val_fraction = val_fraction
         self._check_params()
         check_method_fits_store(adapt(self.index_or_store), self.method)
         adapter = self._adapter()
-        train = as_questions(train_questions, "train_questions")
+        train = QuestionSet.coerce(train_questions, "train_questions")
         val = None
         if self.gamma is None:
             if val_questions is None:
                 train, val = self._split(train)
             else:
-                val = as_questions(val_questions, "val_questions")
-        train = self._answerable(train, "train_questions")
+                val = QuestionSet.coerce(val_questions, "val_questions")
         self._check_ids(adapter, train, "train_questions")
         if val is not None:
-            val = self._answerable(val, "val_questions")
             self._check_ids(adapter, val, "val_questions")
         train_q = self._embed(train, adapter, "train_questions")
         ids = sorted({i for rel in train.relevance for i in rel})
@@ -153,18 +140,7 @@ class EmbeddingFinetuner:
                                           len(train), fp)
         return self.delta_
 
-    def _answerable(self, qs: Questions, name: str) -> Questions:
-        keep = [i for i, rel in enumerate(qs.relevance) if rel]
-        if not keep:
-            raise InputError(f"every question in {name} is unanswerable (no relevant record "
-                             "with grade > 0); give each question the ids that answer it")
-        if len(keep) < len(qs):
-            warnings.warn(f"{len(qs) - len(keep)} question(s) of {name} have no relevant record "
-                          "and were left out", stacklevel=3)
-            return qs.subset(keep)
-        return qs
-
-    def _fit_from_sums(self, adapter, ids, original, sums, counts, val: Questions | None,
+    def _fit_from_sums(self, adapter, ids, original, sums, counts, val: QuestionSet | None,
                        n_train: int, questions_fp: str, gamma=None) -> NudgeDelta:
         check_unit_norm(adapter, np.asarray(original), self.method)
         gamma = self.gamma if gamma is None else gamma
@@ -201,7 +177,7 @@ class EmbeddingFinetuner:
         again; without, the delta's γ is kept. Equals a full refit on the union."""
         self._check_params()
         adapter = self._adapter()
-        new = self._answerable(as_questions(new_questions, "new_questions"), "new_questions")
+        new = QuestionSet.coerce(new_questions, "new_questions")
         self._check_ids(adapter, new, "new_questions")
         new_q = self._embed(new, adapter, "new_questions")
         ids = sorted(set(delta.ids) | {i for rel in new.relevance for i in rel})
@@ -229,8 +205,7 @@ class EmbeddingFinetuner:
         if val_questions is None:
             gamma = delta.gamma
         else:
-            val = self._answerable(as_questions(val_questions, "val_questions"),
-                                   "val_questions")
+            val = QuestionSet.coerce(val_questions, "val_questions")
             self._check_ids(adapter, val, "val_questions")
         fp = questions_fingerprint([delta.questions, *new.ids], [None, *new.texts], ids, pairs)
         n_train = delta.fit_report.get("n_train_questions", 0) + len(new)
@@ -246,7 +221,7 @@ class EmbeddingFinetuner:
         if delta is None:
             raise InputError("no delta to evaluate; fit first or pass delta=...")
         adapter = self._adapter()
-        qs = self._answerable(as_questions(questions, "questions"), "questions")
+        qs = QuestionSet.coerce(questions, "questions")
         self._check_ids(adapter, qs, "questions")
         q = self._embed(qs, adapter, "questions")
         k = max(10, *(parse_metric(m)[1] for m in metrics))

@@ -61,19 +61,8 @@ def read_questions(path, loaded=None):
     from ..questions import QuestionSet
 
     qs = QuestionSet.from_jsonl(path)
-    if len(qs) == 0:
-        raise InputError(f"{path} holds no questions")
     if loaded is not None:
-        known = {i for i, _ in loaded.chunks()}
-        named = qs.record_ids
-        missing = sorted(named - known)
-        if len(missing) == len(named):
-            raise MismatchError(f"none of the {len(named)} record ids named in {path} is in "
-                                f"{loaded.path}; the questions were made for another index")
-        if missing:
-            raise MismatchError(f"{path} names {len(missing)} record id(s) that are not in "
-                                f"{loaded.path} (e.g. {missing[0]!r}); the questions do not "
-                                "match this index")
+        qs.validate({i for i, _ in loaded.chunks()}, str(path), str(loaded.path))
     return qs
 
 

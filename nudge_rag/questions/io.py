@@ -1,5 +1,9 @@
-"""Read and write question sets: JSONL, BEIR folders and LlamaIndex's
-``EmbeddingQAFinetuneDataset`` JSON (without importing llama-index-finetuning).
+"""Question files: JSONL, BEIR folders and LlamaIndex's ``EmbeddingQAFinetuneDataset`` JSON
+(without importing llama-index-finetuning).
+
+Readers return lists of :class:`Question` (``QuestionSet.from_jsonl`` and friends wrap
+them in a set); writers take any iterable of questions. This module sits below
+``question_set``, so it never imports it.
 
 JSONL holds one question per line::
 
@@ -15,7 +19,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import date, datetime
 from pathlib import Path
 
@@ -23,27 +27,25 @@ import numpy as np
 
 from ..datasets import read_qrels
 from ..errors import InputError
-from .question_set import Question, QuestionSet, coerce_relevance
+from .chunks import as_chunks
+from .question import Question, check_known_ids, coerce_relevance
 
 _TEXT_KEYS = ("question", "text", "query")
 _RESERVED = {"id", "_id", "relevant", "embedding", "metadata", *_TEXT_KEYS}
 
 
 def _check_known(relevant: dict, known: set | None, where: str) -> None:
-    if known is None:
-        return
-    unknown = [rid for rid in relevant if rid not in known]
-    if unknown:
-        shown = ", ".join(repr(u) for u in unknown[:5])
-        raise InputError(f"{where}: relevant ids {shown} are not among the {len(known)} known "
-                         "ids; fix the ids or drop those entries")
+    if known is not None:
+        check_known_ids([relevant], known, where)
 
 
 def _known(known_ids) -> set[str] | None:
     return None if known_ids is None else set(map(str, known_ids))
 
 
-def _question_from_row(row, where: str, known: set | None, source: str) -> Question:
+def question_from_row(row, where: str, known: set | None = None,
+                      source: str = "human") -> Question:
+    """A Question from one JSONL-style row (id may be missing: the caller numbers it)."""
     if not isinstance(row, dict):
         raise InputError(f"{where}: expected a JSON object, got {type(row).__name__}")
     if "relevant" not in row:
@@ -90,13 +92,13 @@ def jsonl_rows(path):
                                  "fix or remove that line") from None
 
 
-def read_jsonl(path, known_ids=None, source: str = "human") -> QuestionSet:
-    """Read a question JSONL file. Errors name ``path:line`` and the field at fault."""
+def jsonl_questions(path, known_ids=None, source: str = "human") -> list[Question]:
+    """The questions of a JSONL file. Errors name ``path:line`` and the field at fault."""
     known = _known(known_ids)
     questions = []
     seen: dict[str, int] = {}
     for lineno, where, row in jsonl_rows(path):
-        q = _question_from_row(row, where, known, source)
+        q = question_from_row(row, where, known, source)
         if not q.id:
             q = Question(f"line{lineno}", q.text, q.relevant, q.embedding, q.metadata)
         if q.id in seen:
@@ -106,7 +108,7 @@ def read_jsonl(path, known_ids=None, source: str = "human") -> QuestionSet:
         questions.append(q)
     if not questions:
         raise InputError(f"{path} holds no questions; an empty question set cannot train")
-    return QuestionSet(questions)
+    return questions
 
 
 def _jsonable(value, where: str):
@@ -146,7 +148,7 @@ def _atomic_write(path, write) -> None:
         raise
 
 
-def write_jsonl(qs: QuestionSet, path) -> None:
+def write_jsonl(qs: Iterable[Question], path) -> None:
     rows = []
     for q in qs:
         row = {"id": q.id, "question": q.text, "relevant": q.relevant}
@@ -158,7 +160,35 @@ def write_jsonl(qs: QuestionSet, path) -> None:
 
 
 # -- BEIR ------------------------------------------------------------------------------------------
-def read_beir(folder, splits=None, known_ids=None) -> QuestionSet:
+def _qrels_files(qrel_dir: Path, splits) -> list[Path]:
+    """The qrels files to read: ``splits`` by name, or every file (only ``all.tsv`` when the
+    folder has one)."""
+    available = sorted(p.stem for p in qrel_dir.glob("*.tsv"))
+    if splits is None:
+        names = ["all"] if "all" in available else available
+    else:
+        names = [splits] if isinstance(splits, str) else list(splits)
+    if not names:
+        raise InputError(f"{qrel_dir} has no .tsv files; BEIR relevance lives in qrels/*.tsv")
+    for name in names:
+        if not (qrel_dir / f"{name}.tsv").is_file():
+            raise InputError(f"splits: {qrel_dir / f'{name}.tsv'} does not exist; available: "
+                             f"{available}")
+    return [qrel_dir / f"{name}.tsv" for name in names]
+
+
+def _pooled_qrels(files: list[Path]) -> tuple[dict[str, dict[str, float]], dict[str, str]]:
+    """``({query id: {doc id: grade}}, {query id: the split it came from})`` over ``files``."""
+    relevance: dict[str, dict[str, float]] = {}
+    split_of: dict[str, str] = {}
+    for path in files:
+        for qid, rel in read_qrels(path).items():
+            relevance.setdefault(qid, {}).update(rel)
+            split_of[qid] = path.stem
+    return relevance, split_of
+
+
+def beir_questions(folder, splits=None, known_ids=None) -> list[Question]:
     """Questions of a BEIR folder: ``queries.jsonl`` joined with ``qrels/<split>.tsv``.
 
     ``splits`` names qrels files (``["train"]``); by default all are pooled (only ``all.tsv``
@@ -169,50 +199,33 @@ def read_beir(folder, splits=None, known_ids=None) -> QuestionSet:
     queries_path = root / "queries.jsonl"
     if not queries_path.is_file():
         raise InputError(f"folder={str(root)!r} has no queries.jsonl; pass a BEIR-layout folder")
-    qrel_dir = root / "qrels"
-    if splits is None:
-        names = sorted(p.stem for p in qrel_dir.glob("*.tsv"))
-        if "all" in names:
-            names = ["all"]
-    else:
-        names = [splits] if isinstance(splits, str) else list(splits)
-    if not names:
-        raise InputError(f"{qrel_dir} has no .tsv files; BEIR relevance lives in qrels/*.tsv")
-    relevance: dict[str, dict[str, float]] = {}
-    split_of: dict[str, str] = {}
-    for name in names:
-        path = qrel_dir / f"{name}.tsv"
-        if not path.is_file():
-            raise InputError(f"splits: {path} does not exist; available: "
-                             f"{sorted(p.stem for p in qrel_dir.glob('*.tsv'))}")
-        for qid, rel in read_qrels(path).items():
-            relevance.setdefault(qid, {}).update(rel)
-            split_of[qid] = name
+    files = _qrels_files(root / "qrels", splits)
+    relevance, split_of = _pooled_qrels(files)
     known = _known(known_ids)
     questions = []
-    found = set()
     for _, where, row in jsonl_rows(queries_path):
         if not isinstance(row, dict) or "_id" not in row:
             raise InputError(f"{where}: field '_id' is missing")
         qid = str(row["_id"])
         if qid not in relevance:
             continue
-        found.add(qid)
         _check_known(relevance[qid], known, f"{where} (query {qid!r})")
         metadata = {"source": "human", "split": split_of[qid]}
         if isinstance(row.get("metadata"), dict):
             metadata.update(row["metadata"])
         questions.append(Question(qid, row.get("text"), relevance[qid], None, metadata))
-    missing = sorted(set(relevance) - found)
+    missing = sorted(set(relevance) - {q.id for q in questions})
     if missing:
         raise InputError(f"qrels name query ids {missing[:5]} that {queries_path} does not "
                          "hold; fix the qrels or the queries file")
     if not questions:
-        raise InputError(f"{root}: no query has a positive judgement in {names}")
-    return QuestionSet(questions)
+        raise InputError(f"{root}: no query has a positive judgement in "
+                         f"{[p.stem for p in files]}")
+    return questions
 
 
-def write_beir(qs: QuestionSet, folder, split: str = "train", overwrite: bool = False) -> None:
+def write_beir(qs: Iterable[Question], folder, split: str = "train",
+               overwrite: bool = False) -> None:
     """Write ``queries.jsonl`` and ``qrels/<split>.tsv`` into ``folder`` (BEIR layout; the
     corpus is not written). Refuses to replace existing files unless ``overwrite=True``."""
     root = Path(folder)
@@ -240,9 +253,8 @@ def write_beir(qs: QuestionSet, folder, split: str = "train", overwrite: bool = 
 
 
 # -- LlamaIndex EmbeddingQAFinetuneDataset -------------------------------------------------------
-def read_llama_dataset(path_or_dict, known_ids=None, source: str = "synthetic"):
-    """Read the JSON that ``EmbeddingQAFinetuneDataset.save_json`` writes (``queries``,
-    ``corpus``, ``relevant_docs``). Returns ``(QuestionSet, corpus)``; every grade is 1."""
+def _llama_dataset_json(path_or_dict) -> tuple[Mapping, str]:
+    """The dataset's JSON object and a name for it in errors, its shape checked."""
     if isinstance(path_or_dict, Mapping):
         data, where = path_or_dict, "dataset"
     else:
@@ -259,9 +271,16 @@ def read_llama_dataset(path_or_dict, known_ids=None, source: str = "synthetic"):
         if not isinstance(data.get(key), Mapping):
             raise InputError(f"{where}: field {key!r} is missing or not an object; an "
                              "EmbeddingQAFinetuneDataset has queries, corpus and relevant_docs")
-    corpus = data.get("corpus") or {}
-    if not isinstance(corpus, Mapping):
+    if not isinstance(data.get("corpus") or {}, Mapping):
         raise InputError(f"{where}: field 'corpus' must be an object {{node id: text}}")
+    return data, where
+
+
+def llama_dataset_questions(path_or_dict, known_ids=None, source: str = "synthetic"):
+    """Read the JSON that ``EmbeddingQAFinetuneDataset.save_json`` writes (``queries``,
+    ``corpus``, ``relevant_docs``). Returns ``(questions, corpus)``; every grade is 1."""
+    data, where = _llama_dataset_json(path_or_dict)
+    corpus = data.get("corpus") or {}
     known = _known(known_ids)
     if known is None and corpus:
         known = set(map(str, corpus))
@@ -271,24 +290,20 @@ def read_llama_dataset(path_or_dict, known_ids=None, source: str = "synthetic"):
         if qid not in data["relevant_docs"]:
             raise InputError(f"{field_where} is missing; every query needs relevant docs")
         docs = data["relevant_docs"][qid]
-        if isinstance(docs, str):
-            docs = [docs]
-        relevant = coerce_relevance(docs, field_where)
+        relevant = coerce_relevance([docs] if isinstance(docs, str) else docs, field_where)
         _check_known(relevant, known, field_where)
         if not isinstance(text, str):
             raise InputError(f"{where}: queries[{qid!r}] must be a string")
         questions.append(Question(str(qid), text, relevant, None, {"source": source}))
     if not questions:
         raise InputError(f"{where}: field 'queries' is empty")
-    return QuestionSet(questions), {str(k): v for k, v in corpus.items()}
+    return questions, {str(k): v for k, v in corpus.items()}
 
 
-def write_llama_dataset(qs: QuestionSet, path=None, corpus=None) -> dict:
+def write_llama_dataset(qs: Iterable[Question], path=None, corpus=None) -> dict:
     """The ``EmbeddingQAFinetuneDataset`` dict (written to ``path`` when given). ``corpus`` is
     ``{id: text}``, nodes or documents; the format has no grades, so ids are listed best first.
     """
-    from .chunks import as_chunks
-
     queries, relevant_docs = {}, {}
     for q in qs:
         if q.text is None:

@@ -31,7 +31,8 @@ from pathlib import Path
 from ..errors import InputError
 from .io import jsonl_rows
 from .normalize import normalize_text
-from .question_set import Question, QuestionSet
+from .question import Question
+from .question_set import QuestionSet
 from .split import to_epoch
 
 DEFAULT_FIELDS = {
@@ -293,6 +294,135 @@ def _rows(source, fmt, delimiter, query_field):
     raise InputError("source must be a path to a JSONL/CSV file or an iterable of dict rows")
 
 
+@dataclass
+class _Row:
+    """One log row, read and mapped to node ids."""
+
+    query: str          # as typed (stripped)
+    key: str            # normalised: rows with the same key are one question
+    clicked: list[str]  # node ids
+    votes: dict[str, int]  # node id -> +1 / -1
+    time: float | None
+    event: tuple | None  # what makes two rows the same logged event (None without a time)
+    unknown: list[str]   # ids dropped because the index lacks them
+    fallbacks: int       # document clicks mapped to all the document's nodes
+
+
+class _RowParser:
+    """Reads one row at a time: the fields, id lists, feedback, time and id mapping."""
+
+    def __init__(self, names: dict[str, str], list_sep, resolve, known: set | None,
+                 report: LogReport):
+        self.names, self.list_sep, self.resolve = names, list_sep, resolve
+        self.known, self.report = known, report  # the parser reports empty queries only
+
+    def ids(self, row: Mapping, role: str, where: str) -> list[str]:
+        return _id_list(_get(row, self.names[role]), where, self.names[role], self.list_sep)
+
+    def parse(self, row: Mapping, where: str) -> _Row | None:
+        """The row, or ``None`` (reported) when its query is empty."""
+        query = _get(row, self.names["query"])
+        if query is not None and not isinstance(query, str):
+            query = str(query)
+        key = normalize_text(query) if query else ""
+        if not key:
+            self.report.empty_queries.append(where)
+            return None
+        shown, clicked = self.ids(row, "shown", where), self.ids(row, "clicked", where)
+        feedback = _get(row, self.names["feedback"])
+        raw_time = _get(row, self.names["timestamp"])
+        t = None if raw_time in (None, "") else to_epoch(
+            raw_time, f"{where}: field {self.names['timestamp']!r}")
+        # the same query, ids, feedback and time twice is a double-logged event
+        event = None if t is None else (key, tuple(shown), tuple(clicked),
+                                        json.dumps(feedback, sort_keys=True, default=str), t)
+        clicked, shown, fallbacks = map_clicks(clicked, shown, self.resolve)
+        votes = self.votes(feedback, clicked, shown, where)
+        unknown = []
+        if self.known is not None:
+            unknown = [rid for rid in [*clicked, *votes] if rid not in self.known]
+            clicked = [c for c in clicked if c in self.known]
+            votes = {r: v for r, v in votes.items() if r in self.known}
+        return _Row(query.strip(), key, clicked, votes, t, event, unknown, fallbacks)
+
+    def votes(self, feedback, clicked: list[str], shown: list[str], where: str) -> dict:
+        """``{node id: +1/-1}``: per-record feedback, or whole-answer feedback on the clicked
+        ids (the shown ones when nothing was clicked)."""
+        name = self.names["feedback"]
+        if isinstance(feedback, Mapping):
+            votes = {}
+            for rid, value in feedback.items():
+                vote = _vote(value, where, name)
+                for target in map_clicks([str(rid)], shown, self.resolve)[0]:
+                    votes[target] = vote
+            return votes
+        vote = _vote(feedback, where, name)
+        return {target: vote for target in (clicked or shown)} if vote else {}
+
+
+class _QuestionGroups:
+    """Folds rows into one group per normalised query, and turns groups into questions."""
+
+    def __init__(self, report: LogReport):
+        self.report = report
+        self.groups: dict[str, _Group] = {}
+        self.events: set[tuple] = set()
+
+    def add(self, row: _Row, where: str) -> None:
+        if row.event is not None:
+            if row.event in self.events:
+                self.report.duplicate_rows.append(where)
+                return
+            self.events.add(row.event)
+        self.report.unknown_ids.update(row.unknown)
+        self.report.clicks_mapped_to_all_nodes += row.fallbacks
+        group = self.groups.get(row.key)
+        if group is None:
+            group = self.groups[row.key] = _Group()
+        else:
+            self.report.merged_rows += 1
+        self.report.rows_used += 1
+        group.rows += 1
+        group.texts[row.query] += 1
+        group.add_time(row.time)
+        group.clicks.update(row.clicked)
+        for rid, vote in row.votes.items():
+            (group.ups if vote > 0 else group.downs)[rid] += 1
+
+    def questions(self) -> list[Question]:
+        """One question per group with a positive id; the others are reported."""
+        questions = []
+        for key, group in self.groups.items():
+            relevant, negative = group.grades()
+            text = group.text()
+            if not relevant:
+                self.report.no_positive += 1
+                if negative:
+                    self.report.negative_only.append({"query": text, "negative": negative,
+                                                      "timestamp": _iso(group.first)})
+                continue
+            metadata = {"source": "logged", "asked": group.rows, "clicks": dict(group.clicks)}
+            if group.first is not None:
+                metadata["timestamp"] = _iso(group.first)
+                metadata["last_seen"] = _iso(group.last)
+            if negative:
+                metadata["negative"] = negative
+            if len(group.texts) > 1:
+                metadata["variants"] = sorted(group.texts)
+            qid = "log-" + hashlib.blake2b(key.encode("utf-8"), digest_size=8).hexdigest()
+            questions.append(Question(qid, text, relevant, None, metadata))
+        return questions
+
+
+def _field_names(fields: Mapping[str, str] | None) -> dict[str, str]:
+    names = dict(DEFAULT_FIELDS)
+    for role, column in (fields or {}).items():
+        if role not in DEFAULT_FIELDS:
+            raise InputError(f"fields: unknown key {role!r}; use {sorted(DEFAULT_FIELDS)}")
+        names[role] = column
+    return names
+
+
 def import_logs(source, *, fields: Mapping[str, str] | None = None, format: str | None = None,
                 known_ids=None, id_map=None, list_sep: str | None = None,
                 delimiter: str = ",") -> tuple[QuestionSet, LogReport]:
@@ -305,92 +435,17 @@ def import_logs(source, *, fields: Mapping[str, str] | None = None, format: str 
     callable, see :func:`node_id_map`) maps document ids to node ids; ``known_ids`` drops ids
     the index does not hold (reported).
     """
-    names = dict(DEFAULT_FIELDS)
-    for role, column in (fields or {}).items():
-        if role not in DEFAULT_FIELDS:
-            raise InputError(f"fields: unknown key {role!r}; use {sorted(DEFAULT_FIELDS)}")
-        names[role] = column
+    names = _field_names(fields)
     known = None if known_ids is None else set(map(str, known_ids))
-    resolve = _resolver(id_map)
     report = LogReport()
-    groups: dict[str, _Group] = {}
-    seen_rows: set[tuple] = set()
-    for where, row in _rows(source, format, delimiter, names["query"]):
+    parser = _RowParser(names, list_sep, _resolver(id_map), known, report)
+    groups = _QuestionGroups(report)
+    for where, raw in _rows(source, format, delimiter, names["query"]):
         report.rows_read += 1
-        query = _get(row, names["query"])
-        if query is not None and not isinstance(query, str):
-            query = str(query)
-        key = normalize_text(query) if query else ""
-        if not key:
-            report.empty_queries.append(where)
-            continue
-        shown = _id_list(_get(row, names["shown"]), where, names["shown"], list_sep)
-        clicked = _id_list(_get(row, names["clicked"]), where, names["clicked"], list_sep)
-        raw_feedback = _get(row, names["feedback"])
-        raw_time = _get(row, names["timestamp"])
-        t = None if raw_time in (None, "") else to_epoch(raw_time,
-                                                         f"{where}: field {names['timestamp']!r}")
-        if t is not None:
-            # the same query, ids, feedback and time twice is a double-logged event
-            fingerprint = (key, tuple(shown), tuple(clicked),
-                           json.dumps(raw_feedback, sort_keys=True, default=str), t)
-            if fingerprint in seen_rows:
-                report.duplicate_rows.append(where)
-                continue
-            seen_rows.add(fingerprint)
-        clicked, shown, fallbacks = map_clicks(clicked, shown, resolve)
-        report.clicks_mapped_to_all_nodes += fallbacks
-        votes: dict[str, int] = {}
-        if isinstance(raw_feedback, Mapping):
-            for rid, value in raw_feedback.items():
-                vote = _vote(value, where, names["feedback"])
-                targets, _, _ = map_clicks([str(rid)], shown, resolve)
-                for target in targets:
-                    votes[target] = vote
-        else:
-            vote = _vote(raw_feedback, where, names["feedback"])
-            if vote:
-                for target in clicked or shown:
-                    votes[target] = vote
-        if known is not None:
-            for rid in [*clicked, *votes]:
-                if rid not in known:
-                    report.unknown_ids[rid] += 1
-            clicked = [c for c in clicked if c in known]
-            votes = {r: v for r, v in votes.items() if r in known}
-        group = groups.get(key)
-        if group is None:
-            group = groups[key] = _Group()
-        else:
-            report.merged_rows += 1
-        report.rows_used += 1
-        group.rows += 1
-        group.texts[query.strip()] += 1
-        group.add_time(t)
-        group.clicks.update(clicked)
-        for rid, vote in votes.items():
-            (group.ups if vote > 0 else group.downs)[rid] += 1
-
-    questions = []
-    for key, group in groups.items():
-        relevant, negative = group.grades()
-        text = group.text()
-        if not relevant:
-            report.no_positive += 1
-            if negative:
-                report.negative_only.append({"query": text, "negative": negative,
-                                             "timestamp": _iso(group.first)})
-            continue
-        metadata = {"source": "logged", "asked": group.rows, "clicks": dict(group.clicks)}
-        if group.first is not None:
-            metadata["timestamp"] = _iso(group.first)
-            metadata["last_seen"] = _iso(group.last)
-        if negative:
-            metadata["negative"] = negative
-        if len(group.texts) > 1:
-            metadata["variants"] = sorted(group.texts)
-        qid = "log-" + hashlib.blake2b(key.encode("utf-8"), digest_size=8).hexdigest()
-        questions.append(Question(qid, text, relevant, None, metadata))
+        row = parser.parse(raw, where)
+        if row is not None:
+            groups.add(row, where)
+    questions = groups.questions()
     if not questions:
         raise InputError(f"the logs hold no usable question ({report.summary()}); check the "
                          "field names (fields=...) and the id mapping")

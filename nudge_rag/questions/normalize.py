@@ -24,6 +24,21 @@ NEAR_DUPLICATE_COSINE = 0.995
 
 _NON_WORD = re.compile(r"[\W_]+", re.UNICODE)
 
+#: English function words: the offline generator skips them, and the question filter does not
+#: count them as naming a topic
+STOP_WORDS = frozenset("""
+a about above after again against all also although am an and any are as at be because been
+before being below between both but by can could did do does doing done down during each either
+else etc even ever every few for from further had has have having he her here hers herself him
+himself his how however i if in into is it its itself just least less let like made make many
+may me might more most much must my myself neither no nor not now of off often on once one only
+or other others otherwise our ours ourselves out over own per perhaps rather same several shall
+she should since so some such than that the their theirs them themselves then there these they
+this those though through thus to too toward towards under until up upon us use used using very
+via was we well were what when where whether which while who whom whose why will with within
+without would yet you your yours yourself yourselves et al i.e e.g vs
+""".split())
+
 # MinHash: 64 hash functions cut into 16 bands of 4. A pair at Jaccard 0.8 shares a band with
 # probability 1 - (1 - 0.8**4)**16 > 0.999; at 0.7 it is still 0.98.
 _N_HASHES = 64

@@ -23,8 +23,9 @@ from collections import Counter
 
 from ..errors import InputError
 from .chunks import as_chunks
-from .normalize import normalize_text
-from .question_set import Question, QuestionSet
+from .normalize import STOP_WORDS, normalize_text
+from .question import Question
+from .question_set import QuestionSet
 
 # a sentence ends at . ! ? before a capital or digit, at punctuation spaced out on both sides
 # (" . ", as tokenised corpora such as Cranfield write it) and at line breaks
@@ -32,18 +33,6 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"“(\[]?[A-Z0-9])|\s+[.!?](?:\s+
 _WORD = re.compile(r"[^\W_][\w\-]*", re.UNICODE)
 
 # a short English stop-word list: function words that carry no topic
-STOP_WORDS = frozenset("""
-a about above after again against all also although am an and any are as at be because been
-before being below between both but by can could did do does doing done down during each either
-else etc even ever every few for from further had has have having he her here hers herself him
-himself his how however i if in into is it its itself just least less let like made make many
-may me might more most much must my myself neither no nor not now of off often on once one only
-or other others otherwise our ours ourselves out over own per perhaps rather same several shall
-she should since so some such than that the their theirs them themselves then there these they
-this those though through thus to too toward towards under until up upon us use used using very
-via was we well were what when where whether which while who whom whose why will with within
-without would yet you your yours yourself yourselves et al i.e e.g vs
-""".split())
 
 STYLES = ("mixed", "sentence", "keywords")
 

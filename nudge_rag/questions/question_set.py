@@ -1,4 +1,4 @@
-"""Question and QuestionSet: training questions with graded relevance to index records.
+"""QuestionSet: the one question type of nudge-rag, from readers to the finetuner.
 
 A question has an id, a text (optional when an embedding is given), relevance
 ``{record id: grade > 0}`` and metadata (``source`` is one of ``synthetic``, ``logged``,
@@ -9,92 +9,25 @@ operation returns a new set, and nothing handed in is changed (inputs are copied
 from __future__ import annotations
 
 import copy
-import math
-import numbers
 import os
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..errors import InputError
+from .io import (
+    beir_questions,
+    jsonl_questions,
+    llama_dataset_questions,
+    question_from_row,
+    write_beir,
+    write_jsonl,
+    write_llama_dataset,
+)
+from .question import Question, check_known_ids, check_question
+from .split import check_leakage, group_split, time_split
 
-SOURCES = ("synthetic", "logged", "human")
-
-
-@dataclass(frozen=True)
-class Question:
-    """One training question. ``relevant`` maps record ids to grades (> 0)."""
-
-    id: str
-    text: str | None
-    relevant: dict[str, float]
-    embedding: np.ndarray | None = None
-    metadata: dict = field(default_factory=dict)
-
-    @property
-    def source(self) -> str | None:
-        return self.metadata.get("source")
-
-
-def check_grade(value, where: str) -> float:
-    """A grade as float, or an InputError that says where the bad grade is."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        if isinstance(value, str):
-            try:
-                value = float(value)
-            except ValueError:
-                raise InputError(f"{where}: grade {value!r} is not a number; use a number > 0 "
-                                 "such as 1 or 2") from None
-        else:
-            raise InputError(f"{where}: grade {value!r} is not a number; use a number > 0 "
-                             "such as 1 or 2")
-    value = float(value)
-    if not math.isfinite(value) or value <= 0:
-        raise InputError(f"{where}: grade {value!r} must be a finite number > 0; leave "
-                         "non-relevant records out instead")
-    return value
-
-
-def coerce_relevance(relevant, where: str) -> dict[str, float]:
-    """``{id: grade}`` from a dict or a list of ids (each grade 1). Ids become strings."""
-    if isinstance(relevant, Mapping):
-        out = {}
-        for rid, grade in relevant.items():
-            out[str(rid)] = check_grade(grade, f"{where}, record {rid!r}")
-    elif isinstance(relevant, (list, tuple, set, frozenset)):
-        out = {str(rid): 1.0 for rid in relevant}
-    else:
-        raise InputError(f"{where}: 'relevant' must be a dict {{id: grade}} or a list of ids, "
-                         f"got {type(relevant).__name__}")
-    if not out:
-        raise InputError(f"{where}: 'relevant' is empty; every question needs at least one "
-                         "relevant record id")
-    return out
-
-
-def _check_question(q: Question, where: str) -> Question:
-    if not isinstance(q, Question):
-        raise InputError(f"{where}: expected a Question, got {type(q).__name__}; build one "
-                         "with Question(id, text, relevant) or use QuestionSet.from_pairs")
-    if q.id is None or str(q.id) == "":
-        raise InputError(f"{where}: question has no id")
-    text = q.text
-    if text is not None and not isinstance(text, str):
-        raise InputError(f"{where} (id {q.id!r}): text must be a string or None, "
-                         f"got {type(text).__name__}")
-    if text is not None and not text.strip():
-        text = None
-    if text is None and q.embedding is None:
-        raise InputError(f"{where} (id {q.id!r}): question has neither a text nor an "
-                         "embedding; give at least one")
-    metadata = copy.deepcopy(dict(q.metadata or {}))
-    source = metadata.get("source")
-    if source is not None and source not in SOURCES:
-        raise InputError(f"{where} (id {q.id!r}): metadata source {source!r} is not one of "
-                         f"{', '.join(SOURCES)}")
-    relevant = coerce_relevance(q.relevant, f"{where} (id {q.id!r})")
-    return Question(str(q.id), text, relevant, None, metadata)
+__all__ = ["Question", "QuestionSet", "read_beir", "read_jsonl", "read_llama_dataset"]
 
 
 class QuestionSet:
@@ -109,18 +42,16 @@ class QuestionSet:
         if not items:
             raise InputError("questions is empty; a QuestionSet needs at least one question")
         checked = []
-        vectors = []
         seen: dict[str, int] = {}
         for i, q in enumerate(items):
-            clean = _check_question(q, f"question {i}")
+            clean = check_question(q, f"question {i}")
             if clean.id in seen:
                 raise InputError(f"question {i}: id {clean.id!r} repeats question "
                                  f"{seen[clean.id]}; ids must be unique")
             seen[clean.id] = i
             checked.append(clean)
-            vectors.append(q.embedding)
         self._questions = tuple(checked)
-        self._embeddings = _stack_embeddings(vectors)
+        self._embeddings = _stack_embeddings([q.embedding for q in items])
         if known_ids is not None:
             self.validate(known_ids)
 
@@ -149,8 +80,16 @@ class QuestionSet:
 
     @classmethod
     def coerce(cls, questions, name: str = "questions") -> QuestionSet:
-        """A QuestionSet from what callers hand other parts of nudge-rag: a QuestionSet
-        (returned as is), Questions, ``(text, relevant)`` pairs, or a path to a JSONL file."""
+        """The one way into a QuestionSet from what callers hand nudge-rag.
+
+        Accepted: a QuestionSet (returned as is); a path to a JSONL file; a list of Questions;
+        a list of ``(question, relevant)`` pairs, where the question is a text or an
+        embedding (1-D) and ``relevant`` is ``{id: grade}`` or a list of ids; a list of dict
+        rows as JSONL holds them (``question``/``text``/``embedding``, ``relevant``, optional
+        ``id`` and ``metadata``). Pairs and rows without an id get ``q0, q1, ...``. Grades
+        must be > 0 and every question needs a relevant record: a grade of 0 is refused, not
+        dropped. Pre-embedded ``(numpy vector, dict)`` pairs take a fast path.
+        """
         if isinstance(questions, QuestionSet):
             return questions
         if isinstance(questions, (str, os.PathLike)):
@@ -160,36 +99,40 @@ class QuestionSet:
                              f"(text, relevant) pairs, or a JSONL path; got "
                              f"{type(questions).__name__}")
         items = list(questions)
-        if items and all(isinstance(q, Question) for q in items):
-            return cls(items)
-        return cls.from_pairs(items)
+        if not items:
+            raise InputError(f"{name} is empty; give at least one question with a relevant "
+                             "record")
+        fast = _from_embedded_pairs(items)
+        if fast is not None:
+            return fast
+        return cls(_as_question(item, i, name) for i, item in enumerate(items))
 
     @classmethod
     def from_jsonl(cls, path, known_ids=None, source: str = "human") -> QuestionSet:
-        from .io import read_jsonl
-        return read_jsonl(path, known_ids=known_ids, source=source)
+        """Read a JSONL file (one question per line); errors name ``path:line`` and the
+        field. ``known_ids`` refuses relevance that points elsewhere."""
+        return cls(jsonl_questions(path, known_ids=known_ids, source=source))
 
     def to_jsonl(self, path) -> None:
-        from .io import write_jsonl
         write_jsonl(self, path)
 
     @classmethod
     def from_beir(cls, folder, splits=None, known_ids=None) -> QuestionSet:
-        from .io import read_beir
-        return read_beir(folder, splits=splits, known_ids=known_ids)
+        """The queries of a BEIR folder with a positive judgement in ``qrels/<split>.tsv``
+        (all splits pooled by default)."""
+        return cls(beir_questions(folder, splits=splits, known_ids=known_ids))
 
     def to_beir(self, folder, split: str = "train", overwrite: bool = False) -> None:
-        from .io import write_beir
         write_beir(self, folder, split=split, overwrite=overwrite)
 
     @classmethod
     def from_llama_dataset(cls, path_or_dict, known_ids=None,
                            source: str = "synthetic") -> QuestionSet:
-        from .io import read_llama_dataset
-        return read_llama_dataset(path_or_dict, known_ids=known_ids, source=source)[0]
+        """The questions of an ``EmbeddingQAFinetuneDataset`` JSON file or dict."""
+        return cls(llama_dataset_questions(path_or_dict, known_ids=known_ids,
+                                           source=source)[0])
 
     def to_llama_dataset(self, path=None, corpus=None) -> dict:
-        from .io import write_llama_dataset
         return write_llama_dataset(self, path, corpus=corpus)
 
     # -- container protocol ---------------------------------------------------------------
@@ -257,41 +200,39 @@ class QuestionSet:
                              "one row per question in the set's order")
         return QuestionSet._trusted(self._questions, _as_matrix(arr, "embeddings"))
 
-    def validate(self, known_ids) -> None:
-        """Raise InputError if any relevance points at an id not in ``known_ids``."""
-        known = set(map(str, known_ids))
-        for q in self._questions:
-            unknown = [rid for rid in q.relevant if rid not in known]
-            if unknown:
-                shown = ", ".join(repr(u) for u in unknown[:5])
-                raise InputError(f"question {q.id!r}: relevant ids {shown} are not among the "
-                                 f"{len(known)} known ids; fix the ids or drop those entries")
+    def validate(self, known_ids, name: str = "questions", holder: str | None = None) -> None:
+        """Raise :class:`~nudge_rag.errors.MismatchError` (an ``InputError``) if relevance
+        points at a record id that is not known. ``known_ids`` is a collection of ids, or a
+        callable that returns which of the ids it is given exist (a store lookup);
+        ``holder`` names what holds them, for the message. This is the one id check that
+        readers, the finetuner and the CLI all use."""
+        check_known_ids((q.relevant for q in self._questions), known_ids, name, holder)
 
     def relevance_rows(self, record_ids, unknown: str = "raise") -> list[dict[int, float]]:
         """Relevance as ``{row: grade}`` against ``record_ids`` (the index's row order), the
         form ``NudgeN.fit`` takes. ``unknown="drop"`` skips ids that are not in the index."""
         row_of = {str(r): i for i, r in enumerate(record_ids)}
         if unknown == "raise":
-            self.validate(row_of)
+            self.validate(row_of, "relevance_rows")
         return [{row_of[rid]: g for rid, g in q.relevant.items() if rid in row_of}
                 for q in self._questions]
 
     # -- splitting (see split.py) -------------------------------------------------------------
     def split(self, train: float = 0.7, val: float = 0.1, test: float = 0.2, seed: int = 0,
               threshold: float | None = None):
-        from .split import group_split
-        return group_split(self, train=train, val=val, test=test, seed=seed, threshold=threshold)
+        """``(train, val, test)`` at random, near-duplicate questions kept on one side
+        (``test`` is ``None`` when ``test=0``); see :func:`split.group_split`."""
+        return group_split(self, train=train, val=val, test=test, seed=seed,
+                           threshold=threshold)
 
     def split_by_time(self, val_start=None, test_start=None, train: float = 0.7,
                       val: float = 0.1, test: float = 0.2, allow_leakage: bool = False,
                       drop_leaked: bool = False, threshold: float | None = None):
-        from .split import time_split
         return time_split(self, val_start=val_start, test_start=test_start, train=train,
                           val=val, test=test, allow_leakage=allow_leakage,
                           drop_leaked=drop_leaked, threshold=threshold)
 
     def check_leakage(self, *others: QuestionSet, threshold: float | None = None):
-        from .split import check_leakage
         return check_leakage(self, *others, threshold=threshold)
 
 
@@ -300,11 +241,12 @@ def _read_only(arr: np.ndarray) -> np.ndarray:
     return arr
 
 
-def _as_matrix(arr: np.ndarray, name: str) -> np.ndarray:
+def _as_matrix(arr: np.ndarray, name: str, copy: bool = True) -> np.ndarray:
+    """A read-only float matrix; ``copy=False`` when ``arr`` is already a private copy."""
     if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
         raise InputError(f"{name} must hold real numbers, got dtype {arr.dtype}")
     dtype = arr.dtype if np.issubdtype(arr.dtype, np.floating) else np.float32
-    out = np.array(arr, dtype=dtype, copy=True)
+    out = np.array(arr, dtype=dtype, copy=True) if copy else np.asarray(arr, dtype=dtype)
     if not np.isfinite(out).all():
         bad = int(np.nonzero(~np.isfinite(out).all(axis=1))[0][0])
         raise InputError(f"{name}: row {bad} holds NaN or inf; re-encode that question")
@@ -327,3 +269,77 @@ def _stack_embeddings(vectors: list) -> np.ndarray | None:
                          f"differs from question 0's {first}; every embedding needs one "
                          "1-D shape")
     return _as_matrix(np.stack([np.asarray(v) for v in vectors]), "embeddings")
+
+
+# -- coercion --------------------------------------------------------------------------------
+_PAIR_SHAPE = ("pairs[{i}]: expected (text, relevant) or (embedding, relevant), a dict row or "
+               "a Question in {name}; got {item!r:.80}")
+
+
+def _as_question(item, i: int, name: str) -> Question:
+    """One item of a list handed to :meth:`QuestionSet.coerce`, as a Question (checked when
+    the set is built)."""
+    if isinstance(item, Question):
+        return item
+    if isinstance(item, Mapping):
+        row = dict(item)
+        if "relevant" not in row and "relevance" in row:
+            row["relevant"] = row.pop("relevance")
+        q = question_from_row(row, f"{name}[{i}]")
+        return q if q.id else Question(f"q{i}", q.text, q.relevant, q.embedding, q.metadata)
+    if not isinstance(item, (tuple, list)) or len(item) != 2:
+        raise InputError(_PAIR_SHAPE.format(i=i, name=name, item=item))
+    question, relevant = item
+    if isinstance(question, str):
+        return Question(f"q{i}", question, relevant, None, {"source": "human"})
+    vector = None if question is None else np.asarray(question)
+    if vector is None or vector.ndim != 1 or not np.issubdtype(vector.dtype, np.number):
+        raise InputError(f"{name}[{i}]: the question must be a text or a 1-D embedding, got "
+                         f"{type(question).__name__}")
+    return Question(f"q{i}", None, relevant, vector, {"source": "human"})
+
+
+def _from_embedded_pairs(items: list) -> QuestionSet | None:
+    """Pre-embedded ``(1-D numpy array, {id: grade})`` pairs, the common case of callers that
+    embed their own questions, in one pass with one array copy; ``None`` for anything else or
+    anything odd (the general path checks it and names the fault)."""
+    first = items[0]
+    if not (type(first) is tuple and len(first) == 2 and isinstance(first[0], np.ndarray)
+            and first[0].ndim == 1):
+        return None
+    shape = first[0].shape
+    if not all(type(it) is tuple and len(it) == 2 and isinstance(it[0], np.ndarray)
+               and it[0].shape == shape and type(it[1]) is dict and it[1] for it in items):
+        return None
+    grades = [g for _, rel in items for g in rel.values()]
+    if not all(type(g) in (int, float) or isinstance(g, (np.floating, np.integer))
+               for g in grades):
+        return None  # bools, strings, None: let the general path name them
+    values = np.array(grades, dtype=np.float64)
+    if not (np.isfinite(values).all() and (values > 0).all()):
+        return None
+    source = {"source": "human"}  # shared: the set never hands out or changes its own dicts
+    questions = tuple(Question(f"q{i}", None, {str(k): float(g) for k, g in rel.items()}, None,
+                               source) for i, (_, rel) in enumerate(items))
+    matrix = np.array([v for v, _ in items])
+    if not np.issubdtype(matrix.dtype, np.number):
+        return None
+    return QuestionSet._trusted(questions, _as_matrix(matrix, "embeddings", copy=False))
+
+
+# -- readers that return sets (the formats live in io.py) -----------------------------------------
+def read_jsonl(path, known_ids=None, source: str = "human") -> QuestionSet:
+    """Read a question JSONL file. Errors name ``path:line`` and the field at fault."""
+    return QuestionSet.from_jsonl(path, known_ids=known_ids, source=source)
+
+
+def read_beir(folder, splits=None, known_ids=None) -> QuestionSet:
+    """Questions of a BEIR folder: ``queries.jsonl`` joined with ``qrels/<split>.tsv``."""
+    return QuestionSet.from_beir(folder, splits=splits, known_ids=known_ids)
+
+
+def read_llama_dataset(path_or_dict, known_ids=None, source: str = "synthetic"):
+    """``(QuestionSet, corpus)`` from ``EmbeddingQAFinetuneDataset`` JSON; every grade is 1."""
+    questions, corpus = llama_dataset_questions(path_or_dict, known_ids=known_ids,
+                                                source=source)
+    return QuestionSet(questions), corpus

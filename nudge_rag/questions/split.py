@@ -2,8 +2,12 @@
 
 ``group_split`` cuts a set at random but keeps every group of duplicate or near-duplicate
 questions (see :mod:`normalize`) on one side, so a test question is never a rephrasing of a
-training one. ``time_split`` cuts by timestamp, as logs need; it cannot keep groups together
-(time decides), so it checks for leakage afterwards and refuses unless told otherwise.
+training one; ``group_folds`` cuts it the same way into K folds for cross-validation.
+``time_split`` cuts by timestamp, as logs need; it cannot keep groups together (time decides),
+so it checks for leakage afterwards and refuses unless told otherwise.
+
+Every function here takes a question set and returns subsets of it (``qs.subset``); this
+module sits below ``question_set`` and never imports it.
 """
 
 from __future__ import annotations
@@ -16,7 +20,6 @@ import numpy as np
 
 from ..errors import InputError
 from .normalize import NEAR_DUPLICATE_JACCARD, duplicate_groups, normalize_text
-from .question_set import QuestionSet
 
 
 def _check_fractions(train: float, val: float, test: float) -> None:
@@ -34,15 +37,11 @@ def _check_fractions(train: float, val: float, test: float) -> None:
                          "validation questions, so give val a fraction > 0")
 
 
-def group_split(qs: QuestionSet, train=0.7, val=0.1, test=0.2, seed=0, threshold=None):
-    """Reproducible random split that keeps duplicate groups together.
+def _group_order(qs, threshold, seed) -> tuple[np.ndarray, np.ndarray]:
+    """``(group label per question, groups in seeded random order)``.
 
-    Groups are ordered by their smallest question id before the seeded permutation, so the
-    result does not depend on the order the questions came in. A group goes to the part in
-    which it starts, which keeps the part sizes within one group of ``fraction * n``.
-    Returns ``(train, val, test)``; ``test`` is ``None`` when ``test=0``.
-    """
-    _check_fractions(train, val, test)
+    Groups are put in the order of their smallest question id before the seeded permutation,
+    so the order does not depend on the order the questions came in."""
     threshold = NEAR_DUPLICATE_JACCARD if threshold is None else threshold
     labels = duplicate_groups(qs.texts, qs.embeddings, threshold=threshold)
     n_groups = int(labels.max()) + 1
@@ -51,19 +50,63 @@ def group_split(qs: QuestionSet, train=0.7, val=0.1, test=0.2, seed=0, threshold
         if group_key[g] is None or qid < group_key[g]:
             group_key[g] = qid
     canonical = np.argsort(np.array(group_key, dtype=object), kind="stable")
-    order = canonical[np.random.default_rng(seed).permutation(n_groups)]
-    sizes = np.bincount(labels, minlength=n_groups)[order]
+    return labels, canonical[np.random.default_rng(seed).permutation(n_groups)]
+
+
+def _cut(labels: np.ndarray, order: np.ndarray, bounds) -> np.ndarray:
+    """Part number per question: groups laid end to end in ``order``, each going to the part
+    in which it starts (``bounds`` are the question counts where parts 1, 2, ... begin)."""
+    sizes = np.bincount(labels)[order]
     starts = np.cumsum(sizes) - sizes
+    part_of_group = np.empty(len(order), dtype=np.int64)
+    part_of_group[order] = np.searchsorted(bounds, starts, side="right")
+    return part_of_group[labels]
+
+
+def group_split(qs, train=0.7, val=0.1, test=0.2, seed=0, threshold=None):
+    """Reproducible random split that keeps duplicate groups together.
+
+    Groups are ordered by their smallest question id before the seeded permutation, so the
+    result does not depend on the order the questions came in. A group goes to the part in
+    which it starts, which keeps the part sizes within one group of ``fraction * n``.
+    Returns ``(train, val, test)``; ``test`` is ``None`` when ``test=0``.
+    """
+    _check_fractions(train, val, test)
+    labels, order = _group_order(qs, threshold, seed)
     n = len(qs)
-    n_train = round(train * n)
-    n_val = round(val * n)
-    part_of_group = np.empty(n_groups, dtype=np.int64)
-    part_of_group[order] = np.searchsorted([n_train, n_train + n_val], starts, side="right")
-    part = part_of_group[labels]
-    return _assemble(qs, part, test > 0, f"{n} questions in {n_groups} duplicate groups")
+    n_train, n_val = round(train * n), round(val * n)
+    part = _cut(labels, order, [n_train, n_train + n_val])
+    return _assemble(qs, part, test > 0, f"{n} questions in {len(order)} duplicate groups")
 
 
-def _assemble(qs: QuestionSet, part: np.ndarray, want_test: bool, what: str):
+def group_fold_labels(qs, k: int = 5, seed: int = 0, threshold=None) -> np.ndarray:
+    """Fold number (``0 .. k-1``) per question, for K-fold cross-validation: duplicate and
+    near-duplicate questions share a fold, folds hold about ``n / k`` questions each, and the
+    result depends only on the set's contents and ``seed``."""
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 2:
+        raise InputError(f"k={k!r} must be an integer >= 2 (the number of folds)")
+    labels, order = _group_order(qs, threshold, seed)
+    if len(order) < k:
+        raise InputError(f"k={k} folds need at least {k} groups of distinct questions; the "
+                         f"{len(qs)} questions form {len(order)}: lower k or add questions")
+    n = len(qs)
+    fold = _cut(labels, order, [round(j * n / k) for j in range(1, k)])
+    empty = sorted(set(range(k)) - set(fold.tolist()))
+    if empty:
+        raise InputError(f"fold {empty[0]} of {k} is empty: a group of near-duplicate questions "
+                         f"is larger than n / k = {n / k:.1f}; lower k or add questions")
+    return fold
+
+
+def group_folds(qs, k: int = 5, seed: int = 0, threshold=None):
+    """``[(train, held_out), ...]``, one pair per fold (see :func:`group_fold_labels`): each
+    question is held out exactly once, and never beside a near-duplicate in its train part."""
+    fold = group_fold_labels(qs, k, seed, threshold)
+    return [(qs.subset(np.flatnonzero(fold != j)), qs.subset(np.flatnonzero(fold == j)))
+            for j in range(k)]
+
+
+def _assemble(qs, part: np.ndarray, want_test: bool, what: str):
     names = ("train", "validation", "test")
     out = []
     for k, name in enumerate(names):
@@ -107,7 +150,42 @@ def to_epoch(value, where: str) -> float:
     return dt.timestamp()
 
 
-def time_split(qs: QuestionSet, val_start=None, test_start=None, train=0.7, val=0.1, test=0.2,
+def _time_parts(times: np.ndarray, ids: list[str], val_start, test_start, fractions):
+    """``(part per question, whether a test part was asked for)`` from the timestamps."""
+    if val_start is None and test_start is None:
+        train, val, test = fractions
+        _check_fractions(train, val, test)
+        order = sorted(range(len(ids)), key=lambda i: (times[i], ids[i]))
+        n = len(ids)
+        n_train, n_val = round(train * n), round(val * n)
+        part = np.empty(n, dtype=np.int64)
+        part[order] = np.searchsorted([n_train, n_train + n_val], np.arange(n), side="right")
+        return part, test > 0
+    if val_start is None:
+        raise InputError("test_start without val_start leaves validation empty; give "
+                         "val_start too")
+    v = to_epoch(val_start, "val_start")
+    t = math.inf if test_start is None else to_epoch(test_start, "test_start")
+    if t < v:
+        raise InputError(f"test_start={test_start!r} is before val_start={val_start!r}")
+    return np.where(times < v, 0, np.where(times < t, 1, 2)), test_start is not None
+
+
+def _without_leaks(parts: list, report: LeakageReport) -> list:
+    """``parts`` with the validation and test questions that leak removed."""
+    for k in (1, 2):
+        if parts[k] is None:
+            continue
+        leaked = report.leaked_ids(k - 1)
+        keep = [i for i, qid in enumerate(parts[k].ids) if qid not in leaked]
+        if not keep:
+            raise InputError(f"dropping leaked questions leaves "
+                             f"{('validation', 'test')[k - 1]} empty")
+        parts[k] = parts[k].subset(keep)
+    return parts
+
+
+def time_split(qs, val_start=None, test_start=None, train=0.7, val=0.1, test=0.2,
                allow_leakage=False, drop_leaked=False, threshold=None):
     """Split by ``metadata["timestamp"]``.
 
@@ -120,24 +198,7 @@ def time_split(qs: QuestionSet, val_start=None, test_start=None, train=0.7, val=
     """
     times = np.array([to_epoch(q.metadata.get("timestamp"), f"question {q.id!r} metadata "
                                "field 'timestamp'") for q in qs])
-    if val_start is None and test_start is None:
-        _check_fractions(train, val, test)
-        order = sorted(range(len(qs)), key=lambda i: (times[i], qs.ids[i]))
-        n = len(qs)
-        n_train, n_val = round(train * n), round(val * n)
-        part = np.empty(n, dtype=np.int64)
-        part[order] = np.searchsorted([n_train, n_train + n_val], np.arange(n), side="right")
-        want_test = test > 0
-    else:
-        if val_start is None:
-            raise InputError("test_start without val_start leaves validation empty; give "
-                             "val_start too")
-        v = to_epoch(val_start, "val_start")
-        t = math.inf if test_start is None else to_epoch(test_start, "test_start")
-        if t < v:
-            raise InputError(f"test_start={test_start!r} is before val_start={val_start!r}")
-        part = np.where(times < v, 0, np.where(times < t, 1, 2))
-        want_test = test_start is not None
+    part, want_test = _time_parts(times, qs.ids, val_start, test_start, (train, val, test))
     parts = list(_assemble(qs, part, want_test, f"{len(qs)} questions by time"))
     report = check_leakage(parts[0], *[p for p in parts[1:] if p is not None],
                            threshold=threshold)
@@ -145,15 +206,7 @@ def time_split(qs: QuestionSet, val_start=None, test_start=None, train=0.7, val=
         if not drop_leaked:
             raise InputError(f"{report.summary()}; pass drop_leaked=True to remove them from "
                              "validation/test, or allow_leakage=True to keep them")
-        for k in (1, 2):
-            if parts[k] is None:
-                continue
-            leaked = report.leaked_ids(k - 1)
-            keep = [i for i, qid in enumerate(parts[k].ids) if qid not in leaked]
-            if not keep:
-                raise InputError(f"dropping leaked questions leaves "
-                                 f"{('validation', 'test')[k - 1]} empty")
-            parts[k] = parts[k].subset(keep)
+        parts = _without_leaks(parts, report)
     return tuple(parts)
 
 
@@ -201,7 +254,7 @@ class LeakageReport:
             raise InputError(self.summary())
 
 
-def check_leakage(train: QuestionSet, *others: QuestionSet, threshold=None) -> LeakageReport:
+def check_leakage(train, *others, threshold=None) -> LeakageReport:
     """Report questions of ``others`` (validation, test, ...) that are the same question as
     a training question: equal or near-equal normalised text, or, for text-less questions,
     near-equal embeddings."""

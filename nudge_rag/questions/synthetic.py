@@ -1,44 +1,52 @@
 """Synthetic questions from an LLM, or from the offline generator when there is none.
 
 ``generate_questions`` asks the LLM for ``questions_per_chunk`` questions per chunk, with at
-most ``max_concurrency`` calls in flight, a ``timeout`` per call and ``max_retries`` retries
-with exponential backoff. Failed calls, errors, time-outs and answers with no usable question
-are retried and, if they keep failing, reported; they never reach the cache. Successful
-chunks are appended to the JSONL ``cache`` as they finish, keyed by the exact prompt, so an
-interrupted run resumes without asking again about chunks it already has.
+most ``max_concurrency`` calls in flight (one at a time for a model that runs in this
+process), a ``timeout`` per call and ``max_retries`` retries with exponential backoff. Errors,
+time-outs and answers with no usable question are retried and, if they keep failing,
+reported; they never reach the cache. Successful chunks are appended to the JSONL ``cache``
+(see :mod:`answer_cache`) as they finish, so an interrupted run resumes without asking again.
+Questions that more than :data:`SHARED_QUESTION_LIMIT` chunks produce are dropped as generic.
 
-LLMs are recognised by their methods: LlamaIndex (``complete``/``acomplete``, the answer's
-``.text``), LangChain chat models and LLMs (``invoke``/``ainvoke``, the answer's ``.content``
-or the string itself), or any callable ``prompt -> str``.
+The parts: :mod:`llm_calls` calls the model, :mod:`answer_cache` keeps the answers,
+:mod:`parsing` reads them; :class:`_Generation` below runs one generation with them.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
-import os
+import logging
 import warnings
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from ..errors import InputError, NudgeError
+from .answer_cache import AnswerCache, cache_key
 from .chunks import as_chunks
+from .llm_calls import CallTimedOut, ModelCaller, describe, identity_key, model_identity
 from .normalize import normalize_text
-from .parsing import parse_questions
-from .question_set import Question, QuestionSet
+from .offline import offline_questions
+from .parsing import read_answer
+from .question import Question
+from .question_set import QuestionSet
 
-DEFAULT_PROMPT = """You are preparing a quiz from a document collection.
+logger = logging.getLogger(__name__)
 
-Passage:
-<<<
-{context}
->>>
+# Written for small local models as much as for large hosted ones: the instruction comes
+# first and is short, and it asks for questions that name their topic, as a search does.
+# Measured with SmolLM2-135M-Instruct on SciFact (docs/benchmarks.md, "Synthetic questions").
+DEFAULT_PROMPT = """Write {n} questions about the topic of the following text. Each question \
+names the topic, so that it makes sense without the text. Output only the questions, one per \
+line.
 
-Write {n} different questions that a person searching this collection might ask and that this
-passage answers. Each question must stand on its own: do not mention "the passage", "the text"
-or "the author". Answer with a numbered list of {n} questions and nothing else."""
+Text: {context}"""
+
+#: a question that more chunks than this produce names no topic of its own ("What is this
+#: study about?"): it is dropped instead of pulling those chunks together
+SHARED_QUESTION_LIMIT = 2
+#: calls in flight at once when ``max_concurrency`` is not given, for a model served elsewhere
+DEFAULT_CONCURRENCY = 4
 
 
 class GenerationError(NudgeError, RuntimeError):
@@ -56,50 +64,22 @@ class GenerationReport:
     empty_chunks: list[str] = field(default_factory=list)  # chunks without text, skipped
     merged_duplicates: int = 0  # questions that repeated another chunk's question
     calls: int = 0
+    model: str = ""                 # the model, as named in logs and the cache
+    in_process: bool = False        # the model runs in this process: calls one at a time
+    max_in_flight: int = 0          # the most calls that ran at once
+    stale_cache: int = 0            # chunks cached for another model, prompt or setting
+    rejected: Counter = field(default_factory=Counter)  # refused candidates, by reason
+    shared_dropped: dict[str, int] = field(default_factory=dict)  # question -> chunks
 
     def summary(self) -> str:
         return (f"{self.n_chunks} chunks: {self.from_cache} from cache, {self.generated} "
                 f"generated in {self.calls} calls, {len(self.failed)} failed, "
                 f"{len(self.empty_chunks)} empty; {self.merged_duplicates} duplicate "
-                "questions merged")
+                f"questions merged, {len(self.shared_dropped)} dropped as shared by more than "
+                f"{SHARED_QUESTION_LIMIT} chunks; refused: {dict(self.rejected) or 'none'}")
 
 
-# -- talking to the LLM ------------------------------------------------------------------------
-def _answer_text(response) -> str:
-    if response is None:
-        return ""
-    if isinstance(response, str):
-        return response
-    content = getattr(response, "content", None)  # LangChain AIMessage
-    if content is None:
-        content = getattr(response, "text", None)  # LlamaIndex CompletionResponse
-    if content is None:
-        content = getattr(response, "message", None)
-        content = getattr(content, "content", None)
-    if isinstance(content, list):  # LangChain content blocks
-        return "\n".join(b if isinstance(b, str) else str(b.get("text", ""))
-                         for b in content if isinstance(b, (str, dict)))
-    return "" if content is None else str(content)
-
-
-def _callers(llm):
-    """``(async call or None, sync call or None)``, each ``prompt -> answer object``."""
-    if hasattr(llm, "complete") and hasattr(llm, "acomplete"):  # LlamaIndex
-        acomplete = getattr(type(llm), "acomplete", None)
-        # CustomLLM's own acomplete just calls complete() and would block the event loop;
-        # run such models in threads instead
-        blocking = getattr(acomplete, "__qualname__", "").startswith("CustomLLM.")
-        return (None if blocking else llm.acomplete), llm.complete
-    if hasattr(llm, "invoke") or hasattr(llm, "ainvoke"):  # LangChain
-        return getattr(llm, "ainvoke", None), getattr(llm, "invoke", None)
-    if hasattr(llm, "acomplete") or hasattr(llm, "complete"):
-        return getattr(llm, "acomplete", None), getattr(llm, "complete", None)
-    if callable(llm):
-        return None, llm
-    raise InputError(f"llm={type(llm).__name__} is neither a LlamaIndex LLM (complete/"
-                     "acomplete), a LangChain model (invoke/ainvoke) nor a callable")
-
-
+# -- options ---------------------------------------------------------------------------------------
 def render_prompt(prompt, context: str, n: int) -> str:
     if callable(prompt):
         return str(prompt(context, n))
@@ -107,39 +87,38 @@ def render_prompt(prompt, context: str, n: int) -> str:
     return prompt.replace("{context}", context).replace("{n}", str(n))
 
 
-def _check_prompt(prompt) -> None:
-    if callable(prompt):
-        return
-    if not isinstance(prompt, str) or "{context}" not in prompt:
-        raise InputError("prompt must be a string containing {context} (and usually {n}), or "
-                         "a callable (text, n) -> str")
+@dataclass(frozen=True)
+class _Options:
+    questions_per_chunk: int
+    max_concurrency: int | None
+    max_retries: int
+    timeout: float
+    backoff: float
 
-
-# -- cache ------------------------------------------------------------------------------------
-def _cache_key(rendered: str) -> str:
-    return hashlib.sha256(rendered.encode("utf-8")).hexdigest()[:24]
-
-
-def _read_cache(path: Path) -> dict[tuple[str, str], list[str]]:
-    entries: dict[tuple[str, str], list[str]] = {}
-    if not path.is_file():
-        return entries
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
+    def check(self, prompt) -> None:
+        if not callable(prompt) and (not isinstance(prompt, str) or "{context}" not in prompt):
+            raise InputError("prompt must be a string containing {context} (and usually {n}), "
+                             "or a callable (text, n) -> str")
+        for name, value, low in (("questions_per_chunk", self.questions_per_chunk, 1),
+                                 ("max_concurrency", self.max_concurrency, 1),
+                                 ("max_retries", self.max_retries, 0)):
+            if name == "max_concurrency" and value is None:
                 continue
-            try:
-                row = json.loads(line)
-                questions = [q for q in row["questions"] if isinstance(q, str)]
-                key = (str(row["chunk_id"]), str(row["key"]))
-            except (json.JSONDecodeError, KeyError, TypeError):
-                # most likely the last line of a run that was killed mid-write; that chunk
-                # will simply be asked again
-                warnings.warn(f"{path}:{lineno}: unreadable cache line skipped", stacklevel=3)
-                continue
-            if questions:
-                entries[key] = questions
-    return entries
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise InputError(f"{name}={value!r} must be an integer >= {low}")
+        if not (isinstance(self.timeout, (int, float)) and self.timeout > 0):
+            raise InputError(f"timeout={self.timeout!r} must be a number of seconds > 0")
+
+
+def _concurrency(asked: int | None, caller: ModelCaller, model: str) -> int:
+    """Calls in flight at once: one for a model in this process, whatever was asked."""
+    if not caller.in_process:
+        return DEFAULT_CONCURRENCY if asked is None else asked
+    if asked is not None and asked > 1:
+        warnings.warn(f"llm={model} runs in this process, where parallel calls crash or "
+                      f"stall it; its calls run one at a time (max_concurrency={asked} "
+                      "ignored)", stacklevel=6)
+    return 1
 
 
 class _NoBar:
@@ -161,104 +140,120 @@ def _progress_bar(total: int, initial: int, disable: bool, **kwargs):
     return tqdm(total=total, initial=initial, **kwargs)
 
 
-# -- generation ---------------------------------------------------------------------------------
+# -- one generation --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Job:
+    chunk_id: str
+    prompt: str
+    key: str
+    instruction: str  # the prompt without the chunk, to recognise echoes of it
+
+
+class _Generation:
+    """One run: which chunks the cache answers, asking the model about the others (with
+    retries), and what came back."""
+
+    def __init__(self, llm, prompt, options: _Options, cache, report: GenerationReport):
+        self.prompt, self.options, self.report = prompt, options, report
+        self.caller = ModelCaller(llm)
+        identity = model_identity(llm, self.caller.engine)
+        self.model_key = identity_key(identity)
+        report.model = describe(llm, identity)
+        report.in_process = self.caller.in_process
+        self.workers = _concurrency(options.max_concurrency, self.caller, report.model)
+        self.cache = None if cache is None else AnswerCache(cache)
+        self.answers: dict[str, list[str]] = {}
+
+    def plan(self, chunks: list[tuple[str, str]]) -> list[_Job]:
+        """The chunks still to ask about; cached ones are answered at once (and logged)."""
+        jobs, stale = [], set()
+        for chunk_id, text in chunks:
+            if not text.strip():
+                self.report.empty_chunks.append(chunk_id)
+                continue
+            rendered = render_prompt(self.prompt, text, self.options.questions_per_chunk)
+            key = cache_key(rendered, self.model_key)
+            cached = None if self.cache is None else self.cache.get(chunk_id, key)
+            if cached is not None:
+                self.answers[chunk_id] = cached
+                self.report.from_cache += 1
+                continue
+            others = set() if self.cache is None else self.cache.others(chunk_id, key)
+            stale |= others
+            self.report.stale_cache += bool(others)
+            jobs.append(_Job(chunk_id, rendered, key, rendered.replace(text, " ")))
+        if self.cache is not None:
+            logger.info("%s: reused the cached questions of %d of %d chunks for %s; asking "
+                        "about %d%s", self.cache.path, self.report.from_cache, len(chunks),
+                        self.report.model, len(jobs),
+                        f" ({self.report.stale_cache} were cached for another model, prompt "
+                        f"or setting: {', '.join(sorted(stale))})" if stale else "")
+        return jobs
+
+    async def run(self, jobs: list[_Job], progress: bool) -> None:
+        self.caller.start(self.workers)
+        semaphore = asyncio.Semaphore(self.workers)
+        bar = _progress_bar(total=self.report.n_chunks - len(self.report.empty_chunks),
+                            initial=self.report.from_cache, disable=not progress,
+                            desc="questions", unit="chunk")
+
+        async def one(job: _Job) -> None:
+            async with semaphore:
+                await self.ask(job)
+            bar.update(1)
+
+        try:
+            await asyncio.gather(*(one(job) for job in jobs))
+        finally:
+            bar.close()
+            await self.caller.close()  # no call outlives the run
+            if self.cache is not None:
+                self.cache.close()
+        self.report.max_in_flight = self.caller.max_in_flight
+
+    async def ask(self, job: _Job) -> None:
+        """Ask about one chunk until an answer holds a usable question or retries run out."""
+        options, error = self.options, "no attempt made"
+        for attempt in range(options.max_retries + 1):
+            if attempt:
+                await asyncio.sleep(options.backoff * 2 ** (attempt - 1))
+            self.report.calls += 1
+            try:
+                answer = await self.caller.ask(job.prompt, options.timeout)
+            except CallTimedOut as exc:
+                error = str(exc)
+                await exc.finished()  # never a retry beside a call that still runs
+                continue
+            except Exception as exc:  # noqa: BLE001 - any client error is retried
+                error = f"{type(exc).__name__}: {exc}"
+                continue
+            parsed = read_answer(answer, job.instruction)
+            self.report.rejected.update(reason for _, reason in parsed.rejected)
+            questions = parsed.questions[:options.questions_per_chunk]
+            if not questions:
+                error = f"no usable question in the answer {answer[:80]!r}"
+                continue
+            self.answers[job.chunk_id] = questions
+            self.report.generated += 1
+            if self.cache is not None:
+                self.cache.add(job.chunk_id, job.key, questions, self.report.model)
+            return
+        self.report.failed[job.chunk_id] = error
+
+
 async def agenerate_questions(documents, llm, questions_per_chunk: int = 2, prompt=None, *,
-                              max_concurrency: int = 4, max_retries: int = 3,
+                              max_concurrency: int | None = None, max_retries: int = 3,
                               timeout: float = 60.0, backoff: float = 1.0, cache=None,
                               progress: bool = True):
     """The coroutine behind :func:`generate_questions`; returns ``(QuestionSet, report)``."""
     prompt = DEFAULT_PROMPT if prompt is None else prompt
-    _check_prompt(prompt)
-    for name, value, low in (("questions_per_chunk", questions_per_chunk, 1),
-                             ("max_concurrency", max_concurrency, 1),
-                             ("max_retries", max_retries, 0)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise InputError(f"{name}={value!r} must be an integer >= {low}")
-    if not (isinstance(timeout, (int, float)) and timeout > 0):
-        raise InputError(f"timeout={timeout!r} must be a number of seconds > 0")
-    acall, call = _callers(llm)
+    options = _Options(questions_per_chunk, max_concurrency, max_retries, timeout, backoff)
+    options.check(prompt)
     chunks = as_chunks(documents)
     report = GenerationReport(n_chunks=len(chunks))
-    cache_path = None if cache is None else Path(cache)
-    cached = _read_cache(cache_path) if cache_path is not None else {}
-
-    jobs = []  # (chunk id, rendered prompt, key)
-    answers: dict[str, list[str]] = {}
-    for chunk_id, text in chunks:
-        if not text.strip():
-            report.empty_chunks.append(chunk_id)
-            continue
-        rendered = render_prompt(prompt, text, questions_per_chunk)
-        key = _cache_key(rendered)
-        if (chunk_id, key) in cached:
-            answers[chunk_id] = cached[(chunk_id, key)]
-            report.from_cache += 1
-        else:
-            jobs.append((chunk_id, rendered, key))
-
-    bar = _progress_bar(total=len(chunks) - len(report.empty_chunks), initial=report.from_cache,
-                        disable=not progress, desc="questions", unit="chunk")
-    semaphore = asyncio.Semaphore(max_concurrency)
-    # enough threads that calls stuck past their timeout cannot starve new ones
-    pool = ThreadPoolExecutor(max_workers=max_concurrency * (max_retries + 2))
-    loop = asyncio.get_running_loop()
-    cache_fh = None
-    if cache_path is not None and jobs:
-        cache_path.parent.mkdir(parents=True, exist_ok=True)
-        half_line = False
-        if cache_path.is_file() and cache_path.stat().st_size > 0:
-            with open(cache_path, "rb") as fh:
-                fh.seek(-1, os.SEEK_END)
-                half_line = fh.read(1) != b"\n"
-        cache_fh = open(cache_path, "a", encoding="utf-8")  # noqa: SIM115 - closed below
-        if half_line:
-            # a killed run left half a line: end it, so new entries start on their own
-            cache_fh.write("\n")
-
-    async def ask(rendered: str) -> str:
-        if acall is not None:
-            return _answer_text(await acall(rendered))
-        return _answer_text(await loop.run_in_executor(pool, call, rendered))
-
-    async def one(chunk_id: str, rendered: str, key: str) -> None:
-        error = "no attempt made"
-        async with semaphore:
-            for attempt in range(max_retries + 1):
-                if attempt:
-                    await asyncio.sleep(backoff * 2 ** (attempt - 1))
-                report.calls += 1
-                try:
-                    answer = await asyncio.wait_for(ask(rendered), timeout)
-                except asyncio.TimeoutError:
-                    error = f"timed out after {timeout:g}s"
-                    continue
-                except Exception as exc:  # noqa: BLE001 - any client error is retried
-                    error = f"{type(exc).__name__}: {exc}"
-                    continue
-                questions = parse_questions(answer)[:questions_per_chunk]
-                if not questions:
-                    error = f"no usable question in the answer {answer[:80]!r}"
-                    continue
-                answers[chunk_id] = questions
-                report.generated += 1
-                if cache_fh is not None:
-                    row = {"chunk_id": chunk_id, "key": key, "questions": questions}
-                    cache_fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-                    cache_fh.flush()
-                bar.update(1)
-                return
-        report.failed[chunk_id] = error
-        bar.update(1)
-
-    try:
-        await asyncio.gather(*(one(*job) for job in jobs))
-    finally:
-        bar.close()
-        pool.shutdown(wait=False, cancel_futures=True)
-        if cache_fh is not None:
-            cache_fh.close()
-
-    if not answers:
+    generation = _Generation(llm, prompt, options, cache, report)
+    await generation.run(generation.plan(chunks), progress)
+    if not generation.answers:
         sample = "; ".join(f"{cid}: {err}" for cid, err in list(report.failed.items())[:3])
         raise GenerationError(f"the LLM returned nothing usable for any of the "
                               f"{len(chunks)} chunks ({sample}); check the model, the prompt "
@@ -266,23 +261,35 @@ async def agenerate_questions(documents, llm, questions_per_chunk: int = 2, prom
     if report.failed:
         warnings.warn(f"no questions for {len(report.failed)} of {len(chunks)} chunks; see the "
                       "report (return_report=True)", stacklevel=3)
-    return _assemble(chunks, answers, llm, report), report
+    return assemble_questions(chunks, generation.answers, report), report
 
 
-def _assemble(chunks, answers, llm, report) -> QuestionSet:
-    by_text: dict[str, Question] = {}
-    model = type(llm).__name__
+def assemble_questions(chunks, answers: dict[str, list[str]],
+                       report: GenerationReport) -> QuestionSet:
+    """One question per distinct text, relevant to every chunk (at most
+    :data:`SHARED_QUESTION_LIMIT`) that produced it; a text more chunks produced is dropped."""
+    sources: dict[str, list[tuple[str, int, str]]] = {}
     for chunk_id, _ in chunks:
         for k, text in enumerate(answers.get(chunk_id, ())):
-            key = normalize_text(text)
-            if key in by_text:  # the same question for two chunks: both answer it
-                by_text[key].relevant[chunk_id] = 1.0
-                report.merged_duplicates += 1
-                continue
-            by_text[key] = Question(f"llm-{chunk_id}-{k}", text, {chunk_id: 1.0}, None,
-                                    {"source": "synthetic", "generator": "llm",
-                                     "chunk_id": chunk_id, "model": model})
-    return QuestionSet(by_text.values())
+            sources.setdefault(normalize_text(text), []).append((chunk_id, k, text))
+    questions = []
+    for found in sources.values():
+        chunk_ids = list(dict.fromkeys(cid for cid, _, _ in found))
+        first_chunk, k, text = found[0]
+        if len(chunk_ids) > SHARED_QUESTION_LIMIT:
+            report.shared_dropped[text] = len(chunk_ids)
+            continue
+        report.merged_duplicates += len(found) - 1
+        questions.append(Question(f"llm-{first_chunk}-{k}", text,
+                                  {cid: 1.0 for cid in chunk_ids}, None,
+                                  {"source": "synthetic", "generator": "llm",
+                                   "chunk_id": first_chunk, "model": report.model}))
+    if not questions:
+        raise GenerationError(f"every question the LLM wrote was written for more than "
+                              f"{SHARED_QUESTION_LIMIT} chunks (e.g. "
+                              f"{next(iter(report.shared_dropped))!r}), so none names a topic; "
+                              "ask for questions that name what the chunk is about")
+    return QuestionSet(questions)
 
 
 def _run(coro):
@@ -296,21 +303,21 @@ def _run(coro):
 
 
 def generate_questions(documents, llm=None, questions_per_chunk: int = 2, prompt=None, *,
-                       max_concurrency: int = 4, max_retries: int = 3, timeout: float = 60.0,
-                       backoff: float = 1.0, cache=None, progress: bool = True,
-                       return_report: bool = False, **offline_options):
+                       max_concurrency: int | None = None, max_retries: int = 3,
+                       timeout: float = 60.0, backoff: float = 1.0, cache=None,
+                       progress: bool = True, return_report: bool = False, **offline_options):
     """Synthetic training questions for ``documents`` (nodes, Documents, ``(id, text)`` pairs
     or ``{id: text}``).
 
     With ``llm=None`` the offline generator is used (:func:`offline_questions`; extra keyword
     arguments go to it) and no network is needed. Otherwise each chunk's prompt (``prompt``
     with ``{context}`` and ``{n}``, or a callable ``(text, n) -> str``) is sent to ``llm``.
-    Returns a QuestionSet whose questions point at the chunk they came from; with
-    ``return_report=True``, ``(QuestionSet, GenerationReport)``.
+    ``max_concurrency`` defaults to 4 calls at once, and is always 1 for a model that runs in
+    this process (llama.cpp, transformers, ...). Returns a QuestionSet whose questions point
+    at the chunk they came from; with ``return_report=True``, ``(QuestionSet,
+    GenerationReport)``.
     """
     if llm is None:
-        from .offline import offline_questions
-
         if prompt is not None or cache is not None:
             warnings.warn("llm=None uses the offline generator, which needs no prompt and no "
                           "cache; prompt= and cache= are ignored", stacklevel=2)

@@ -1,5 +1,6 @@
 import errno
 import json
+import re
 
 import pytest
 
@@ -131,9 +132,12 @@ def test_generate_with_an_llm_flag(work, tmp_path, monkeypatch):
     import sys
     import types
 
+    def llm(prompt):  # questions that name a word of their chunk (generic ones are refused)
+        words = sorted(set(re.findall(r"[A-Za-z]{7,}", prompt.rsplit("Text:", 1)[-1])))
+        return f"1. What does Python say about {words[0]}?\n2. How is {words[-1]} used?"
+
     fake = types.ModuleType("fake_llm_for_cli")
-    fake.llm = lambda prompt: "1. What does this chunk explain about Python?\n" \
-                              "2. Which statement does this part of the docs describe?"
+    fake.llm = llm
     monkeypatch.setitem(sys.modules, "fake_llm_for_cli", fake)
     out = tmp_path / "q.jsonl"
     assert run("questions", "generate", work / "index", "-o", out, "--llm",

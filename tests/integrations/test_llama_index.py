@@ -14,7 +14,7 @@ from llama_index.core.vector_stores import MetadataFilter, MetadataFilters
 
 from nudge_rag import EmbeddingFinetuner, InputError, MismatchError, NudgeDelta, StoreError
 from nudge_rag.core.metrics import evaluate_topk
-from nudge_rag.question_input import as_questions
+from nudge_rag.questions import QuestionSet
 from tests.conftest import as_id_questions
 from tests.fakes import CountingLlamaEmbedding
 from tests.small_corpus import DOCS, QUESTIONS
@@ -288,7 +288,7 @@ def test_held_out_validation_keeps_near_duplicates_together():
     index, _ = small_index()
     twins = [(text + "?", rel) for text, rel in QUESTIONS]  # near-identical wording
     ft = EmbeddingFinetuner(index, show_progress=False)
-    train, val = ft._split(as_questions(QUESTIONS + twins))
+    train, val = ft._split(QuestionSet.coerce(QUESTIONS + twins))
     norm = {t.rstrip("?") for t in val.texts}
     assert norm.isdisjoint({t.rstrip("?") for t in train.texts})
     assert len(val) % 2 == 0 and len(val) >= 2

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import re
 import threading
+import time
 from collections import Counter
 
 import pytest
@@ -47,15 +48,20 @@ class Script:
     """What to do for each chunk, attempt by attempt. Thread-safe; counts every call."""
 
     def __init__(self, corpus: dict[str, str], plans: dict[str, list[str]] | None = None,
-                 rendezvous: int = 0):
+                 rendezvous: int = 0, hang_seconds: float = HANG_SECONDS):
         self.corpus = corpus
         self.plans = plans or {}
+        # a blocking call cannot be cancelled, and nudge-rag waits for a timed-out one before
+        # it asks again; tests of blocking models give their hangs an end
+        self.hang_seconds = hang_seconds
         # async calls wait (up to 5 s) until this many calls have started, so a test can see
         # overlapping calls without relying on timing
         self.rendezvous = rendezvous
         self.calls: Counter = Counter()
         self.in_flight = 0
         self.max_in_flight = 0
+        self.chunk_in_flight: Counter = Counter()
+        self.max_chunk_in_flight = 0  # calls about the same chunk running at once
         self._lock = threading.Lock()
         self._released = threading.Event()
 
@@ -73,13 +79,16 @@ class Script:
             self.calls[cid] += 1
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
+            self.chunk_in_flight[cid] += 1
+            self.max_chunk_in_flight = max(self.max_chunk_in_flight, self.chunk_in_flight[cid])
         plan = self.plans.get(cid, [])
         action = plan[attempt] if attempt < len(plan) else (plan[-1] if plan else "ok")
         return cid, action
 
-    def end(self) -> None:
+    def end(self, cid: str) -> None:
         with self._lock:
             self.in_flight -= 1
+            self.chunk_in_flight[cid] -= 1
 
     def answer(self, cid: str, action: str) -> str:
         if action == "raise":
@@ -96,10 +105,10 @@ def _sync_answer(script: Script, prompt: str) -> str:
     cid, action = script.begin(prompt)
     try:
         if action == "hang":
-            script._released.wait(HANG_SECONDS)
+            script._released.wait(script.hang_seconds)
         return script.answer(cid, action)
     finally:
-        script.end()
+        script.end(cid)
 
 
 async def _async_answer(script: Script, prompt: str) -> str:
@@ -114,7 +123,7 @@ async def _async_answer(script: Script, prompt: str) -> str:
             await asyncio.sleep(HANG_SECONDS)
         return script.answer(cid, action)
     finally:
-        script.end()
+        script.end(cid)
 
 
 def make_llama_llm(script: Script, native_async: bool = True):
@@ -148,8 +157,9 @@ def make_llama_llm(script: Script, native_async: bool = True):
     return (AsyncMessyLlamaLLM if native_async else MessyLlamaLLM)(script)
 
 
-def make_langchain_chat(script: Script):
-    """A LangChain ``BaseChatModel`` with sync and async generation."""
+def make_langchain_chat(script: Script, **settings):
+    """A LangChain ``BaseChatModel`` with sync and async generation; ``settings`` sets its
+    ``model_name`` and ``temperature`` (which only the answer cache looks at)."""
     pytest.importorskip("langchain_core", reason="langchain-core is not installed")
     from langchain_core.language_models.chat_models import BaseChatModel
     from langchain_core.messages import AIMessage
@@ -157,10 +167,12 @@ def make_langchain_chat(script: Script):
     from pydantic import PrivateAttr
 
     class MessyChatModel(BaseChatModel):
+        model_name: str = "messy-fake"
+        temperature: float = 0.0
         _script: Script = PrivateAttr()
 
-        def __init__(self, script: Script):
-            super().__init__()
+        def __init__(self, script: Script, **settings):
+            super().__init__(**settings)
             self._script = script
 
         @property
@@ -179,4 +191,45 @@ def make_langchain_chat(script: Script):
             text = await _async_answer(self._script, self._prompt(messages))
             return ChatResult(generations=[ChatGeneration(message=AIMessage(content=text))])
 
-    return MessyChatModel(script)
+    return MessyChatModel(script, **settings)
+
+
+class ParallelCallCrash(RuntimeError):
+    """What llama.cpp does, more politely, when two threads call one model at once."""
+
+
+def make_in_process_llm(script: Script):
+    """A LlamaIndex ``CustomLLM`` that holds a torch module, as ``HuggingFaceLLM`` and
+    ``LlamaCPP`` hold their model, and fails when called from two threads at once."""
+    pytest.importorskip("llama_index.core", reason="llama-index-core is not installed")
+    torch = pytest.importorskip("torch", reason="torch is not installed")
+    from llama_index.core.llms import CompletionResponse, CustomLLM, LLMMetadata
+    from pydantic import PrivateAttr
+
+    class InProcessLLM(CustomLLM):
+        _script: Script = PrivateAttr()
+        _model: object = PrivateAttr()
+        _busy: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+
+        def __init__(self, script: Script):
+            super().__init__()
+            self._script = script
+            self._model = torch.nn.Linear(4, 4)
+
+        @property
+        def metadata(self) -> LLMMetadata:
+            return LLMMetadata(model_name="in-process-fake")
+
+        def complete(self, prompt: str, formatted: bool = False, **kwargs):
+            if not self._busy.acquire(blocking=False):
+                raise ParallelCallCrash("two calls at once into one in-process model")
+            try:
+                time.sleep(0.05)  # generating takes a while, so parallel calls would overlap
+                return CompletionResponse(text=_sync_answer(self._script, prompt))
+            finally:
+                self._busy.release()
+
+        def stream_complete(self, prompt: str, formatted: bool = False, **kwargs):
+            yield self.complete(prompt)
+
+    return InProcessLLM(script)

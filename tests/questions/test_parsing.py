@@ -4,7 +4,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nudge_rag.questions import parse_questions
+from nudge_rag.questions import DEFAULT_PROMPT, parse_questions
+from nudge_rag.questions.parsing import read_answer, rejection
+from nudge_rag.questions.synthetic import render_prompt
 
 Q1 = "What limits the maximum lift of a slender delta wing?"
 Q2 = "How does wall cooling change boundary layer transition at Mach 3?"
@@ -41,11 +43,56 @@ def test_nothing_usable(answer):
     assert parse_questions(answer) == []
 
 
-def test_statements_without_question_marks_are_kept():
-    # some models write search-style statements or claims rather than questions
+def test_statements_without_question_marks_are_refused():
+    # issue 15: small models answer with claims or keyword lists; they are not questions
     answer = "1. Vortex breakdown limits delta wing lift\n2. Wall cooling delays transition"
-    assert parse_questions(answer) == ["Vortex breakdown limits delta wing lift",
-                                       "Wall cooling delays transition"]
+    assert parse_questions(answer) == []
+    got = read_answer(answer)
+    assert [reason for _, reason in got.rejected] == ["no question mark"] * 2
+    # a question with a remark after it keeps the question
+    assert parse_questions(f"1. {Q1} (asked about the lift)") == [Q1]
+
+
+# what SmolLM2-135M-Instruct wrote for SciFact abstracts with the old default prompt
+GENERIC = [
+    "What is the scientific abstract about?",
+    "What is the purpose of the passage?",
+    "What does the passage say about the importance of DNA methylation in human biology?",
+    "How does the article address the issue of efficiency in gene editing?",
+    "What is the main topic of the text?",
+    "What are the key findings?",
+    "What does the study show?",
+    "How does the passage answer the question asked?",
+    "What is the purpose of this task?",
+]
+
+
+@pytest.mark.parametrize("question", GENERIC)
+def test_generic_questions_are_refused(question):
+    assert parse_questions(f"1. {question}\n2. {Q1}") == [Q1]
+    assert rejection(question) == "generic"
+
+
+@pytest.mark.parametrize("question", [
+    "What is the purpose of Bayesian inference?",  # names its topic: kept
+    "What is the cross section of a uranium nucleus?",
+    "Does the main rotor of a helicopter stall first?",
+    "What is photosynthesis used for?",
+])
+def test_questions_that_name_a_topic_are_kept(question):
+    assert rejection(question) is None
+
+
+def test_echoes_of_the_instruction_are_refused():
+    instruction = render_prompt(DEFAULT_PROMPT, "", 2)
+    echoes = ["Which questions name the topic so that it makes sense?",
+              "Does each question name its topic in one line?",
+              "What are two questions related to the topic of transcription?"]
+    answer = "\n".join(f"{i}. {q}" for i, q in enumerate([*echoes, Q1, Q2], 1))
+    got = read_answer(answer, instruction)
+    assert got.questions == [Q1, Q2]
+    assert [reason for _, reason in got.rejected] == ["echo", "echo", "echo"]
+    assert parse_questions(answer) == [*echoes, Q1, Q2]  # without the instruction: kept
 
 
 # questions as models write them: a capitalised word, then lower-case words, then "?"

@@ -157,3 +157,58 @@ def test_coerce_accepts_what_callers_hand_in(tmp_path, cranfield):
         QuestionSet.coerce({"a": 1}, name="train_questions")
     with pytest.raises(InputError, match=r"pairs\[0\]: expected \(text, relevant\)"):
         QuestionSet.coerce(["just a string"])
+
+
+def test_coerce_takes_embedded_pairs_and_dict_rows(cranfield):
+    qids = list(cranfield.qrels)[:6]
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(6, 8)).astype(np.float32)
+    pairs = [(v, cranfield.qrels[q]) for v, q in zip(vectors, qids, strict=True)]
+    fast = QuestionSet.coerce(pairs, "train_questions")
+    np.testing.assert_array_equal(fast.embeddings, vectors)
+    assert fast.relevance == [cranfield.qrels[q] for q in qids]
+    assert fast.ids == [f"q{i}" for i in range(6)] and fast.texts == [None] * 6
+    # lists of floats take the general path and give the same set
+    slow = QuestionSet.coerce([(v.tolist(), r) for v, r in pairs])
+    np.testing.assert_allclose(slow.embeddings, fast.embeddings)
+    assert slow.relevance == fast.relevance
+    vectors[0, 0] = 99.0  # the set holds its own copy
+    assert fast.embeddings[0, 0] != 99.0
+    rows = [{"question": cranfield.queries[q], "relevance": cranfield.qrels[q]} for q in qids]
+    rows[0]["id"] = "first"
+    from_rows = QuestionSet.coerce(rows)
+    assert from_rows.ids[:2] == ["first", "q1"]
+    assert from_rows.texts == [cranfield.queries[q] for q in qids]
+    with pytest.raises(InputError, match="mixes|has no embedding while others do"):
+        QuestionSet.coerce([pairs[0], (cranfield.queries[qids[1]], ["1"])])
+
+
+@pytest.mark.parametrize("relevant", [{"a": 0, "b": 1}, {"a": -1.0, "b": 1}])
+def test_a_zero_grade_is_refused_on_every_path(relevant):
+    # issue 16: this became {'b': 1} through the finetuner's own reader and raised through
+    # QuestionSet; now every path refuses it the same way, naming the record
+    vector = np.ones(4)
+    for given in ([("what is lift?", relevant)], [(vector, relevant)],
+                  [{"question": "what is lift?", "relevant": relevant}]):
+        with pytest.raises(InputError, match="record 'a'.*finite number > 0"):
+            QuestionSet.coerce(given, "train_questions")
+
+
+def test_one_id_check_and_one_error_type(cranfield):
+    from nudge_rag.errors import MismatchError
+
+    qs = QuestionSet.from_pairs([("what is lift?", ["1", "nope", "gone"])])
+    with pytest.raises(MismatchError, match=r"'gone', 'nope' \(2 record ids\) are not among"):
+        qs.validate(cranfield.corpus)
+    # a store lookup: only the named ids are asked about
+    asked = []
+
+    def existing(ids):
+        asked.append(list(ids))
+        return [i for i in ids if i in cranfield.corpus]
+
+    with pytest.raises(MismatchError, match="are not in the test store"):
+        qs.validate(existing, "train_questions", "the test store")
+    assert asked == [["1", "gone", "nope"]]
+    with pytest.raises(MismatchError, match="another index"):
+        QuestionSet.from_pairs([("x y z", ["a", "b"])]).validate(cranfield.corpus)

@@ -232,3 +232,40 @@ def test_split_partitions_and_never_separates_a_group(rows, seed):
         assert len({part_of[m] for m in members}) == 1
     assert [p.ids for p in qs.split(train=0.6, val=0.2, test=0.2, seed=seed)] == \
         [p.ids for p in parts]
+
+
+# -- folds -----------------------------------------------------------------------------------------
+def test_group_folds_keep_near_duplicates_together_on_real_claims(scifact_qs):
+    from nudge_rag.questions import group_fold_labels, group_folds
+
+    fold = group_fold_labels(scifact_qs, k=5, seed=0)
+    groups = duplicate_groups(scifact_qs.texts)
+    for g in np.unique(groups):  # SciFact's mutated claim pairs share a fold
+        assert len(set(fold[groups == g].tolist())) == 1
+    sizes = np.bincount(fold, minlength=5)
+    assert sizes.sum() == len(scifact_qs) and sizes.min() >= 0.9 * len(scifact_qs) / 5
+    pairs = group_folds(scifact_qs, k=5, seed=0)
+    held = [qid for _, test in pairs for qid in test.ids]
+    assert sorted(held) == sorted(scifact_qs.ids)  # each question held out exactly once
+    for train, test in pairs:
+        assert not train.check_leakage(test)
+    # the folds depend on the set and the seed, not on the order the questions came in
+    shuffled = scifact_qs.subset(np.random.default_rng(1).permutation(len(scifact_qs)))
+    again = dict(zip(shuffled.ids, group_fold_labels(shuffled, k=5, seed=0), strict=True))
+    assert again == dict(zip(scifact_qs.ids, fold, strict=True))
+    assert not np.array_equal(group_fold_labels(scifact_qs, k=5, seed=1), fold)
+
+
+def test_group_folds_refuse_what_cannot_be_cut(cranfield_dir):
+    from nudge_rag.questions import group_folds
+
+    qs = QuestionSet.from_beir(cranfield_dir, splits=["test"])[:3]
+    with pytest.raises(InputError, match="k=5 folds need at least 5 groups"):
+        group_folds(qs, k=5)
+    with pytest.raises(InputError, match="k=1 must be an integer >= 2"):
+        group_folds(qs, k=1)
+    twins = QuestionSet([Question(f"t{i}", "how does wing flutter start?", ["1"])
+                         for i in range(6)] + [Question("a", "what is lift?", ["2"]),
+                                               Question("b", "why do shells buckle?", ["3"])])
+    with pytest.raises(InputError, match="fold .* is empty"):
+        group_folds(twins, k=3)
