@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
+from .core.method import Method
 from .errors import InputError, MismatchError
 from .stores import adapt
 from .stores.base import check_target, held_states
@@ -40,7 +41,7 @@ class NudgeDelta:
     original: np.ndarray
     sums: np.ndarray
     counts: np.ndarray
-    method: str
+    method: Method
     gamma: float
     metric: str
     similarity: str
@@ -50,6 +51,7 @@ class NudgeDelta:
     fit_report: dict = field(default_factory=dict)
 
     def __post_init__(self):
+        self.method = Method.parse(self.method, "method")  # saved deltas hold its name
         n = len(self.ids)
         for name in ("vectors", "original", "sums"):
             arr = getattr(self, name)

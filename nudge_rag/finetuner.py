@@ -13,6 +13,7 @@ import numpy as np
 from .core.closed_form import Geometry, question_sums
 from .core.estimators import NudgeM, NudgeN
 from .core.gamma_search import Competition, ValidationProblem
+from .core.method import Method
 from .core.metrics import REPORT_METRICS, parse_metric
 from .core.relevance import Pairs, to_pairs
 from .delta import NudgeDelta
@@ -23,7 +24,7 @@ from .questions.split import group_split
 from .stores import adapt
 from .stores.base import check_method_fits_store, check_unit_norm
 
-METHODS = {"nudge-n": NudgeN, "nudge-m": NudgeM}
+METHODS = {Method.N: NudgeN, Method.M: NudgeM}
 
 
 class EmbeddingFinetuner:
@@ -63,10 +64,12 @@ class EmbeddingFinetuner:
     def _model(self, adapter):
         return self.embed_model if self.embed_model is not None else adapter.embed_model()
 
+    @property
+    def _method(self) -> Method:
+        return Method.parse(self.method)
+
     def _check_params(self):
-        if self.method not in METHODS:
-            raise InputError(f"method={self.method!r} is unknown; use 'nudge-n' (default) or "
-                             "'nudge-m'")
+        Method.parse(self.method)
         parse_metric(self.metric, "metric")
         if not 0 < self.val_fraction < 1:
             raise InputError(f"val_fraction={self.val_fraction!r} must be between 0 and 1")
@@ -114,7 +117,7 @@ class EmbeddingFinetuner:
         if val_fraction is not None:
             self.val_fraction = val_fraction
         self._check_params()
-        check_method_fits_store(adapt(self.index_or_store), self.method)
+        check_method_fits_store(adapt(self.index_or_store), self._method)
         adapter = self._adapter()
         train = QuestionSet.coerce(train_questions, "train_questions")
         val = None
@@ -142,10 +145,10 @@ class EmbeddingFinetuner:
 
     def _fit_from_sums(self, adapter, ids, original, sums, counts, val: QuestionSet | None,
                        n_train: int, questions_fp: str, gamma=None) -> NudgeDelta:
-        check_unit_norm(adapter, np.asarray(original), self.method)
+        check_unit_norm(adapter, np.asarray(original), self._method)
         gamma = self.gamma if gamma is None else gamma
-        est = METHODS[self.method](metric=self.metric, gamma=gamma, device=self.device,
-                                   nudge_ft_compat=self.nudge_ft_compat)
+        est = METHODS[self._method](metric=self.metric, gamma=gamma, device=self.device,
+                                    nudge_ft_compat=self.nudge_ft_compat)
         rows = np.arange(len(ids))
         if gamma is not None:
             est.fit_prepared(rows, original, sums)
@@ -165,7 +168,7 @@ class EmbeddingFinetuner:
         model = self._model(adapter)
         return NudgeDelta(
             ids=list(ids), vectors=est.vectors_, original=np.asarray(original),
-            sums=est.sums_, counts=np.asarray(counts, dtype=np.int64), method=self.method,
+            sums=est.sums_, counts=np.asarray(counts, dtype=np.int64), method=self._method,
             gamma=float(est.gamma_), metric=est._selection_metric(),
             similarity=adapter.similarity, dim=int(adapter.dimension()),
             model=model_fingerprint(model, adapter.dimension()), questions=questions_fp,
@@ -226,14 +229,13 @@ class EmbeddingFinetuner:
         q = self._embed(qs, adapter, "questions")
         k = max(10, *(parse_metric(m)[1] for m in metrics))
         pairs, competition, unmoved = _competition(adapter, q, qs.relevance, delta.ids, k)
-        skip = delta.method == "nudge-n" and bool(delta.fit_report.get("nudge_ft_compat"))
+        skip = delta.method is Method.N and bool(delta.fit_report.get("nudge_ft_compat"))
         geometry = Geometry.build(delta.original, delta.sums, skip_opposed=skip)
         problem = ValidationProblem(q, pairs, np.arange(len(delta.ids)), geometry, competition,
                                     unmoved)
-        method = "m" if delta.method == "nudge-m" else "n"
         return {"n_questions": len(qs), "gamma": delta.gamma,
-                "before": problem.report(0.0, method, metrics),
-                "after": problem.report(delta.gamma, method, metrics)}
+                "before": problem.report(0.0, delta.method, metrics),
+                "after": problem.report(delta.gamma, delta.method, metrics)}
 
 
 def _competition(adapter, q: np.ndarray, relevance, moved_ids: list[str], k: int):

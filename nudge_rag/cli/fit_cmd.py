@@ -6,6 +6,7 @@ import json
 import sys
 import warnings
 
+from ..core.method import Method
 from ..errors import InputError, MismatchError
 from .indexes import add_index_options, load_index
 
@@ -21,7 +22,7 @@ def register(sub) -> None:
     f.add_argument("index", help="persisted index")
     f.add_argument("questions", help="questions file (JSONL, as 'questions generate' writes)")
     f.add_argument("-o", "--output", required=True, help="delta directory to write")
-    f.add_argument("--method", choices=("nudge-n", "nudge-m"), default="nudge-n",
+    f.add_argument("--method", type=Method.parse, choices=list(Method), default=Method.N,
                    help="nudge-n (default; unit-norm, safe for cosine stores) or nudge-m "
                         "(inner-product stores only)")
     f.add_argument("--metric", default="ndcg@10", help=f"validation metric for γ: {METRICS_HELP}")

@@ -13,18 +13,40 @@ import numpy as np
 
 from .relevance import Pairs
 
+# records named by fewer questions than this are summed together (see question_sums)
+_FEW = 64
 # below this relative size the part of G orthogonal to ê is treated as zero (G ∥ ê)
 _PARALLEL_TOL = 1e-10
 
 
 def question_sums(train_q: np.ndarray, pairs: Pairs) -> tuple[np.ndarray, np.ndarray]:
     """``(rows, G)``: the rows named by training questions (sorted) and, for each, the plain sum
-    of the question vectors that name it. A scatter-add via sort + ``np.add.reduceat``."""
+    of the question vectors that name it, added in question order.
+
+    Records named by few questions (most) are summed together, one question position at a
+    time, so no (pairs × d) copy is ever made; the few named by many are summed one by one."""
     order = np.argsort(pairs.row, kind="stable")
     rows_sorted = pairs.row[order]
     starts = np.flatnonzero(np.r_[True, rows_sorted[1:] != rows_sorted[:-1]])
-    contrib = np.asarray(train_q[pairs.query[order]], dtype=np.float64)
-    sums = np.add.reduceat(contrib, starts, axis=0)
+    lengths = np.diff(np.r_[starts, len(order)])
+    questions = pairs.query[order]
+    # records by how many questions name them, most first: those still adding a t-th
+    # question are then a leading run of rows
+    by_length = np.argsort(-lengths, kind="stable")
+    first = starts[by_length]
+    ranked = np.asarray(train_q[questions[first]], dtype=np.float64)
+    # at_least[t]: how many records are named by t or more questions
+    at_least = np.cumsum(np.bincount(lengths, minlength=_FEW + 2)[::-1])[::-1]
+    n_many = int(at_least[_FEW])
+    for t in range(1, min(int(lengths.max(initial=1)), _FEW)):
+        end = int(at_least[t + 1])
+        ranked[n_many:end] += train_q[questions[first[n_many:end] + t]]
+    for i in range(n_many):
+        part = np.asarray(train_q[questions[first[i]:first[i] + lengths[by_length[i]]]],
+                          dtype=np.float64)
+        ranked[i] = np.add.reduce(part, axis=0)
+    sums = np.empty_like(ranked)
+    sums[by_length] = ranked
     return rows_sorted[starts], sums
 
 

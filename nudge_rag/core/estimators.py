@@ -12,7 +12,14 @@ import numpy as np
 from ..errors import InputError, NotFittedError
 from .checks import as_matrix, check_finite_nonzero, check_same_dim
 from .closed_form import Geometry, question_sums
-from .gamma_search import Competition, SearchResult, ValidationProblem
+from .gamma_search import (
+    Competition,
+    SearchResult,
+    ValidationProblem,
+    search_grid,
+    sweep_linear,
+)
+from .method import Method
 from .metrics import REPORT_METRICS, parse_metric
 from .relevance import Pairs, to_pairs
 from .topk import topk_scan
@@ -21,10 +28,34 @@ from .topk import topk_scan
 NUDGE_FT_GRID = tuple(0.02 * i for i in range(25))
 
 
+def array_competition(docs: np.ndarray, norms: np.ndarray, val_q: np.ndarray, val_pairs: Pairs,
+                      moved_rows: np.ndarray, k: int, device: str = "cpu"):
+    """``(Competition, unmoved scores)`` of validation questions over records held in an
+    array: each question's top ``k`` records among those that do not move (one blocked scan
+    of the corpus, by cosine), and the cosine of every relevant pair whose record does not
+    move (0 for the others)."""
+    exclude = np.zeros(len(docs), dtype=bool)
+    exclude[moved_rows] = True
+    inv_norm = 1.0 / norms
+    # unit-norm records (most embedding models) need no rescaling pass over the corpus
+    unit = bool(np.all(np.abs(norms - 1.0) < 1e-6))
+    scores, comp_rows = topk_scan(docs, val_q, k, row_scale=None if unit else inv_norm,
+                                  exclude=exclude, device=device)
+    # relevant records that move are scored by the search itself
+    unmoved = np.zeros(len(val_pairs))
+    still = ~exclude[val_pairs.row]
+    if still.any():
+        rows = val_pairs.row[still]
+        rel_vecs = np.asarray(docs[rows], dtype=np.float64) * inv_norm[rows, None]
+        unmoved[still] = np.einsum("ij,ij->i", np.asarray(val_q, dtype=np.float64)[
+            val_pairs.query[still]], rel_vecs)
+    return Competition(scores, comp_rows), unmoved
+
+
 class _Nudge:
     """Shared parameters, validation and fitting; subclasses set the method."""
 
-    _method = ""
+    _method: Method
 
     def __init__(self, metric: str = "ndcg@10", gamma: float | None = None,
                  device: str = "cpu", nudge_ft_compat: bool = False):
@@ -90,25 +121,15 @@ class _Nudge:
             check_finite_nonzero(vq, "val_q")
             val_pairs = to_pairs(val_rel, len(vq), len(docs), "val_rel", require_each=True)
         norms = check_finite_nonzero(docs, "doc_emb")
-        inv_norm = 1.0 / norms
         rows, sums = question_sums(tq, train_pairs)
         if not searching:
             return self._finish(rows, docs[rows], sums, None, None, None, None)
 
-        exclude = np.zeros(len(docs), dtype=bool)
-        exclude[rows] = True
         k = max(parse_metric(self._selection_metric())[1],
                 *(parse_metric(m)[1] for m in REPORT_METRICS))
-        # unit-norm records (most embedding models) need no rescaling pass over the corpus
-        unit = bool(np.all(np.abs(norms - 1.0) < 1e-6))
-        scores, comp_rows = topk_scan(docs, vq, k, row_scale=None if unit else inv_norm,
-                                      exclude=exclude, device=self.device)
-        rel_vecs = np.asarray(docs[val_pairs.row], dtype=np.float64) * inv_norm[val_pairs.row,
-                                                                                 None]
-        unmoved = np.einsum("ij,ij->i", np.asarray(vq, dtype=np.float64)[val_pairs.query],
-                            rel_vecs)
-        return self._finish(rows, docs[rows], sums, vq, val_pairs,
-                            Competition(scores, comp_rows), unmoved)
+        competition, unmoved = array_competition(docs, norms, vq, val_pairs, rows, k,
+                                                 self.device)
+        return self._finish(rows, docs[rows], sums, vq, val_pairs, competition, unmoved)
 
     def fit_prepared(self, rows: np.ndarray, vectors: np.ndarray, sums: np.ndarray,
                      val_q=None, val_pairs: Pairs | None = None,
@@ -123,7 +144,7 @@ class _Nudge:
 
     def _finish(self, rows, vectors, sums, vq, val_pairs, competition, unmoved):
         geometry = Geometry.build(vectors, sums, skip_opposed=self._skip_opposed())
-        report = {"method": self._name, "metric": self._selection_metric(),
+        report = {"method": self._method, "metric": self._selection_metric(),
                   "n_moved": int(len(rows)), "nudge_ft_compat": bool(self.nudge_ft_compat)}
         if self.gamma is not None:
             gamma = float(self.gamma)
@@ -180,14 +201,13 @@ class NudgeM(_Nudge):
     ``nudge_ft_compat=True`` reproduces nudge-ft 0.1.2: γ maximises validation hit@1 and is
     the left end of the best interval (a crossing point) instead of its midpoint."""
 
-    _method = "m"
-    _name = "nudge-m"
+    _method = Method.M
 
     def _skip_opposed(self) -> bool:
         return False
 
     def _search(self, problem: ValidationProblem) -> SearchResult:
-        return problem.sweep_linear(self._selection_metric(), left_end=self.nudge_ft_compat)
+        return sweep_linear(problem, self._selection_metric(), left_end=self.nudge_ft_compat)
 
     def _vectors(self, geometry: Geometry, gamma: float) -> np.ndarray:
         return geometry.m_vectors(gamma)
@@ -207,8 +227,7 @@ class NudgeN(_Nudge):
     of the constrained problem. ``nudge_ft_compat=True`` reproduces nudge-ft 0.1.2 exactly:
     its grid (0 … 0.48), hit@1 selection, no refinement, ``skip_opposed=True``."""
 
-    _method = "n"
-    _name = "nudge-n"
+    _method = Method.N
 
     def __init__(self, metric: str = "ndcg@10", gamma: float | None = None,
                  device: str = "cpu", nudge_ft_compat: bool = False,
@@ -238,10 +257,10 @@ class NudgeN(_Nudge):
 
     def _search(self, problem: ValidationProblem) -> SearchResult:
         if self.nudge_ft_compat:
-            return problem.search_grid("hit@1", np.asarray(NUDGE_FT_GRID), refine=0)
+            return search_grid(problem, "hit@1", np.asarray(NUDGE_FT_GRID), refine=0)
         n_steps = int(np.floor(self.max_gamma / self.grid_step + 1e-9))
         grid = self.grid_step * np.arange(n_steps + 1)
-        return problem.search_grid(self.metric, grid, refine=int(self.refine))
+        return search_grid(problem, self.metric, grid, refine=int(self.refine))
 
     def _vectors(self, geometry: Geometry, gamma: float) -> np.ndarray:
         return geometry.n_vectors(gamma)

@@ -21,6 +21,29 @@ def fit_eval(est, split):
     return heldout_ndcg(split, est.transform(split.doc_emb))
 
 
+# (γ, test NDCG@10) of the engine before the dense-label paths (commit f73073a, seed 0 split):
+# the cost-based choice of evaluation must change neither
+FIGURES = {
+    ("scifact", "N"): (0.312, 0.8504363337897802),
+    ("scifact", "M"): (0.2757847286904508, 0.8180359338047323),
+    ("scifact", "N compat"): (0.32, 0.8504363337897802),
+    ("scifact", "M compat"): (0.18181222138518907, 0.7906106843325984),
+    ("cranfield", "N"): (0.16999999999999998, 0.4558850400655769),
+    ("cranfield", "M"): (0.023602192458793796, 0.4037129517393827),
+    ("cranfield", "N compat"): (0.18, 0.45409858975724615),
+    ("cranfield", "M compat"): (0.16661318407247502, 0.43100051689179786),
+}
+
+
+@pytest.mark.parametrize("dataset, variant", sorted(FIGURES))
+def test_gamma_and_test_ndcg_are_unchanged(request, dataset, variant):
+    split = request.getfixturevalue(f"{dataset}_split")
+    cls = NudgeN if variant.startswith("N") else NudgeM
+    est = cls(nudge_ft_compat=variant.endswith("compat"))
+    ndcg = fit_eval(est, split)
+    gamma, expected = FIGURES[(dataset, variant)]
+    assert est.gamma_ == pytest.approx(gamma, rel=1e-9)
+    assert ndcg == pytest.approx(expected, abs=1e-6)
 
 
 def test_scifact_figures(scifact_split):

@@ -1,0 +1,175 @@
+"""NUDGE-N's pruned evaluations: only the moved records that can matter over a γ range.
+
+Over γ ∈ [0, γ_hi] a NUDGE-N score follows ``R cos(θ − θ0)`` on an arc, so each moved record's
+best and worst score over the range are closed-form (:func:`score_bounds`). Two prunings follow:
+
+- per relevant pair (:func:`n_candidates`): a moved record can only ever rank above a pair if
+  its best beats the pair's worst. Where few records move, a handful per pair remain and a γ
+  costs a few thousand comparisons. Where most move, little is pruned and it gives up early
+  (after one small block of pairs);
+- per question (:func:`top_candidates`): only records whose best reaches the K-th best worst
+  can ever be among the question's K best, which is all a rank down to K needs. Where most
+  records move but each question has a neighbourhood of its own, this keeps a few dozen.
+
+When neither pays, the γ search scores every (question, moved record) densely.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .closed_form import Geometry
+from .method import Method
+from .scores import Products, scores_at
+
+# pairs per block when comparing pairs with every moved record (bounds memory); the first
+# block is small, so that giving up where nothing is pruned costs little
+PAIR_BLOCK = 2048
+_FIRST_BLOCK = 256
+# a candidate costs about this many dense (question, record) scores per γ
+_CANDIDATE_COST = 2.0
+
+
+@dataclass
+class NCandidates:
+    """For γ ≤ ``gamma_hi``: candidate (pair, moved record) entries with their products."""
+
+    gamma_hi: float
+    pair: np.ndarray
+    col: np.ndarray
+    products: Products
+
+    def covers(self, gamma: float, method: Method) -> bool:
+        return method is Method.N and gamma <= self.gamma_hi
+
+    def count_above(self, gamma: float, geometry: Geometry, own: np.ndarray) -> np.ndarray:
+        """Moved records scoring strictly above each pair at γ (exact)."""
+        s = scores_at(gamma, Method.N, geometry, self.products, self.col)
+        return np.bincount(self.pair, weights=s > own[self.pair], minlength=len(own))
+
+
+def score_bounds(q_e, q_u, cos_phi, frozen, gamma_hi: float, low: bool = True,
+                 high: bool = True):
+    """``(lowest, highest)`` NUDGE-N score over γ ∈ [0, gamma_hi] of records with products
+    ``q_e``, ``q_u`` and geometry ``cos_phi``, ``frozen`` (broadcastable); either is ``None``
+    when not asked for. They bound what the search can see, so they need no more than float
+    accuracy: callers leave a margin."""
+    theta_hi = np.arccos(1.0 - min(gamma_hi, 4.0) / 2.0)
+    arc = np.where(frozen, 0.0, np.minimum(np.arccos(np.clip(cos_phi, -1.0, 1.0)), theta_hi))
+    cos_arc, sin_arc = np.cos(arc), np.sin(arc)
+    # f(θ) = q_e cos θ + q_u sin θ = R cos(θ − θ0) on θ ∈ [0, arc]: its peak (trough) lies
+    # inside the arc, or the extreme is at an end
+    radius = np.sqrt(q_e * q_e + q_u * q_u)
+    end = q_e * cos_arc + q_u * sin_arc
+    reach = radius * cos_arc
+    lowest = np.where((q_u <= 0) & (-q_e >= reach), -radius, np.minimum(q_e, end)) \
+        if low else None
+    highest = np.where((q_u >= 0) & (q_e >= reach), radius, np.maximum(q_e, end)) \
+        if high else None
+    return lowest, highest
+
+
+def n_candidates(products: Products, geometry: Geometry, pair_query: np.ndarray,
+                 own_col: np.ndarray, fixed_scores: np.ndarray, gamma_hi: float,
+                 budget: float | None = None) -> NCandidates | None:
+    """Candidates for γ ∈ [0, gamma_hi], or ``None`` when there would be more than
+    ``budget`` of them (default: as many as cost the same as scoring every (question, moved
+    record) densely). ``own_col`` is each pair's moved column (−1 if its record does not
+    move, and then ``fixed_scores`` holds its score)."""
+    g = geometry
+    moved = own_col >= 0
+    own_low = fixed_scores.copy()
+    if moved.any():
+        qm, jm = pair_query[moved], own_col[moved]
+        own_low[moved] = score_bounds(products.q_e[qm, jm], products.q_u[qm, jm],
+                                      g.cos_phi[jm], g.n_frozen[jm], gamma_hi, high=False)[0]
+    slack = 1e-9 * (1.0 + np.abs(own_low))
+    # a pair scored -inf (a relevant record known to rank below the top k whatever γ is)
+    # needs no candidates: nothing can push it further down
+    floor = np.where(np.isfinite(own_low), own_low - slack, np.inf)
+    budget = products.q_e.size / _CANDIDATE_COST if budget is None else budget
+    found_pairs, found_cols, count = [], [], 0
+    starts = [0, *range(_FIRST_BLOCK, len(pair_query), PAIR_BLOCK)]
+    for lo in starts:
+        hi = min(lo + (_FIRST_BLOCK if lo == 0 else PAIR_BLOCK), len(pair_query))
+        if hi == lo:
+            break
+        # the best score over the range of every moved record, for this block's questions
+        q_lo, q_hi = int(pair_query[lo]), int(pair_query[hi - 1]) + 1
+        high = score_bounds(products.q_e[q_lo:q_hi], products.q_u[q_lo:q_hi], g.cos_phi,
+                            g.n_frozen, gamma_hi, low=False)[1]
+        i, j = np.nonzero(high[pair_query[lo:hi] - q_lo] >= floor[lo:hi, None])
+        found_pairs.append(i + lo)
+        found_cols.append(j)
+        count += len(i)
+        if count * len(pair_query) / hi > budget:  # on course to prune too little
+            return None
+    pair = np.concatenate(found_pairs) if found_pairs else np.zeros(0, dtype=np.int64)
+    col = np.concatenate(found_cols) if found_cols else np.zeros(0, dtype=np.int64)
+    return NCandidates(gamma_hi, pair, col, products.take(pair_query[pair], col))
+
+
+@dataclass
+class TopCandidates:
+    """For γ ≤ ``gamma_hi``: per question, the moved records that may be among its ``depth``
+    best (``cols``, questions × widest, ``-1`` pads) with their products."""
+
+    gamma_hi: float
+    depth: int
+    cols: np.ndarray
+    products: Products
+    pair_query: np.ndarray
+
+    def covers(self, gamma: float, method: Method) -> bool:
+        return method is Method.N and gamma <= self.gamma_hi
+
+    def count_above(self, gamma: float, geometry: Geometry, own: np.ndarray) -> np.ndarray:
+        """Moved records scoring strictly above each pair at γ, exact up to ``depth``: each
+        question's ``depth`` best candidates are its ``depth`` best moved records."""
+        s = scores_at(gamma, Method.N, geometry, self.products, np.maximum(self.cols, 0))
+        s[self.cols < 0] = -np.inf
+        width = s.shape[1]
+        keep = min(self.depth, width)
+        s.partition(width - keep, axis=1)
+        best = s[:, width - keep:]
+        return (best[self.pair_query] > own[:, None]).sum(axis=1).astype(np.float64)
+
+
+def top_candidates(products: Products, geometry: Geometry, pair_query: np.ndarray, depth: int,
+                   gamma_hi: float, block: int) -> TopCandidates | None:
+    """Per question, the moved records whose best score over γ ∈ [0, gamma_hi] reaches the
+    ``depth``-th best worst score (the others stay below ``depth`` records throughout), or
+    ``None`` when that keeps more than half of them. ``block`` bounds the entries held."""
+    g = geometry
+    n_q, m = products.q_e.shape
+    if m <= depth:
+        return None
+    keep = np.zeros((n_q, m), dtype=bool)
+    step = max(1, block // m)
+    for lo in range(0, n_q, step):
+        part = (slice(lo, lo + step), slice(None))
+        low, high = score_bounds(products.q_e[part], products.q_u[part], g.cos_phi,
+                                 g.n_frozen, gamma_hi)
+        floor = np.partition(low, m - depth, axis=1)[:, m - depth]
+        floor -= 1e-9 * (1.0 + np.abs(floor))  # float rounding never drops a record
+        keep[lo:lo + step] = high >= floor[:, None]
+    cols = kept_columns(keep)
+    if cols is None:
+        return None
+    rows = np.arange(n_q)[:, None]
+    return TopCandidates(gamma_hi, depth, cols, products.take(rows, np.maximum(cols, 0)),
+                         pair_query)
+
+
+def kept_columns(keep: np.ndarray, most: float = 0.5) -> np.ndarray | None:
+    """Each row's kept columns, ascending, padded with ``-1`` to the widest row; ``None``
+    when more than ``most`` of all entries are kept (pruning would not pay)."""
+    count = keep.sum(axis=1)
+    if count.sum() > most * keep.size:
+        return None
+    qi, j = np.nonzero(keep)
+    cols = np.full((len(keep), max(int(count.max(initial=0)), 1)), -1, dtype=np.int64)
+    cols[qi, np.arange(len(j)) - np.repeat(np.cumsum(count) - count, count)] = j
+    return cols
