@@ -163,6 +163,8 @@ class LlamaNodeStore:
 
     def payloads(self, ids):
         """Nodes of ``ids``, as the store holds them (``None`` for a missing one)."""
+        if not ids:  # get_nodes(node_ids=[]) reads every node of Chroma and pgvector stores
+            return []
         with database_errors(self.kind, "reading nodes"):
             got = {n.node_id: n for n in self.store.get_nodes(node_ids=list(ids))}
         return [got.get(i) for i in ids]
@@ -180,6 +182,8 @@ class LangChainDocumentStore:
 
     def payloads(self, ids):
         """Documents of ``ids`` (``None`` for a missing one)."""
+        if not ids:  # Chroma's get_by_ids([]) raises
+            return []
         with database_errors(self.kind, "reading documents"):
             got = {d.id: d for d in self.store.get_by_ids(list(ids))}
         return [got.get(i) for i in ids]
