@@ -132,28 +132,29 @@ class StoreAdapter(ABC):
                                                                                np.ndarray]:
         """Top-``k`` records outside ``exclude_ids`` per query, scored as ``q̂ · x`` (see
         :meth:`to_cosine`), through the store's own search: ask for a little more than ``k``
-        and ask again, deeper, for the questions where excluded records crowd the top."""
+        and ask again, deeper, for the questions where excluded records crowd the top. A
+        search that returns fewer than it was asked for has nothing more to give, so the
+        store is never counted (on some engines a count reads every record)."""
         exclude = set(exclude_ids)
         n = len(queries)
         out_ids: list[list[str]] = [[] for _ in range(n)]
         out_s = np.full((n, k), -np.inf)
         todo = np.arange(n)
         depth = k + min(len(exclude), 2 * k)
-        total = self.count()
         while len(todo):
             ids, native = self.search(queries[todo], depth)
             sims = self.to_cosine(native, queries[todo])
             again = []
             for j, qi in enumerate(todo):
                 keep = [(i, s) for i, s in zip(ids[j], sims[j]) if i not in exclude]
-                if len(keep) < k and len(ids[j]) >= depth and depth < total:
+                if len(keep) < k and len(ids[j]) >= depth:
                     again.append(qi)
                     continue
                 keep = keep[:k]
                 out_ids[qi] = [i for i, _ in keep]
                 out_s[qi, :len(keep)] = [s for _, s in keep]
             todo = np.asarray(again, dtype=np.int64)
-            depth = min(2 * depth, total)
+            depth *= 2
         return out_ids, out_s
 
     # -- scoring ---------------------------------------------------------------------------------
