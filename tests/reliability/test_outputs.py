@@ -147,3 +147,27 @@ def test_a_questions_file_never_replaces_a_folder(work, capsys):
     assert run("questions", "generate", work / "index", "-o", work / "index") == 1
     one_line_error(capsys, str(work / "index"))
     assert snapshot(work / "index") == before
+
+
+# -- paths a hostile user picks (review of issue 11) ---------------------------------------------
+def test_save_under_a_file_names_the_path(tmp_path, capsys):
+    """A parent that is a file: the error is nudge-rag's, about the path asked for (the
+    clean-up of the temporary copy used to raise NotADirectoryError over it)."""
+    from nudge_rag.errors import WriteError
+
+    (tmp_path / "notes.txt").write_text("mine")
+    target = tmp_path / "notes.txt" / "delta"
+    with pytest.raises(WriteError, match="notes.txt/delta"):
+        make_delta().save(target)
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_save_under_a_name_as_long_as_the_filesystem_allows(tmp_path):
+    """A 250-byte name is a valid name: the temporary copy beside it must not make the
+    write fail (it used to, with a raw 'File name too long' about the copy)."""
+    target = tmp_path / ("n" * 250)
+    make_delta().save(target)
+    assert same_delta(NudgeDelta.load(target), make_delta())
+    make_delta(1).save(target, overwrite=True)
+    assert same_delta(NudgeDelta.load(target), make_delta(1))
+    assert sorted(p.name for p in tmp_path.iterdir()) == [target.name]
