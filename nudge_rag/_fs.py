@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import hashlib
 import os
 import platform
 import re
@@ -34,6 +35,9 @@ _RENAME_EXCHANGE = 2
 #: renameat2's system call number where glibc is too old to export it
 _SYSCALL = {"x86_64": 316, "aarch64": 276}
 _UNSUPPORTED = {errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EPERM}
+#: a temporary copy's name adds about 25 bytes to its target's; longer target names are
+#: shortened in it, so that any name the filesystem takes (most end at 255 bytes) works
+_LONGEST = 200
 
 
 # -- the output rule --------------------------------------------------------------------------
@@ -67,14 +71,24 @@ def listing(path: Path, limit: int = 4) -> str:
 
 
 # -- staging and swapping ----------------------------------------------------------------------
+def _stem(name: str) -> str:
+    """``name`` as the temporary copies beside it carry it: a long one is cut, with a hash
+    of the whole to keep apart names that start alike."""
+    raw = os.fsencode(name)
+    if len(raw) <= _LONGEST:
+        return name
+    return f"{name[:40]}~{hashlib.sha256(raw).hexdigest()[:12]}"
+
+
 def sibling(target: Path, kind: str) -> Path:
     """A fresh temporary name beside ``target`` that says which process made it."""
-    return target.parent / f".{target.name}.{kind}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    return (target.parent
+            / f".{_stem(target.name)}.{kind}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
 
 
 def _pattern(name: str) -> re.Pattern:
     # pid-less names are what nudge-rag 0.1 left behind
-    return re.compile(rf"\.{re.escape(name)}\.(tmp|old)-(?:(\d+)-)?[0-9a-f]{{8}}")
+    return re.compile(rf"\.{re.escape(_stem(name))}\.(tmp|old)-(?:(\d+)-)?[0-9a-f]{{8}}")
 
 
 def _alive(pid: int) -> bool:
@@ -107,12 +121,13 @@ def interrupted_copies(target: Path) -> list[Path]:
 
 
 def remove_path(path) -> None:
-    """Remove a file, link or folder; nothing if it is absent."""
+    """Remove a file, link or folder; nothing if it is absent. Best effort, like the
+    clean-ups it serves: a failure here must not hide the error being handled."""
     path = Path(path)
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path, ignore_errors=True)
     else:
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(OSError):  # absent, or its folder is a file
             path.unlink()
 
 
