@@ -143,6 +143,57 @@ def test_a_malformed_delta_json(tmp_path, case, capsys):
     one_line_error(capsys, "delta.json")
 
 
+def _model(**fields):
+    return _set("model", {"name": "all-MiniLM-L6-v2", "dim": 8, **fields})
+
+
+def _report(**fields):
+    return _set("report", {"n_train_questions": 30, **fields})
+
+
+#: fields inside ``model`` and ``report`` that load let through, to end in a raw TypeError,
+#: UFuncTypeError, KeyError or ValueError when apply/eval/inspect used them (review of #11)
+BAD_NESTED = {
+    "probe of text": (_model(probe="abcdefghijklmnop"), "'model'"),
+    "probe a number": (_model(probe=5), "'model'"),
+    "probe with a string": (_model(probe=[0.1] * 15 + ["x"]), "'model'"),
+    "probe of lists": (_model(probe=[[0.1]] * 16), "'model'"),
+    "name a list": (_model(name=["a"]), "'model'"),
+    "dim a string": (_model(dim="abc"), "'model'"),
+    "before a string": (_report(before="abc", after="abc"), "'report'"),
+    "before holding text": (_report(before={"ndcg@10": "x"}, after={"ndcg@10": 0.5}),
+                            "'report'"),
+    "before holding null": (_report(before={"ndcg@10": None}, after={"ndcg@10": None}),
+                            "'report'"),
+    "after lacking a metric": (_report(before={"ndcg@10": 0.1}, after={"mrr@10": 0.5}),
+                               "'report'"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_NESTED)
+def test_malformed_fields_inside_model_and_report(tmp_path, case, capsys):
+    edit, field = BAD_NESTED[case]
+    path = make_delta().save(tmp_path / "d")
+    edit_meta(path, edit)
+    with pytest.raises(InputError, match=field) as exc:
+        NudgeDelta.load(path)
+    assert str(path / "delta.json") in str(exc.value)
+    assert run("inspect", path) == 1
+    one_line_error(capsys, "delta.json")
+
+
+def test_a_tampered_probe_is_refused_by_apply_and_eval(work, capsys):
+    """On the real project: the commands that compare models say the delta is damaged."""
+    edit_meta(work / "delta", _set("model", {"name": "all-MiniLM-L6-v2", "dim": 384,
+                                             "probe": "abcdefghijklmnop"}))
+    assert run("apply", work / "index", work / "delta", "-o", work / "out") == 1
+    one_line_error(capsys, "delta.json", "'model'")
+    assert run("eval", work / "index", work / "delta", work / "test.jsonl",
+               "--no-progress") == 1
+    one_line_error(capsys, "delta.json", "'model'")
+    assert not (work / "out").exists()
+
+
 @pytest.mark.parametrize("case", ["no counts", "short counts", "float counts", "3-d vectors"])
 def test_a_malformed_npz(tmp_path, case):
     path = make_delta().save(tmp_path / "d")
