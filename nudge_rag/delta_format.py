@@ -174,10 +174,51 @@ def _check_meta(meta, where: Path) -> dict:
                             ("questions", str, "a string")):
         if not isinstance(meta.get(key, kind()), kind):
             raise _bad(where, key, want, meta[key])
+    _check_model(meta["model"], where)
+    _check_report(meta.get("report", {}), where)
     return {"ids": [str(i) for i in ids], "method": meta["method"], "gamma": float(gamma),
             "metric": meta["metric"], "similarity": meta["similarity"], "dim": dim,
             "model": meta["model"], "questions": meta.get("questions", ""),
             "fit_report": meta.get("report", {})}
+
+
+def _finite_number(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) \
+        and math.isfinite(value)
+
+
+def _count(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _check_model(model: dict, where: Path) -> None:
+    """The fingerprint fields that the model check reads (see ``embedding.model_mismatch``)."""
+    name, dim, probe = model.get("name"), model.get("dim"), model.get("probe")
+    if name is not None and not isinstance(name, str):
+        raise _bad(where, "model", "an object whose 'name' is a string", model)
+    if dim is not None and not (_count(dim) and dim > 0):
+        raise _bad(where, "model", "an object whose 'dim' is a positive integer", model)
+    if probe is not None and not (isinstance(probe, list)
+                                  and all(_finite_number(x) for x in probe)):
+        raise _bad(where, "model", "an object whose 'probe' is a list of finite numbers",
+                   model)
+
+
+def _check_report(report: dict, where: Path) -> None:
+    """The fit report's fields that ``NudgeDelta.report`` and ``update`` compute with."""
+    for key in ("n_train_questions", "n_val_questions"):
+        if key in report and not _count(report[key]):
+            raise _bad(where, "report", f"an object whose {key!r} is a whole number ≥ 0",
+                       report)
+    before, after = report.get("before"), report.get("after")
+    for part in (before, after):
+        if part is not None and not (isinstance(part, dict)
+                                     and all(_finite_number(v) for v in part.values())):
+            raise _bad(where, "report", "an object whose 'before' and 'after' map metric "
+                       "names to numbers", report)
+    if before and after and set(before) != set(after):
+        raise _bad(where, "report", "an object whose 'before' and 'after' name the same "
+                   "metrics", report)
 
 
 def _read_arrays(path: Path, n: int, dim: int) -> dict:
