@@ -135,6 +135,40 @@ def test_delta_json(edits, whole):
         got = only_our_errors(NudgeDelta.load, path)
         if got is not None:
             assert np.isfinite(got.vectors).all() and len(got.counts) == len(got.ids)
+            use_loaded(got)
+
+
+def use_loaded(delta) -> None:
+    """What the commands do with a loaded delta: show it, and check a store's model."""
+    from nudge_rag.embedding import model_mismatch
+
+    repr(delta)
+    delta.report()
+    model_mismatch(delta.model, None, delta.dim)
+
+
+NESTED_KEYS = ["model.name", "model.dim", "model.probe", "model.class", "report.before",
+               "report.after", "report.n_train_questions", "report.n_val_questions"]
+numbers_or_json = st.one_of(json_values, st.lists(st.floats(), max_size=16),
+                            st.dictionaries(st.sampled_from(["ndcg@10", "mrr@10"]),
+                                            st.one_of(st.floats(), scalars), max_size=2))
+
+
+@FUZZ
+@given(edits=st.lists(st.tuples(st.sampled_from(NESTED_KEYS), numbers_or_json), max_size=4))
+def test_delta_json_model_and_report(edits):
+    """Fields inside ``model`` and ``report``: load refuses them with our error, or the
+    loaded delta can be shown and compared (review of issue 11)."""
+    with scratch() as folder:
+        path = make_delta().save(folder / "d")
+        meta = json.loads((path / "delta.json").read_text())
+        for key, value in edits:
+            part, name = key.split(".")
+            meta[part][name] = value
+        (path / "delta.json").write_text(json.dumps(meta))
+        got = only_our_errors(NudgeDelta.load, path)
+        if got is not None:
+            use_loaded(got)
 
 
 arrays_names = st.sampled_from(["vectors", "original", "sums", "counts", "other"])
