@@ -101,3 +101,28 @@ def test_revert_repairs_records_a_broken_apply_left_non_finite():
     emb["dogs"] = [float("nan")] * len(emb["dogs"])
     assert delta.revert(index) == 2
     assert {k: list(v) for k, v in emb.items()} == before
+
+
+def test_vectors_beyond_float32_are_refused_before_any_write(tmp_path):
+    """Nudged vectors changed in memory to values float32 cannot hold (1e39): finite in
+    float64, inf once a FAISS index or the delta's own file keeps them. apply refuses before
+    writing, and save refuses rather than write a delta that load would refuse (review of
+    issue 11: both used to go through)."""
+    pytest.importorskip("faiss")
+    pytest.importorskip("langchain_community")
+    from .writers import index_pair
+    from tests.small_corpus import QUESTIONS
+
+    store, _ = index_pair("faiss")
+    delta = EmbeddingFinetuner(store, gamma=0.3, show_progress=False).fit(QUESTIONS)
+    delta.vectors = delta.vectors.astype(np.float64)
+    delta.vectors[2, 5] = 1e39
+    before = store.index.reconstruct_n(0, store.index.ntotal).copy()
+    for inplace in (True, False):
+        with pytest.raises(InputError, match="too large") as exc:
+            delta.apply(store, inplace=inplace)
+        assert "float32" in str(exc.value) and delta.ids[2] in str(exc.value)
+    assert np.array_equal(store.index.reconstruct_n(0, store.index.ntotal), before)
+    with pytest.raises(InputError, match="too large"):
+        delta.save(tmp_path / "d")
+    assert not (tmp_path / "d").exists()
