@@ -260,13 +260,25 @@ def _check_header(fh, size: int, name: str, shape: tuple, path: Path) -> None:
         raise InputError(f"{path}: array {name!r} is shorter than its header says; {_CORRUPT}")
 
 
+#: the nudged vectors are written as float32 (by the format and by most stores)
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
 def check_finite(arrays: dict, ids, where: str) -> None:
-    """Refuse NaN or infinite values in a delta's float arrays, and negative counts."""
+    """Refuse NaN or infinite values in a delta's float arrays, nudged vectors that float32
+    cannot hold, and negative counts."""
     for name in _FLOAT_ARRAYS:
         bad = ~np.isfinite(arrays[name]).all(axis=1)
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
             raise InputError(f"{where}: {name!r} row {row} (record {ids[row]!r}) holds NaN or "
                              f"inf ({int(bad.sum())} such rows); {_CORRUPT}")
+    big = np.abs(arrays["vectors"]).max(axis=1, initial=0.0) > _FLOAT32_MAX
+    if big.any():
+        row = int(np.flatnonzero(big)[0])
+        raise InputError(f"{where}: 'vectors' row {row} (record {ids[row]!r}) holds values too "
+                         f"large for float32, in which stores and deltas keep nudged vectors "
+                         f"(up to {float(np.abs(arrays['vectors'][row]).max()):.3g}, float32 "
+                         "ends at 3.4e38); fit the delta again")
     if (np.asarray(arrays["counts"]) < 0).any():
         raise InputError(f"{where}: 'counts' holds a negative count; {_CORRUPT}")

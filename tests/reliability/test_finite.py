@@ -110,8 +110,9 @@ def test_vectors_beyond_float32_are_refused_before_any_write(tmp_path):
     issue 11: both used to go through)."""
     pytest.importorskip("faiss")
     pytest.importorskip("langchain_community")
-    from .writers import index_pair
     from tests.small_corpus import QUESTIONS
+
+    from .writers import index_pair
 
     store, _ = index_pair("faiss")
     delta = EmbeddingFinetuner(store, gamma=0.3, show_progress=False).fit(QUESTIONS)
