@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .core.checks import check_finite_nonzero
 from .core.closed_form import Geometry, question_sums
 from .core.estimators import NudgeM, NudgeN
 from .core.gamma_search import Competition, ValidationProblem
@@ -97,11 +98,11 @@ class EmbeddingFinetuner:
             raise MismatchError(f"{name} embeddings have dimension {emb.shape[-1]} but the "
                                 f"{adapter.kind} holds {dim}-d vectors; embed the questions with "
                                 "the model that built the index")
-        norms = np.linalg.norm(emb, axis=1, keepdims=True)
-        if not np.all(np.isfinite(emb)) or np.any(norms == 0):
-            raise InputError(f"{name} has a NaN, infinite or zero embedding")
+        # NaN/inf, zero rows, and rows too large to square (which np.linalg.norm would
+        # silently turn into zero vectors) are refused, each said as what it is
+        norms = check_finite_nonzero(emb, name)
         # unit questions: each question counts once in G, whatever its length
-        return emb / norms
+        return emb / norms[:, None]
 
     def _split(self, qs: QuestionSet) -> tuple[QuestionSet, QuestionSet]:
         """Hold out ``val_fraction`` of the questions with the group-aware split, so
@@ -155,6 +156,7 @@ class EmbeddingFinetuner:
 
     def _fit_from_sums(self, adapter, ids, original, sums, counts, val: QuestionSet | None,
                        n_train: int, questions_fp: str, gamma=None) -> NudgeDelta:
+        _check_stored(np.asarray(original), ids, adapter.kind)
         check_unit_norm(adapter, np.asarray(original), self._method)
         gamma = self.gamma if gamma is None else gamma
         est = METHODS[self._method](metric=self.metric, gamma=gamma, device=self.device,
@@ -278,3 +280,14 @@ def _competition(adapter, q: np.ndarray, relevance, moved_ids: list[str], k: int
 def _pairs(relevance: list[dict[str, float]], row: dict[str, int]) -> Pairs:
     rel_rows = [{row[i]: g for i, g in rel.items()} for rel in relevance]
     return to_pairs(rel_rows, len(rel_rows), len(row), "relevance")
+
+
+def _check_stored(original: np.ndarray, ids, kind: str) -> None:
+    """Refuse records the store holds as NaN or inf, naming them: the fit cannot move
+    them, and would otherwise blame γ for the NaN it makes of them."""
+    bad = ~np.isfinite(original).all(axis=1)
+    if bad.any():
+        first = ids[int(np.flatnonzero(bad)[0])]
+        raise InputError(f"the {kind} holds NaN or inf in the vector of record {first!r} "
+                         f"({int(bad.sum())} such records among the questions' records); "
+                         "re-embed those records, or drop the questions that name them")
