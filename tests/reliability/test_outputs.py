@@ -171,3 +171,24 @@ def test_save_under_a_name_as_long_as_the_filesystem_allows(tmp_path):
     make_delta(1).save(target, overwrite=True)
     assert same_delta(NudgeDelta.load(target), make_delta(1))
     assert sorted(p.name for p in tmp_path.iterdir()) == [target.name]
+
+
+def test_a_backup_inside_the_index_is_refused(work, capsys):
+    """``apply --inplace --backup INDEX/bak`` used to put the backup inside the folder that the
+    swap then removes, and print "original kept at INDEX/bak" over a backup that was gone."""
+    before = snapshot(work / "index")
+    assert run("apply", work / "index", work / "delta", "--inplace", "--backup",
+               work / "index" / "bak") == 1
+    one_line_error(capsys, str(work / "index" / "bak"), "inside")
+    assert snapshot(work / "index") == before
+
+
+@pytest.mark.parametrize("where", ["index", "index/nudged"])
+def test_apply_output_never_lands_on_its_input(work, capsys, where):
+    """``-o`` promises an untouched input: naming the input index (with --overwrite), or a
+    folder inside it, is refused and points to --inplace."""
+    before = snapshot(work / "index")
+    assert run("apply", work / "index", work / "delta", "-o", work / where,
+               "--overwrite") == 1
+    one_line_error(capsys, str(work / where), "--inplace")
+    assert snapshot(work / "index") == before
