@@ -64,6 +64,23 @@ def _silent(fn, *args, **kwargs):
         return fn(*args, **kwargs)
 
 
+def _within(path, folder) -> bool:
+    """Whether ``path`` is ``folder`` or lies inside it (links resolved)."""
+    real, root = Path(os.path.realpath(path)), Path(os.path.realpath(folder))
+    return real == root or root in real.parents
+
+
+def _check_apart(args) -> None:
+    """``-o`` writes a new index and leaves the input untouched, so it may not name the
+    input or a path inside it."""
+    if args.output is not None and _within(args.output, args.index):
+        where = "is the input index" if _within(args.index, args.output) else \
+            "lies inside the input index"
+        raise InputError(f"-o {args.output} {where} {args.index}; -o writes a new index and "
+                         "leaves the input untouched: choose a path outside it, or use "
+                         "--inplace to change the index itself (with a backup)")
+
+
 def _backup_path(args, loaded) -> Path | None:
     """Where ``apply --inplace`` keeps the original index, checked before anything is
     written."""
@@ -74,6 +91,10 @@ def _backup_path(args, loaded) -> Path | None:
     if os.path.lexists(backup):
         raise InputError(f"backup {backup} already exists; move it away, pass --backup PATH "
                          "or --no-backup")
+    if _within(backup, loaded.path):
+        raise InputError(f"--backup {backup} lies inside the index {loaded.path}, which apply "
+                         "replaces as a whole: the backup would go with it; pass a --backup "
+                         "path outside it")
     if not backup.parent.is_dir():
         raise InputError(f"--backup {backup}: the folder {backup.parent} does not exist; "
                          "create it or pass another --backup path")
@@ -81,6 +102,7 @@ def _backup_path(args, loaded) -> Path | None:
 
 
 def run_apply(args) -> int:
+    _check_apart(args)
     delta = load_delta(args.delta)
     loaded = load_index(args.index, args.kind, args.model, args.allow_pickle)
     if not args.allow_model_mismatch:
