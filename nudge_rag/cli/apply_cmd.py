@@ -101,6 +101,25 @@ def _backup_path(args, loaded) -> Path | None:
     return backup
 
 
+def _nothing_to_do(delta, loaded, action: str) -> str:
+    """Why ``action`` changes no record, as what is true of the index: records that hold
+    neither of the delta's vectors were left alone, and are not said to hold them."""
+    if action == "apply" and not delta.moved.any():
+        return "the delta moves no record"
+    from ..stores import adapt
+
+    pos, _ = _silent(delta.live, adapt(loaded.obj), action)
+    held = f"{loaded.path} already holds the {'nudged' if action == 'apply' else 'original'} " \
+        "vectors"
+    skipped = len(delta) - len(pos)
+    if not skipped:
+        return held
+    why = (f"{skipped} of the delta's {len(delta)} records hold neither their original nor "
+           "their nudged vector (re-embedded, deleted, or changed by another delta) and were "
+           "left alone")
+    return f"{why}; {held} of the other {len(pos)}" if len(pos) else why
+
+
 def run_apply(args) -> int:
     _check_apart(args)
     delta = load_delta(args.delta)
@@ -120,9 +139,7 @@ def run_apply(args) -> int:
     backup = _backup_path(args, loaded)
     todo = _quiet(delta.pending, loaded.obj, "apply")
     if not todo:
-        why = "the delta moves no record" if not delta.moved.any() else \
-            f"{loaded.path} already holds the nudged vectors"
-        print(f"0 records changed: {why}")
+        print(f"0 records changed: {_nothing_to_do(delta, loaded, 'apply')}")
         return 0
     _silent(delta.apply, loaded.obj, inplace=True,
             allow_model_mismatch=args.allow_model_mismatch)
@@ -137,7 +154,7 @@ def run_revert(args) -> int:
     loaded = load_index(args.index, args.kind, args.model, args.allow_pickle)
     todo = _quiet(delta.pending, loaded.obj, "revert")
     if not todo:
-        print(f"0 records changed: {loaded.path} already holds the original vectors")
+        print(f"0 records changed: {_nothing_to_do(delta, loaded, 'revert')}")
         return 0
     _silent(delta.revert, loaded.obj)
     save_index(loaded.obj, loaded.kind, loaded.path)
