@@ -192,3 +192,58 @@ def test_apply_output_never_lands_on_its_input(work, capsys, where):
                "--overwrite") == 1
     one_line_error(capsys, str(work / where), "--inplace")
     assert snapshot(work / "index") == before
+
+
+# -- question files: the same rule (review of issue 11) -------------------------------------------
+LOG_ROW = '{"query": "how do I stop a loop early", "clicked_ids": ["%s"]}\n'
+
+
+def test_question_writers_refuse_what_is_not_theirs(tmp_path):
+    """``to_jsonl`` and ``to_llama_dataset`` used to replace any file at all (a docstore, a
+    delta.json, notes) without a word."""
+    from nudge_rag.questions import QuestionSet
+
+    qs = QuestionSet.from_pairs([("what purrs", {"cats": 1}), ("what barks", {"dogs": 1})])
+    notes = tmp_path / "notes.md"
+    notes.write_text("my notes")
+    for write in (qs.to_jsonl, qs.to_llama_dataset):
+        for overwrite in (False, True):
+            with pytest.raises(InputError, match="not a questions file") as exc:
+                write(notes, overwrite=overwrite)
+            assert str(notes) in str(exc.value)
+    assert notes.read_text() == "my notes"
+    path = tmp_path / "q.jsonl"
+    qs.to_jsonl(path)
+    with pytest.raises(InputError, match="overwrite=True"):
+        qs[:1].to_jsonl(path)
+    assert len(QuestionSet.from_jsonl(path)) == 2
+    qs[:1].to_jsonl(path, overwrite=True)
+    assert len(QuestionSet.from_jsonl(path)) == 1
+    ds = tmp_path / "ds.json"
+    qs.to_llama_dataset(ds)
+    with pytest.raises(InputError, match="overwrite=True"):
+        qs.to_llama_dataset(ds)
+    qs.to_llama_dataset(ds, overwrite=True)
+
+
+def test_question_commands_refuse_what_is_not_theirs(work, capsys):
+    """``questions import-logs -o INDEX/docstore.json`` used to replace the index's docstore
+    with one question and exit 0; ``questions generate`` likewise."""
+    log = work / "log.jsonl"
+    first = json.loads((work / "train.jsonl").read_text().splitlines()[0])
+    log.write_text(LOG_ROW % next(iter(first["relevant"])))
+    docstore, delta_json = work / "index" / "docstore.json", work / "delta" / "delta.json"
+    before = snapshot(work)
+    for target in (docstore, delta_json):
+        for extra in ([], ["--overwrite"]):
+            assert run("questions", "import-logs", log, "-o", target, *extra) == 1
+            one_line_error(capsys, str(target), "not a questions file")
+            assert run("questions", "generate", work / "index", "-o", target, *extra) == 1
+            one_line_error(capsys, str(target), "not a questions file")
+    assert snapshot(work) == before
+    questions = work / "test.jsonl"
+    assert run("questions", "import-logs", log, "-o", questions) == 1
+    one_line_error(capsys, str(questions), "--overwrite")
+    assert snapshot(work) == before
+    assert run("questions", "import-logs", log, "-o", questions, "--overwrite") == 0
+    assert len(questions.read_text().splitlines()) == 1
