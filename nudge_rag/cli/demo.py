@@ -269,9 +269,9 @@ def save(built: Built, out: Path, started: float) -> None:
 
     out.mkdir(parents=True, exist_ok=True)
     save_index(built.index, "llama-index", out / "index")
-    built.questions.to_jsonl(out / "questions.jsonl")
+    built.questions.to_jsonl(out / "questions.jsonl", overwrite=True)  # checked before
     for name, part in zip(("train", "val", "test"), built.parts):
-        part.to_jsonl(out / f"{name}.jsonl")
+        part.to_jsonl(out / f"{name}.jsonl", overwrite=True)
     built.delta.save(out / "delta", overwrite=True)  # check_demo_out allowed it
     print(f"\n[6/6] saved the index, questions and delta under {out}/ "
           f"({time.perf_counter() - started:.0f} s)")
