@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__
+from ._version import __version__
 from .core.method import Method
 from .errors import InputError, MismatchError
 from .stores import adapt
