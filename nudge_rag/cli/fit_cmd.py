@@ -93,18 +93,15 @@ def check_model(delta, loaded) -> None:
 def run_fit(args) -> int:
     from ..finetuner import EmbeddingFinetuner
 
-    if args.val is None and args.gamma is None and not 0 < args.val_fraction < 1:
+    if not 0 < args.val_fraction < 1:  # the finetuner refuses it too, naming its argument
         raise InputError(f"--val-fraction {args.val_fraction} must be between 0 and 1")
     loaded = load_index(args.index, args.kind, args.model, args.allow_pickle)
     qs = read_questions(args.questions, loaded)
-    val = None
-    if args.val is not None:
-        val = read_questions(args.val, loaded)
-    elif args.gamma is None:
-        qs, val, _ = qs.split(train=1 - args.val_fraction, val=args.val_fraction, test=0,
-                              seed=args.seed)
+    # without --val, the finetuner holds out --val-fraction with its group-aware split
+    val = None if args.val is None else read_questions(args.val, loaded)
     ft = EmbeddingFinetuner(loaded.obj, method=args.method, metric=args.metric,
-                            gamma=args.gamma, seed=args.seed, show_progress=not args.no_progress)
+                            gamma=args.gamma, val_fraction=args.val_fraction, seed=args.seed,
+                            show_progress=not args.no_progress)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         delta = ft.fit(qs, val)
