@@ -7,6 +7,8 @@ only the moved records: ``rows_``, their new ``vectors_`` and the per-record que
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
 from ..errors import InputError, NotFittedError
@@ -90,7 +92,8 @@ class _Nudge:
         parse_metric(self.metric, "metric")
         if self.gamma is not None:
             g = self.gamma
-            if not isinstance(g, (int, float, np.floating)) or not np.isfinite(g) or g < 0:
+            if isinstance(g, bool) or not isinstance(g, numbers.Real) or not np.isfinite(g) \
+                    or g < 0:
                 raise InputError(f"gamma={g!r} must be a finite number ≥ 0, or None to choose "
                                  "it on validation questions")
         if not isinstance(self.device, str):
@@ -127,6 +130,7 @@ class _Nudge:
 
         k = max(parse_metric(self._selection_metric())[1],
                 *(parse_metric(m)[1] for m in REPORT_METRICS))
+        k = min(k, len(docs))  # no question has more competitors than there are records
         competition, unmoved = array_competition(docs, norms, vq, val_pairs, rows, k,
                                                  self.device)
         return self._finish(rows, docs[rows], sums, vq, val_pairs, competition, unmoved)
@@ -145,7 +149,7 @@ class _Nudge:
     def _finish(self, rows, vectors, sums, vq, val_pairs, competition, unmoved):
         geometry = Geometry.build(vectors, sums, skip_opposed=self._skip_opposed())
         report = {"method": self._method, "metric": self._selection_metric(),
-                  "n_moved": int(len(rows)), "nudge_ft_compat": bool(self.nudge_ft_compat)}
+                  "nudge_ft_compat": bool(self.nudge_ft_compat)}
         if self.gamma is not None:
             gamma = float(self.gamma)
             self.search_ = None
@@ -162,8 +166,9 @@ class _Nudge:
         self.rows_ = rows
         self.sums_ = sums
         self.geometry_ = geometry
-        self.vectors_ = self._vectors(geometry, gamma).astype(np.float32)
+        self.vectors_ = _as_float32(self._vectors(geometry, gamma), gamma)
         self.moved_ = self._moved_mask(geometry, gamma)
+        report["n_moved"] = int(np.count_nonzero(self.moved_))
         self.n_features_in_ = int(sums.shape[1])
         self.report_ = report
         return self
@@ -192,6 +197,16 @@ class _Nudge:
 
     def fit_transform(self, doc_emb, train_q, train_rel, val_q=None, val_rel=None):
         return self.fit(doc_emb, train_q, train_rel, val_q, val_rel).transform(doc_emb)
+
+
+def _as_float32(vectors: np.ndarray, gamma: float) -> np.ndarray:
+    """The moved vectors as stores keep them (float32), refusing a γ that overflows it."""
+    largest = float(np.max(np.abs(vectors), initial=0.0))
+    if not np.isfinite(largest) or largest > float(np.finfo(np.float32).max):
+        raise InputError(f"gamma={gamma!r} moves records so far that their vectors do not fit "
+                         f"in float32 (largest value {largest:.3g}, float32 ends at 3.4e38); "
+                         "use a smaller gamma")
+    return vectors.astype(np.float32)
 
 
 class NudgeM(_Nudge):
