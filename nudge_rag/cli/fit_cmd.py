@@ -101,16 +101,20 @@ def check_model(delta, loaded) -> None:
 def run_fit(args) -> int:
     from ..finetuner import EmbeddingFinetuner
 
-    if not 0 < args.val_fraction < 1:  # the finetuner refuses it too, naming its argument
+    # --val-fraction is read only when γ is chosen on held-out questions
+    holds_out = args.val is None and args.gamma is None
+    if holds_out and not 0 < args.val_fraction < 1:
         raise InputError(f"--val-fraction {args.val_fraction} must be between 0 and 1")
     check_delta_out(args.output, args.overwrite)  # before the fit, not after it
     loaded = load_index(args.index, args.kind, args.model, args.allow_pickle)
     qs = read_questions(args.questions, loaded)
-    # without --val, the finetuner holds out --val-fraction with its group-aware split
+    # without --val, the finetuner holds out --val-fraction with its own group-aware split,
+    # so the command and the API choose γ on the same questions
     val = None if args.val is None else read_questions(args.val, loaded)
+    held_out = {"val_fraction": args.val_fraction} if holds_out else {}
     ft = EmbeddingFinetuner(loaded.obj, method=args.method, metric=args.metric,
-                            gamma=args.gamma, val_fraction=args.val_fraction, seed=args.seed,
-                            show_progress=not args.no_progress)
+                            gamma=args.gamma, seed=args.seed, show_progress=not args.no_progress,
+                            **held_out)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         delta = ft.fit(qs, val)
