@@ -37,11 +37,12 @@ class NudgedRetriever(BaseRetriever):
     dict or callable for FAISS, a ``where`` dict for Chroma, a Qdrant ``Filter``, a dict for
     PGVector, a boolean expression for Milvus; it applies to moved documents too) and the
     store's other options (``where_document`` for Chroma; ``search_params``, ``consistency``,
-    ``score_threshold`` for Qdrant; ``fetch_k`` for FAISS; ``expr`` for Milvus). ``k=`` and ``filter=`` may be given to the
-    constructor too, and ``retriever.k`` / ``retriever.filter`` read and set them there, so
-    LangChain's configurable ``search_kwargs`` field sets them per request. A call's keyword
-    arguments override them for that call only: ``retriever.invoke(query, k=1)``. The
-    store and the delta are read at every call, as ``VectorStoreRetriever`` reads its store.
+    ``score_threshold`` for Qdrant; ``fetch_k`` for FAISS; ``expr`` for Milvus). ``k=`` and
+    ``filter=`` may be given to the constructor too, and ``retriever.k`` / ``retriever.filter``
+    read and set them there, so LangChain's configurable ``search_kwargs`` field sets them per
+    request. A call's keyword arguments override them for that call only:
+    ``retriever.invoke(query, k=1)``. The store and the delta are read at every call, as
+    ``VectorStoreRetriever`` reads its store.
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
