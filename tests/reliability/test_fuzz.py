@@ -271,3 +271,37 @@ def test_faiss_folders(faiss_folder, name, cut, flip):
         if got is not None:
             ids = [i for i, _ in got.chunks()]
             assert len(ids) == got.obj.index.ntotal
+
+
+# -- BEIR folders (review of issue 11) ------------------------------------------------------------
+tsv_cells = st.one_of(st.text(max_size=6),
+                      st.sampled_from(["1", "0", "-1", "inf", "nan", "1e400", "2", '"', "\x00",
+                                       "x" * 140_000]))
+tsv_lines = st.lists(st.lists(tsv_cells, max_size=4).map("\t".join), max_size=5)
+beir_rows = st.one_of(
+    raw_lines,
+    st.dictionaries(st.sampled_from(["_id", "title", "text", "metadata"]), json_values,
+                    max_size=4).map(lambda d: json.dumps(d).encode()))
+
+
+@FUZZ
+@given(queries=st.lists(beir_rows, max_size=4), corpus=st.lists(beir_rows, max_size=3),
+       qrels=tsv_lines, header=st.booleans(), split=st.sampled_from([None, "test", "all"]))
+def test_beir_folders(queries, corpus, qrels, header, split):
+    """``QuestionSet.from_beir`` and ``datasets.load_beir`` on made-up folders: rows without
+    ``_id`` or not objects, qrels cells past the csv module's field limit, missing splits."""
+    from nudge_rag.datasets import load_beir
+
+    with scratch() as folder:
+        (folder / "qrels").mkdir()
+        (folder / "queries.jsonl").write_bytes(b"\n".join(queries) + b"\n")
+        (folder / "corpus.jsonl").write_bytes(b"\n".join(corpus) + b"\n")
+        text = ("query-id\tcorpus-id\tscore\n" if header else "") + "\n".join(qrels)
+        (folder / "qrels" / "test.tsv").write_text(text, encoding="utf-8",
+                                                    errors="surrogatepass")
+        got = only_our_errors(QuestionSet.from_beir, folder, splits=split)
+        if got is not None:
+            assert all(q.relevant for q in got)
+        data = only_our_errors(load_beir, folder, None if split is None else (split,))
+        if data is not None:
+            assert all(isinstance(k, str) for k in data.corpus)
