@@ -352,3 +352,23 @@ def test_a_backup_on_another_filesystem(work, capsys):
         assert siblings(work / "index") == [] and siblings(backup) == []
     finally:
         shutil.rmtree(backup.parent, ignore_errors=True)
+
+
+# -- command-line arguments (review of issue 11) --------------------------------------------------
+@pytest.mark.parametrize("seed", [-1, "abc", 2.5])
+def test_a_seed_numpy_cannot_take_is_refused(seed):
+    """A negative seed used to end in numpy's raw "ValueError: expected non-negative integer"
+    (``fit --seed -1``)."""
+    from nudge_rag.questions import group_split
+
+    qs = QuestionSet.from_pairs([(f"question {i}", {f"doc{i}": 1}) for i in range(10)])
+    with pytest.raises(InputError, match="seed"):
+        group_split(qs, seed=seed)
+    group_split(qs, seed=2**70)  # any whole number ≥ 0 is a seed
+
+
+def test_fit_names_a_negative_seed(work, capsys):
+    assert run("fit", work / "index", work / "train.jsonl", "-o", work / "d", "--seed", -1,
+               "--no-progress") == 1
+    one_line_error(capsys, "seed=-1")
+    assert not (work / "d").exists()
