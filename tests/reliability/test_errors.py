@@ -372,3 +372,21 @@ def test_fit_names_a_negative_seed(work, capsys):
                "--no-progress") == 1
     one_line_error(capsys, "seed=-1")
     assert not (work / "d").exists()
+
+
+def test_eval_with_no_metric_is_refused(work, capsys):
+    """``eval --metrics ,`` used to end in "TypeError: 'int' object is not iterable"."""
+    assert run("eval", work / "index", work / "delta", work / "test.jsonl", "--metrics", ",",
+               "--no-progress") == 1
+    assert "TypeError" not in one_line_error(capsys, "--metrics")
+
+
+def test_an_empty_list_separator_is_refused(tmp_path, capsys):
+    """``import-logs --list-sep ''`` used to end in a raw "ValueError: empty separator"."""
+    log = tmp_path / "log.csv"
+    log.write_text("query,clicked_ids\nhow do I stop a loop,a|b\n")
+    with pytest.raises(InputError, match="list_sep"):
+        import_logs(log, list_sep="")
+    assert run("questions", "import-logs", log, "-o", tmp_path / "q.jsonl", "--list-sep",
+               "") == 1
+    one_line_error(capsys, "list")
