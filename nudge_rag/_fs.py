@@ -49,6 +49,7 @@ def check_output(path, what: str, problem_with, overwrite: bool,
     when it is); such a path is replaced only with ``overwrite``."""
     path = Path(path)
     if not os.path.lexists(path):
+        _check_interrupted(path, flag, overwrite)
         return
     if path.is_symlink():
         raise InputError(f"{path} is a symbolic link; write {what} to the path it points to "
@@ -61,6 +62,17 @@ def check_output(path, what: str, problem_with, overwrite: bool,
                          "or move it away first")
     if not overwrite:
         raise InputError(f"{path} already holds {what}; pass {flag} to replace it")
+
+
+def _check_interrupted(path: Path, flag: str, overwrite: bool) -> None:
+    """A path that an interrupted fallback swap left missing: its previous copy waits beside
+    it (``.NAME.old-``), and is replaced only as the path itself would be."""
+    pattern = _pattern(path.name)
+    old = [p for p in interrupted_copies(path) if pattern.fullmatch(p.name).group(1) == "old"]
+    if old and not overwrite:
+        raise InputError(f"{path} does not exist, but {old[0]} beside it holds its previous "
+                         f"copy (a write was interrupted); rename it back to {path.name}, or "
+                         f"pass {flag} to replace it")
 
 
 def listing(path: Path, limit: int = 4) -> str:

@@ -134,7 +134,7 @@ def test_without_an_atomic_exchange_the_fallback_still_writes(tmp_path, monkeypa
     # it, as it would not replace the delta at the path (review of issue 11: it did)
     with pytest.raises(InputError, match=r"\.delta\.old-.*overwrite=True"):
         make_delta(3).save(path)
-    assert len(siblings(path)) == 1
+    assert any(".old-" in name for name in siblings(path))
     make_delta(3).save(path, overwrite=True)
     assert siblings(path) == []
 
