@@ -390,3 +390,15 @@ def test_an_empty_list_separator_is_refused(tmp_path, capsys):
     assert run("questions", "import-logs", log, "-o", tmp_path / "q.jsonl", "--list-sep",
                "") == 1
     one_line_error(capsys, "list")
+
+
+def test_counts_past_int64_are_refused_on_load(tmp_path):
+    """uint64 counts of 2**64 - 1 used to load, and the next save wrote them as -1: a delta
+    that load then refused."""
+    path = make_delta().save(tmp_path / "d")
+    arrays = read_arrays(path)
+    arrays["counts"] = np.full(12, 2**64 - 1, dtype=np.uint64)
+    write_arrays(path, arrays)
+    with pytest.raises(InputError, match="'counts'") as exc:
+        NudgeDelta.load(path)
+    assert "arrays.npz" in str(exc.value)
