@@ -280,5 +280,7 @@ def check_finite(arrays: dict, ids, where: str) -> None:
                          f"large for float32, in which stores and deltas keep nudged vectors "
                          f"(up to {float(np.abs(arrays['vectors'][row]).max()):.3g}, float32 "
                          "ends at 3.4e38); fit the delta again")
-    if (np.asarray(arrays["counts"]) < 0).any():
-        raise InputError(f"{where}: 'counts' holds a negative count; {_CORRUPT}")
+    counts = np.asarray(arrays["counts"])
+    if (counts < 0).any() or (counts > np.iinfo(np.int64).max).any():
+        raise InputError(f"{where}: 'counts' holds a negative count or one past int64; "
+                         f"{_CORRUPT}")
