@@ -247,3 +247,38 @@ def test_question_commands_refuse_what_is_not_theirs(work, capsys):
     assert snapshot(work) == before
     assert run("questions", "import-logs", log, "-o", questions, "--overwrite") == 0
     assert len(questions.read_text().splitlines()) == 1
+
+
+def test_inplace_on_a_symlinked_index_names_the_link(work, capsys):
+    """``apply --inplace LINK`` (a link to the index): refused before any work, naming the
+    link and its target. It used to copy a backup, then fail with "cannot write LINK: Not a
+    directory"."""
+    link = work / "current"
+    link.symlink_to(work / "index")
+    before = snapshot(work / "index")
+    for command in (("apply", link, work / "delta", "--inplace"),
+                    ("revert", link, work / "delta")):
+        assert run(*command) == 1
+        one_line_error(capsys, str(link), "symbolic link", str(work / "index"))
+    assert snapshot(work / "index") == before and link.is_symlink()
+    assert not (work / "current.bak").exists()
+
+
+def test_demo_refuses_a_folder_whose_parts_are_not_a_demos(work, tmp_path, capsys):
+    """A folder holding a delta and someone's FAISS index under ``index``: the names of a
+    demo's output, but not its contents. ``demo --out --overwrite`` used to replace that
+    index with its own."""
+    import shutil
+
+    folder = tmp_path / "project"
+    folder.mkdir()
+    shutil.copytree(work / "delta", folder / "delta")
+    (folder / "index").mkdir()
+    (folder / "index" / "index.faiss").write_bytes(b"their faiss index")
+    (folder / "index" / "index.pkl").write_bytes(b"their docstore")
+    (folder / "test.jsonl").write_text("their notes, not questions\n")
+    before = snapshot(folder)
+    assert run("demo", "--out", folder, "--max-chunks", 12, "--per-chunk", 2, "--no-progress",
+               "--overwrite") == 1
+    one_line_error(capsys, str(folder), "not an earlier demo")
+    assert snapshot(folder) == before
