@@ -70,6 +70,14 @@ def _within(path, folder) -> bool:
     return real == root or root in real.parents
 
 
+def _check_not_link(index) -> None:
+    """An in-place write replaces the index folder or file whole; over a symbolic link it
+    would replace the link, not the index."""
+    if os.path.islink(index):
+        raise InputError(f"{index} is a symbolic link to {os.path.realpath(index)}; pass the "
+                         "index itself, so that the change lands there")
+
+
 def _check_apart(args) -> None:
     """``-o`` writes a new index and leaves the input untouched, so it may not name the
     input or a path inside it."""
@@ -122,6 +130,8 @@ def _nothing_to_do(delta, loaded, action: str) -> str:
 
 def run_apply(args) -> int:
     _check_apart(args)
+    if args.inplace:
+        _check_not_link(args.index)
     delta = load_delta(args.delta)
     loaded = load_index(args.index, args.kind, args.model, args.allow_pickle)
     if not args.allow_model_mismatch:
@@ -150,6 +160,7 @@ def run_apply(args) -> int:
 
 
 def run_revert(args) -> int:
+    _check_not_link(args.index)
     delta = load_delta(args.delta)
     loaded = load_index(args.index, args.kind, args.model, args.allow_pickle)
     todo = _quiet(delta.pending, loaded.obj, "revert")
