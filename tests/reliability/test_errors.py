@@ -390,3 +390,15 @@ def test_counts_past_int64_are_refused_on_load(tmp_path):
     with pytest.raises(InputError, match="'counts'") as exc:
         NudgeDelta.load(path)
     assert "arrays.npz" in str(exc.value)
+
+
+def test_a_nul_in_a_path_is_refused(tmp_path):
+    """A NUL character in a path (as in ``copy_name``): the writers and readers used to end in
+    a raw "ValueError: embedded null byte"."""
+    bad = str(tmp_path / "a\x00b")
+    qs = QuestionSet.from_pairs([("what purrs", {"cats": 1})])
+    for call in (lambda: make_delta().save(bad), lambda: qs.to_jsonl(bad),
+                 lambda: QuestionSet.from_jsonl(bad), lambda: import_logs(bad + ".jsonl")):
+        with pytest.raises(InputError, match="NUL"):
+            call()
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
