@@ -28,6 +28,7 @@ import uuid
 from functools import cache
 from pathlib import Path
 
+from ._readers import check_path
 from .errors import InputError, NudgeError, WriteError
 
 _AT_FDCWD = -100
@@ -47,6 +48,7 @@ def check_output(path, what: str, problem_with, overwrite: bool,
 
     ``problem_with(path)`` says why an existing (non-empty) path is not ``what`` (``None``
     when it is); such a path is replaced only with ``overwrite``."""
+    check_path(path)
     path = Path(path)
     if not os.path.lexists(path):
         _check_interrupted(path, flag, overwrite)
