@@ -13,6 +13,7 @@ always printed before the embedding starts.
 
 from __future__ import annotations
 
+import sys
 import time
 import warnings
 from dataclasses import dataclass
@@ -69,22 +70,37 @@ def python_docs() -> list[tuple[str, str]]:
 
 
 def folder_docs(folder) -> list[tuple[str, str]]:
+    """``(relative path, text)`` of every text or markdown file under ``folder``. A file that
+    is not UTF-8 is skipped and named on stderr, never dropped without a word."""
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError(f"--docs {folder} is not a folder")
-    out = []
+    out, undecodable = [], []
     for path in sorted(folder.rglob("*")):
         if path.is_file() and path.suffix.lower() in DOC_SUFFIXES:
+            name = str(path.relative_to(folder))
             try:
                 text = path.read_text(encoding="utf-8")
             except UnicodeDecodeError:
+                undecodable.append(name)
                 continue
             if text.strip():
-                out.append((str(path.relative_to(folder)), text))
+                out.append((name, text))
+    skipped = _not_utf8(undecodable)
     if not out:
-        raise InputError(f"--docs {folder} holds no text or markdown files "
-                         f"({', '.join(DOC_SUFFIXES)})")
+        raise InputError(f"--docs {folder} holds no readable text or markdown files "
+                         f"({', '.join(DOC_SUFFIXES)}){'; ' + skipped if skipped else ''}")
+    if skipped:
+        print(f"nudge-rag demo: {skipped}", file=sys.stderr)
     return out
+
+
+def _not_utf8(names: list[str]) -> str:
+    if not names:
+        return ""
+    shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+    files = "1 file that is" if len(names) == 1 else f"{len(names)} files that are"
+    return f"skipped {files} not UTF-8: {shown} (save as UTF-8 to include)"
 
 
 def chunk(docs, chunk_size: int, show: bool = False):
