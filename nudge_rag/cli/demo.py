@@ -13,6 +13,7 @@ always printed before the embedding starts.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 import warnings
@@ -76,16 +77,14 @@ def folder_docs(folder) -> list[tuple[str, str]]:
     if not folder.is_dir():
         raise InputError(f"--docs {folder} is not a folder")
     out, undecodable = [], []
-    for path in sorted(folder.rglob("*")):
-        if path.is_file() and path.suffix.lower() in DOC_SUFFIXES:
-            name = str(path.relative_to(folder))
-            try:
-                text = path.read_text(encoding="utf-8")
-            except UnicodeDecodeError:
-                undecodable.append(name)
-                continue
-            if text.strip():
-                out.append((name, text))
+    for name in text_files(folder):
+        try:
+            text = (folder / name).read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            undecodable.append(name)
+            continue
+        if text.strip():
+            out.append((name, text))
     skipped = _not_utf8(undecodable)
     if not out:
         raise InputError(f"--docs {folder} holds no readable text or markdown files "
@@ -93,6 +92,24 @@ def folder_docs(folder) -> list[tuple[str, str]]:
     if skipped:
         print(f"nudge-rag demo: {skipped}", file=sys.stderr)
     return out
+
+
+def text_files(folder: Path) -> list[str]:
+    """Paths (relative to ``folder``) of its text and markdown files, in sorted order.
+    Hidden files and folders (``.venv``, ``.git``: tools', not the user's documents) are
+    left out; a symlinked folder is read once, so a link loop ends."""
+    names, seen = [], set()
+    for root, dirs, files in os.walk(folder, followlinks=True):
+        real = os.path.realpath(root)
+        if real in seen:  # a second way into a folder already read (a loop, or two links)
+            dirs[:] = []
+            continue
+        seen.add(real)
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        rel = Path(root).relative_to(folder)
+        names += [str(rel / f) for f in files if not f.startswith(".")
+                  and Path(f).suffix.lower() in DOC_SUFFIXES and os.path.isfile(Path(root, f))]
+    return sorted(names, key=lambda name: Path(name).parts)  # the order rglob gave before
 
 
 def _not_utf8(names: list[str]) -> str:
