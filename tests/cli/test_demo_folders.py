@@ -48,3 +48,80 @@ def test_symlinked_folders_are_read_once_and_loops_end(tmp_path):
     (docs / "sub" / "up").symlink_to(docs, target_is_directory=True)  # a loop
     (docs / "gone.md").symlink_to(tmp_path / "nowhere.md")  # a broken link
     assert [name for name, _ in folder_docs(docs)] == ["glossary/glossary.md", "intro.md"]
+
+
+# -- the default cap of a large folder, stated before any embedding -----------------------------
+def _folder(tmp_path, files: int = 6):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for k in range(files):
+        sentences = [f"Report {k} line {i}: pump {i} moved {i * k + 3} litres of water an hour."
+                     for i in range(12)]
+        (docs / f"r{k}.md").write_text(" ".join(sentences), encoding="utf-8")
+    return docs
+
+
+def _from_corpus_line(out: str) -> list[str]:
+    # LlamaIndex's splitter prints a note about metadata length at tiny chunk sizes
+    lines = out.splitlines()
+    first = next(k for k, line in enumerate(lines) if line.startswith("[1/6] corpus"))
+    return lines[first:]
+
+
+def _parse(*argv):
+    from nudge_rag.cli import build_parser
+
+    return build_parser().parse_args(["demo", *map(str, argv)])
+
+
+def test_a_folder_over_the_default_cap_says_what_it_skips_and_how_to_lift_it(
+        tmp_path, capsys, monkeypatch):
+    from nudge_rag.cli import demo
+
+    docs = _folder(tmp_path)
+    everything = demo.load_corpus(_parse("--docs", docs, "--chunk-size", 32), show=False)
+    capsys.readouterr()
+    monkeypatch.setattr(demo, "DOCS_CHUNKS", 5)
+    nodes = demo.load_corpus(_parse("--docs", docs, "--chunk-size", 32), show=False)
+    first, second = _from_corpus_line(capsys.readouterr().out)
+    total = len(everything)
+    assert len(nodes) == 5 < total
+    assert f"indexed 5 of {total} chunks, about 1 min on a 2-core CPU" in first
+    assert second.strip().startswith(f"{total - 5} chunks skipped")
+    assert "capped at 5 chunks by default" in second and "--max-chunks all" in second
+    # spread over the corpus, not the first files only
+    assert {n.metadata["source"] for n in nodes} >= {"r0.md", "r5.md"}
+    # lifted: every chunk, and no cap line
+    lifted = demo.load_corpus(_parse("--docs", docs, "--chunk-size", 32, "--max-chunks", "all"),
+                              show=False)
+    assert len(lifted) == total
+    assert len(_from_corpus_line(capsys.readouterr().out)) == 1
+
+
+@pytest.mark.parametrize("value", ["0", "-2", "lots", "2.5"])
+def test_max_chunks_takes_a_count_or_all(value, capsys):
+    with pytest.raises(SystemExit):
+        _parse("--max-chunks", value)
+    assert "neither a count of at least 1 nor 'all'" in capsys.readouterr().err
+    assert _parse("--max-chunks", "ALL").max_chunks == "all"
+    assert _parse("--max-chunks", "7").max_chunks == 7
+
+
+def test_the_demo_indexes_what_its_first_line_says(tmp_path, capsys, monkeypatch):
+    from nudge_rag.cli import demo
+
+    from .conftest import run
+
+    monkeypatch.setattr(demo, "DOCS_CHUNKS", 20)
+    out = tmp_path / "out"
+    assert run("demo", "--docs", _folder(tmp_path), "--out", out, "--chunk-size", 32,
+               "--per-chunk", 4, "--no-progress") == 0
+    printed = _from_corpus_line(capsys.readouterr().out)
+    assert "indexed 20 of " in printed[0] and "chunks skipped" in printed[1]
+    assert len(_chunk_ids(out)) == 20
+
+
+def _chunk_ids(out):
+    from nudge_rag.cli.indexes import load_index
+
+    return [i for i, _ in load_index(out / "index").chunks()]
