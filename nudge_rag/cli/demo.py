@@ -7,12 +7,14 @@ LlamaIndex index, makes synthetic questions with the offline generator, splits t
 one example. Everything it made is saved under ``--out`` for the other commands.
 
 The built-in corpus is sampled to ``PYDOC_CHUNKS`` chunks so that the demo takes a couple of
-minutes; a ``--docs`` folder is indexed whole unless ``--max-chunks`` caps it. A cap is
-always printed before the embedding starts.
+minutes; a ``--docs`` folder is indexed whole up to ``DOCS_CHUNKS`` chunks (about ten minutes
+on a 2-core CPU), and a larger one is capped there unless ``--max-chunks`` says otherwise.
+Any cap, and what it skips, is printed before the embedding starts.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 import time
@@ -28,11 +30,12 @@ from .questions_cmd import PER_CHUNK
 
 DOC_SUFFIXES = (".txt", ".md", ".markdown", ".rst")
 PYDOC_CHUNKS = 240  # the built-in corpus's sample: a demo of about two minutes on 2 cores
-#: wall seconds per chunk on a quiet 2-core CPU, its 4 questions included: a 4,279-chunk folder
-#: took 1,033 s of CPU time (docs/benchmarks.md, "The demo on a large folder"), on 2 threads
-SECONDS_PER_CHUNK = 0.13
-LARGE = 1000  # chunks from which the first line also says how long the embedding will take
-
+#: CPU seconds per chunk of the whole demo on one thread, its 4 questions included (0.115
+#: measured: docs/benchmarks.md, "The demo on a large folder"). Two free cores take at most
+#: this much wall time, so the estimates below are upper bounds on an idle 2-core machine.
+SECONDS_PER_CHUNK = 0.12
+DOCS_CHUNKS = 5000  # a --docs folder's default cap: 5,000 x 0.12 s = 10 minutes
+LARGE = 1000  # chunks from which the first line also says how long the demo will take
 
 def register(sub) -> None:
     d = sub.add_parser("demo", help="one-command demo: build, fit and compare, offline",
@@ -42,14 +45,16 @@ def register(sub) -> None:
                                    "API key.")
     d.add_argument("--docs", default=None,
                    help="folder of .txt/.md/.rst files to use instead of the Python docs "
-                        "topics; indexed whole unless --max-chunks is given")
+                        f"topics; indexed whole up to {DOCS_CHUNKS:,} chunks (about 10 min "
+                        "on 2 cores), --max-chunks all for more")
     d.add_argument("--out", default="nudge-demo",
                    help="folder for the index, questions and delta (default ./nudge-demo)")
     d.add_argument("--overwrite", action="store_true",
                    help="replace the output of an earlier demo at --out")
-    d.add_argument("--max-chunks", type=int, default=None,
-                   help="use at most this many chunks, spread over the corpus (default: "
-                        f"all of a --docs folder, {PYDOC_CHUNKS} of the Python docs topics)")
+    d.add_argument("--max-chunks", type=max_chunks, default=None, metavar="N|all",
+                   help="use at most N chunks, spread over the corpus, or 'all' (default: "
+                        f"{DOCS_CHUNKS:,} of a --docs folder, {PYDOC_CHUNKS} of the Python "
+                        "docs topics)")
     d.add_argument("--chunk-size", type=int, default=256,
                    help="chunk size in tokens (default 256, the model's input limit)")
     d.add_argument("--per-chunk", type=int, default=PER_CHUNK,
@@ -60,6 +65,19 @@ def register(sub) -> None:
                         "all-MiniLM-L6-v2)")
     d.add_argument("--no-progress", action="store_true", help="hide progress bars")
     d.set_defaults(run=run_demo)
+
+
+def max_chunks(value: str):
+    """``--max-chunks``: a positive count, or ``all``."""
+    if value.strip().lower() == "all":
+        return "all"
+    try:
+        count = int(value)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"{value!r} is neither a count of at least 1 nor 'all'")
+    return count
 
 
 # -- corpus ---------------------------------------------------------------------------------------
@@ -158,29 +176,41 @@ class Built:
     delta: object = None
 
 
+def chunk_cap(args) -> int | None:
+    """How many chunks to index: ``--max-chunks`` (``all``: no cap), else the corpus's
+    default."""
+    if args.max_chunks == "all":
+        return None
+    if args.max_chunks is not None:
+        return args.max_chunks
+    return DOCS_CHUNKS if args.docs else PYDOC_CHUNKS
+
+
 def load_corpus(args, show: bool):
     """Chunk the corpus, apply the cap and say what was kept, before any embedding starts."""
     corpus = folder_docs(args.docs) if args.docs else python_docs()
     where = args.docs if args.docs else "the Python documentation topics (pydoc_data)"
     everything = chunk(corpus, args.chunk_size, show)
-    cap = args.max_chunks if args.max_chunks is not None else \
-        (None if args.docs else PYDOC_CHUNKS)
-    nodes = spread(everything, cap)
-    if len(nodes) < len(everything):
-        print(f"[1/6] corpus: {len(corpus)} documents from {where} -> indexed {len(nodes):,} "
-              f"of {len(everything):,} chunks (--max-chunks N for more)")
+    nodes = spread(everything, chunk_cap(args))
+    head = f"[1/6] corpus: {len(corpus)} documents from {where} -> "
+    kept, total = len(nodes), len(everything)
+    if kept == total:
+        tail = f"; {_how_long(kept)} (--max-chunks N to try part of it first)" \
+            if kept >= LARGE else ""
+        print(f"{head}{kept:,} chunks, all indexed{tail}")
+    elif args.docs and args.max_chunks is None:  # the default cap of a large folder
+        print(f"{head}indexed {kept:,} of {total:,} chunks, {_how_long(kept)}")
+        print(f"      {total - kept:,} chunks skipped: a --docs folder is capped at "
+              f"{DOCS_CHUNKS:,} chunks by default; --max-chunks all indexes every chunk "
+              f"({_how_long(total)})")
     else:
-        print(f"[1/6] corpus: {len(corpus)} documents from {where} -> {len(nodes):,} chunks, "
-              f"all indexed{_how_long(len(nodes))}")
+        print(f"{head}indexed {kept:,} of {total:,} chunks (--max-chunks N for more)")
     return nodes
 
 
 def _how_long(n_chunks: int) -> str:
-    if n_chunks < LARGE:
-        return ""
     minutes = max(1, round(n_chunks * SECONDS_PER_CHUNK / 60))
-    return (f"; about {minutes} min on a 2-core CPU (--max-chunks N to try part of it "
-            "first)")
+    return f"about {minutes} min on a 2-core CPU"
 
 
 def build_index(nodes, model, show: bool):
@@ -317,7 +347,7 @@ def save(built: Built, out: Path, started: float) -> None:
 def run_demo(args) -> int:
     for name in ("max_chunks", "chunk_size", "per_chunk"):
         value = getattr(args, name)
-        if value is not None and value < 1:
+        if isinstance(value, int) and value < 1:
             raise InputError(f"--{name.replace('_', '-')} must be at least 1")
     show = not args.no_progress
     check_demo_out(Path(args.out), args.overwrite)  # refuse someone else's folder, before work
