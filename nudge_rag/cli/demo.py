@@ -328,14 +328,18 @@ def show_example(built: Built) -> None:
 
 # -- saving ---------------------------------------------------------------------------------------
 def save(built: Built, out: Path, started: float) -> None:
+    """Write everything into a temporary sibling of ``out`` and swap it in whole: a demo
+    interrupted while saving leaves no half-written folder that a rerun would refuse."""
+    from .._fs import staged
     from .indexes import save_index
 
-    out.mkdir(parents=True, exist_ok=True)
-    save_index(built.index, "llama-index", out / "index")
-    built.questions.to_jsonl(out / "questions.jsonl")
-    for name, part in zip(("train", "val", "test"), built.parts):
-        part.to_jsonl(out / f"{name}.jsonl")
-    built.delta.save(out / "delta", overwrite=True)  # check_demo_out allowed it
+    with staged(out) as tmp:
+        tmp.mkdir()
+        save_index(built.index, "llama-index", tmp / "index")
+        built.questions.to_jsonl(tmp / "questions.jsonl")
+        for name, part in zip(("train", "val", "test"), built.parts):
+            part.to_jsonl(tmp / f"{name}.jsonl")
+        built.delta.save(tmp / "delta", overwrite=True)  # check_demo_out allowed it
     print(f"\n[6/6] saved the index, questions and delta under {out}/ "
           f"({time.perf_counter() - started:.0f} s)")
     print("next:")
