@@ -125,3 +125,16 @@ def _chunk_ids(out):
     from nudge_rag.cli.indexes import load_index
 
     return [i for i, _ in load_index(out / "index").chunks()]
+
+
+def test_default_chunks_fit_the_models_input_so_no_text_goes_unembedded():
+    # --chunk-size counted LlamaIndex's tokenizer, not the model's: 237 of the 522 Python-docs
+    # chunks ran past all-MiniLM-L6-v2's 256 tokens (one to 1,114), and the model cut them
+    from nudge_rag.cli import demo
+    from nudge_rag.local import sentence_transformer
+
+    st = sentence_transformer(None)
+    args = _parse()
+    nodes = demo.chunk(demo.python_docs(), args.chunk_size, model=args.model)
+    lengths = [len(st.tokenizer(n.get_content())["input_ids"]) for n in nodes]
+    assert len(nodes) > 400 and max(lengths) <= st.max_seq_length
