@@ -56,7 +56,8 @@ def register(sub) -> None:
                         f"{DOCS_CHUNKS:,} of a --docs folder, {PYDOC_CHUNKS} of the Python "
                         "docs topics)")
     d.add_argument("--chunk-size", type=int, default=256,
-                   help="chunk size in tokens (default 256, the model's input limit)")
+                   help="chunk size in the model's tokens (default 256, all-MiniLM-L6-v2's "
+                        "input limit; larger sizes are cut to the model's limit)")
     d.add_argument("--per-chunk", type=int, default=PER_CHUNK,
                    help=f"synthetic questions per chunk (default {PER_CHUNK})")
     d.add_argument("--seed", type=int, default=0, help="seed of the question split (default 0)")
@@ -138,15 +139,25 @@ def _not_utf8(names: list[str]) -> str:
     return f"skipped {files} not UTF-8: {shown} (save as UTF-8 to include)"
 
 
-def chunk(docs, chunk_size: int, show: bool = False):
+def chunk(docs, chunk_size: int, show: bool = False, model: str | None = None):
     """Every chunk of ``docs``, with stable ids (source + position) so that questions, splits
-    and results repeat exactly."""
+    and results repeat exactly. Sizes count the embedding model's own tokens, its two special
+    tokens included, so that the model reads every chunk whole."""
     from llama_index.core import Document
     from llama_index.core.node_parser import SentenceSplitter
 
+    from ..local import sentence_transformer
+
+    st = sentence_transformer(model)
+    limit = st.max_seq_length
+    if chunk_size > limit:
+        print(f"nudge-rag demo: --chunk-size {chunk_size} is more than the model reads; "
+              f"chunks of {limit} tokens instead", file=sys.stderr)
+    size = min(chunk_size, limit) - 2  # [CLS] and [SEP] take two of the model's places
     documents = [Document(text=text, id_=name, metadata={"source": name})
                  for name, text in docs]
-    splitter = SentenceSplitter(chunk_size=chunk_size, chunk_overlap=min(20, chunk_size // 8))
+    splitter = SentenceSplitter(chunk_size=size, chunk_overlap=min(20, size // 8),
+                                tokenizer=st.tokenizer.tokenize)
     nodes = splitter.get_nodes_from_documents(documents, show_progress=show)
     seen: dict[str, int] = {}
     for node in nodes:
@@ -190,7 +201,7 @@ def load_corpus(args, show: bool):
     """Chunk the corpus, apply the cap and say what was kept, before any embedding starts."""
     corpus = folder_docs(args.docs) if args.docs else python_docs()
     where = args.docs if args.docs else "the Python documentation topics (pydoc_data)"
-    everything = chunk(corpus, args.chunk_size, show)
+    everything = chunk(corpus, args.chunk_size, show, args.model)
     nodes = spread(everything, chunk_cap(args))
     head = f"[1/6] corpus: {len(corpus)} documents from {where} -> "
     kept, total = len(nodes), len(everything)
