@@ -30,11 +30,12 @@ from .questions_cmd import PER_CHUNK
 
 DOC_SUFFIXES = (".txt", ".md", ".markdown", ".rst")
 PYDOC_CHUNKS = 240  # the built-in corpus's sample: a demo of about two minutes on 2 cores
-#: CPU seconds per chunk of the whole demo on one thread, its 4 questions included (0.115
-#: measured: docs/benchmarks.md, "The demo on a large folder"). Two free cores take at most
-#: this much wall time, so the estimates below are upper bounds on an idle 2-core machine.
-SECONDS_PER_CHUNK = 0.12
-DOCS_CHUNKS = 5000  # a --docs folder's default cap: 5,000 x 0.12 s = 10 minutes
+#: CPU seconds per chunk of the whole demo on one thread, its 4 questions included (0.123
+#: measured, plus 11 s for loading and chunking: docs/benchmarks.md, "The demo on a large
+#: folder"). Two free cores take at most this much wall time, so the estimates below are upper
+#: bounds on an idle 2-core machine; a busy one takes longer.
+SECONDS_PER_CHUNK = 0.125
+DOCS_CHUNKS = 4800  # a --docs folder's default cap: 4,800 x 0.125 s = 10 minutes
 LARGE = 1000  # chunks from which the first line also says how long the demo will take
 
 def register(sub) -> None:
