@@ -91,13 +91,15 @@ def python_docs() -> list[tuple[str, str]]:
 
 
 def folder_docs(folder) -> list[tuple[str, str]]:
-    """``(relative path, text)`` of every text or markdown file under ``folder``. A file that
-    is not UTF-8 is skipped and named on stderr, never dropped without a word."""
+    """``(relative path, text)`` of every text or markdown file under ``folder``. What is
+    left out is named on stderr, never dropped without a word: files that are not UTF-8, and
+    linked folders (not followed: a link may lead anywhere, or back into a loop)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError(f"--docs {folder} is not a folder")
     out, undecodable = [], []
-    for name in text_files(folder):
+    names, links = text_files(folder)
+    for name in names:
         try:
             text = (folder / name).read_text(encoding="utf-8")
         except UnicodeDecodeError:
@@ -105,7 +107,10 @@ def folder_docs(folder) -> list[tuple[str, str]]:
             continue
         if text.strip():
             out.append((name, text))
-    skipped = _not_utf8(undecodable)
+    skipped = "; ".join(filter(None, (
+        _listed(undecodable, "file", "not UTF-8", "save as UTF-8 to include"),
+        _listed(links, "linked folder", "not followed", "pass the folder it points to as "
+                "--docs to use it"))))
     if not out:
         raise InputError(f"--docs {folder} holds no readable text or markdown files "
                          f"({', '.join(DOC_SUFFIXES)}){'; ' + skipped if skipped else ''}")
@@ -114,30 +119,26 @@ def folder_docs(folder) -> list[tuple[str, str]]:
     return out
 
 
-def text_files(folder: Path) -> list[str]:
-    """Paths (relative to ``folder``) of its text and markdown files, in sorted order.
-    Hidden files and folders (``.venv``, ``.git``: tools', not the user's documents) are
-    left out; a symlinked folder is read once, so a link loop ends."""
-    names, seen = [], set()
-    for root, dirs, files in os.walk(folder, followlinks=True):
-        real = os.path.realpath(root)
-        if real in seen:  # a second way into a folder already read (a loop, or two links)
-            dirs[:] = []
-            continue
-        seen.add(real)
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+def text_files(folder: Path) -> tuple[list[str], list[str]]:
+    """Paths (relative to ``folder``) of its text and markdown files, in sorted order, and of
+    the linked folders inside it, which are not followed. Hidden files and folders (``.venv``,
+    ``.git``: tools', not the user's documents) are left out."""
+    names, links = [], []
+    for root, dirs, files in os.walk(folder):
         rel = Path(root).relative_to(folder)
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        links += [str(rel / d) for d in dirs if os.path.islink(Path(root, d))]
         names += [str(rel / f) for f in files if not f.startswith(".")
                   and Path(f).suffix.lower() in DOC_SUFFIXES and os.path.isfile(Path(root, f))]
-    return sorted(names, key=lambda name: Path(name).parts)  # the order rglob gave before
+    return sorted(names, key=lambda name: Path(name).parts), sorted(links)
 
 
-def _not_utf8(names: list[str]) -> str:
+def _listed(names: list[str], what: str, why: str, fix: str) -> str:
     if not names:
         return ""
     shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
-    files = "1 file that is" if len(names) == 1 else f"{len(names)} files that are"
-    return f"skipped {files} not UTF-8: {shown} (save as UTF-8 to include)"
+    count = f"1 {what}" if len(names) == 1 else f"{len(names)} {what}s"
+    return f"skipped {count}, {why}: {shown} ({fix})"
 
 
 def chunk(docs, chunk_size: int, show: bool = False, model: str | None = None):

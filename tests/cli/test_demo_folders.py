@@ -18,7 +18,7 @@ def test_a_file_that_is_not_utf8_is_named_not_dropped_silently(tmp_path, capsys)
     docs = folder_docs(tmp_path)
     assert [name for name, _ in docs] == ["ok.md"]
     err = capsys.readouterr().err
-    assert "menu.txt" in err and "UTF-8" in err and "skipped 1 file" in err
+    assert "skipped 1 file, not UTF-8: menu.txt" in err
 
 
 def test_a_folder_of_only_undecodable_files_says_so(tmp_path):
@@ -37,7 +37,8 @@ def test_hidden_folders_of_tools_are_not_the_users_documents(tmp_path):
     assert [name for name, _ in folder_docs(tmp_path)] == ["notes.md"]
 
 
-def test_symlinked_folders_are_read_once_and_loops_end(tmp_path):
+def test_linked_folders_are_named_not_followed(tmp_path, capsys):
+    # a link may lead out of the folder (a home directory, /) or back into a loop
     shared = tmp_path / "shared"
     shared.mkdir()
     (shared / "glossary.md").write_text(NOTE, encoding="utf-8")
@@ -47,7 +48,11 @@ def test_symlinked_folders_are_read_once_and_loops_end(tmp_path):
     (docs / "glossary").symlink_to(shared, target_is_directory=True)
     (docs / "sub" / "up").symlink_to(docs, target_is_directory=True)  # a loop
     (docs / "gone.md").symlink_to(tmp_path / "nowhere.md")  # a broken link
-    assert [name for name, _ in folder_docs(docs)] == ["glossary/glossary.md", "intro.md"]
+    (docs / "linked.md").symlink_to(shared / "glossary.md")  # a linked file is a file
+    assert [name for name, _ in folder_docs(docs)] == ["intro.md", "linked.md"]
+    err = capsys.readouterr().err
+    assert "skipped 2 linked folders, not followed: glossary, sub/up" in err
+    assert "as --docs" in err
 
 
 # -- the default cap of a large folder, stated before any embedding -----------------------------
