@@ -143,3 +143,14 @@ def test_default_chunks_fit_the_models_input_so_no_text_goes_unembedded():
     nodes = demo.chunk(demo.python_docs(), args.chunk_size, model=args.model)
     lengths = [len(st.tokenizer(n.get_content())["input_ids"]) for n in nodes]
     assert len(nodes) > 400 and max(lengths) <= st.max_seq_length
+
+
+def test_a_chunk_size_too_small_for_the_file_names_is_our_error(tmp_path, capsys):
+    from .conftest import run
+
+    assert run("demo", "--docs", _folder(tmp_path), "--out", tmp_path / "o", "--chunk-size", 4,
+               "--no-progress") == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "ValueError" not in err and "--debug" not in err
+    assert "--chunk-size 4 is too small" in err and "at least" in err
+    assert not (tmp_path / "o").exists()
