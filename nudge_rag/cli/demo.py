@@ -160,7 +160,15 @@ def chunk(docs, chunk_size: int, show: bool = False, model: str | None = None):
                  for name, text in docs]
     splitter = SentenceSplitter(chunk_size=size, chunk_overlap=min(20, size // 8),
                                 tokenizer=st.tokenizer.tokenize)
-    nodes = splitter.get_nodes_from_documents(documents, show_progress=show)
+    try:
+        nodes = splitter.get_nodes_from_documents(documents, show_progress=show)
+    except ValueError as exc:  # LlamaIndex counts each chunk's metadata (its file name) in
+        if "Metadata length" not in str(exc):  # its size, and refuses when nothing is left
+            raise
+        names = max(len(st.tokenizer.tokenize(f"source: {name}")) for name, _ in docs)
+        raise InputError(f"--chunk-size {chunk_size} is too small: the file name that LlamaIndex "
+                         f"keeps with each chunk takes up to {names} tokens of it; use at least "
+                         f"{names + 52}") from None
     seen: dict[str, int] = {}
     for node in nodes:
         source = node.metadata.get("source", "doc")

@@ -150,7 +150,8 @@ def test_a_chunk_size_too_small_for_the_file_names_is_our_error(tmp_path, capsys
 
     assert run("demo", "--docs", _folder(tmp_path), "--out", tmp_path / "o", "--chunk-size", 4,
                "--no-progress") == 1
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "ValueError" not in err and "--debug" not in err
+    err = capsys.readouterr().err.strip().splitlines()[-1]  # after the model's loading bar
+    assert err.startswith("nudge-rag demo: error: ")
+    assert "ValueError" not in err and "--debug" not in err
     assert "--chunk-size 4 is too small" in err and "at least" in err
     assert not (tmp_path / "o").exists()
