@@ -155,3 +155,11 @@ def test_a_chunk_size_too_small_for_the_file_names_is_our_error(tmp_path, capsys
     assert "ValueError" not in err and "--debug" not in err
     assert "--chunk-size 4 is too small" in err and "at least" in err
     assert not (tmp_path / "o").exists()
+
+
+def test_a_file_given_as_docs_points_at_its_folder(tmp_path):
+    (tmp_path / "notes.md").write_text(NOTE, encoding="utf-8")
+    with pytest.raises(InputError, match=rf"is a file.*--docs {tmp_path}"):
+        folder_docs(tmp_path / "notes.md")
+    with pytest.raises(InputError, match="does not exist"):
+        folder_docs(tmp_path / "nowhere")
