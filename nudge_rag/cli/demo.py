@@ -95,8 +95,12 @@ def folder_docs(folder) -> list[tuple[str, str]]:
     left out is named on stderr, never dropped without a word: files that are not UTF-8, and
     linked folders (not followed: a link may lead anywhere, or back into a loop)."""
     folder = Path(folder)
+    if folder.is_file():
+        raise InputError(f"--docs {folder} is a file; the demo reads a folder of them: "
+                         f"--docs {folder.parent}")
     if not folder.is_dir():
-        raise InputError(f"--docs {folder} is not a folder")
+        gone = "" if folder.exists() else " (it does not exist)"
+        raise InputError(f"--docs {folder} is not a folder{gone}")
     out, undecodable = [], []
     names, links = text_files(folder)
     for name in names:
