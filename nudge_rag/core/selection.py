@@ -29,7 +29,6 @@ from .method import Method
 from .metrics import parse_metric
 from .relevance import Pairs
 
-
 SELECTIONS = ("cv", "validation")
 
 
