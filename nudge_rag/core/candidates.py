@@ -56,10 +56,14 @@ class NCandidates:
         return _covered(gamma, alpha, method, self.gamma_hi, self.alphas)
 
     def count_above(self, gamma: float, geometry: Geometry, own: np.ndarray,
-                    alpha: float = 0.0) -> np.ndarray:
-        """Moved records scoring strictly above each pair at γ (exact)."""
+                    alpha: float = 0.0, ties: np.ndarray | None = None) -> np.ndarray:
+        """Moved records scoring strictly above each pair at γ (exact); with ``ties`` (each
+        pair's own moved column, −1: none) also those tied with it at a lower column."""
         s = scores_at(gamma, Method.N, geometry, self.products, self.col, alpha)
-        return np.bincount(self.pair, weights=s > own[self.pair], minlength=len(own))
+        above = s > own[self.pair]
+        if ties is not None:
+            above |= (s == own[self.pair]) & (self.col < ties[self.pair])
+        return np.bincount(self.pair, weights=above, minlength=len(own))
 
 
 def score_bounds(q_e, q_u, cos_phi, frozen, gamma_hi: float, low: bool = True,
@@ -144,16 +148,34 @@ class TopCandidates:
         return _covered(gamma, alpha, method, self.gamma_hi, self.alphas)
 
     def count_above(self, gamma: float, geometry: Geometry, own: np.ndarray,
-                    alpha: float = 0.0) -> np.ndarray:
+                    alpha: float = 0.0, ties: np.ndarray | None = None) -> np.ndarray:
         """Moved records scoring strictly above each pair at γ, exact up to ``depth``: each
-        question's ``depth`` best candidates are its ``depth`` best moved records."""
+        question's ``depth`` best candidates are its ``depth`` best moved records. With
+        ``ties`` (each pair's own moved column, −1: none) those tied with it at a lower
+        column count too (a tied record left out ranks below ``depth`` anyway)."""
         s = scores_at(gamma, Method.N, geometry, self.products, np.maximum(self.cols, 0), alpha)
         s[self.cols < 0] = -np.inf
+        tied = 0.0 if ties is None else tied_below(s, self.pair_query, own, ties, self.cols)
         width = s.shape[1]
         keep = min(self.depth, width)
         s.partition(width - keep, axis=1)
         best = s[:, width - keep:]
-        return (best[self.pair_query] > own[:, None]).sum(axis=1).astype(np.float64)
+        return (best[self.pair_query] > own[:, None]).sum(axis=1) + tied
+
+
+def tied_below(scores: np.ndarray, pair_row: np.ndarray, own: np.ndarray, own_col: np.ndarray,
+               cols: np.ndarray) -> np.ndarray:
+    """Per pair, the entries of its row ``pair_row`` of ``scores`` (columns ``cols``: one per
+    entry, or per row and entry) that tie with its score ``own`` at a column below its own
+    moved column ``own_col`` (−1: it does not move, and nothing counts)."""
+    out = np.zeros(len(own))
+    for lo in range(0, len(own), PAIR_BLOCK):  # bounds the pairs × entries masks
+        hi = min(lo + PAIR_BLOCK, len(own))
+        c = cols[pair_row[lo:hi]] if cols.ndim == 2 else cols[None, :]
+        tied = (scores[pair_row[lo:hi]] == own[lo:hi, None]) & (c >= 0) \
+            & (c < own_col[lo:hi, None])
+        out[lo:hi] = tied.sum(axis=1)
+    return out
 
 
 def top_candidates(products: Products, geometry: Geometry, pair_query: np.ndarray, depth: int,

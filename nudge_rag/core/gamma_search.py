@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .candidates import NCandidates, TopCandidates, n_candidates, top_candidates
+from .candidates import NCandidates, TopCandidates, n_candidates, tied_below, top_candidates
 from .closed_form import Geometry
 from .crossings import (
     LineSet,
@@ -150,19 +150,26 @@ class ValidationProblem:
         densely; both agree exactly. ``alpha`` weighs the memory (0: none)."""
         method = Method.parse(method)
         own = self.own_scores(gamma, method, alpha)
+        # memory scores tie systematically (every record a key names gets its score): there
+        # a pair counts the moved records tied with it at a lower row, as top_k ranks them
+        ties = self.own_col if alpha > 0 and self.memory is not None else None
         above = (self.rivals > own[:, None]).sum(axis=1).astype(np.float64)
         if candidates is not None and candidates.covers(gamma, method, alpha):
-            above += candidates.count_above(gamma, self.geometry, own, alpha)
+            above += candidates.count_above(gamma, self.geometry, own, alpha, ties)
         else:
-            above += self._moved_above_dense(gamma, method, own, alpha)
+            above += self._moved_above_dense(gamma, method, own, alpha, ties)
         above += self.pairs.tied_before(own)
+        if ties is not None:  # moved relevant records tied at a lower row are counted above
+            moved = (ties >= 0).astype(np.float64)
+            above -= np.where(ties >= 0, self.pairs.tied_before(own, moved), 0.0)
         return np.minimum(1.0 + above, self.depth + 1.0)
 
     def _moved_above_dense(self, gamma: float, method: Method, own: np.ndarray,
-                           alpha: float = 0.0) -> np.ndarray:
+                           alpha: float = 0.0, ties: np.ndarray | None = None) -> np.ndarray:
         """Moved records scoring above each pair, counted exactly up to :attr:`depth`: each
         question's ``depth`` best moved scores hold every one that can rank above a pair
-        that is itself within the depth."""
+        that is itself within the depth. With ``ties`` (each pair's own moved column, −1:
+        none) a moved record tied with a pair at a lower column counts too."""
         products = self.products(method)
         m = products.q_e.shape[1]
         above = np.zeros(len(own))
@@ -173,9 +180,12 @@ class ValidationProblem:
         for q_lo, q_hi, p_lo, p_hi in self._blocks:
             s = scores_at(gamma, method, self.geometry,
                           products.take(slice(q_lo, q_hi), slice(None)), alpha=alpha)
+            if ties is not None:
+                above[p_lo:p_hi] = tied_below(s, query[p_lo:p_hi] - q_lo, own[p_lo:p_hi],
+                                              ties[p_lo:p_hi], np.arange(m))
             s.partition(m - keep, axis=1)  # s is a fresh array: partition it in place
             best = s[:, m - keep:]
-            above[p_lo:p_hi] = (best[query[p_lo:p_hi] - q_lo] > own[p_lo:p_hi, None]).sum(1)
+            above[p_lo:p_hi] += (best[query[p_lo:p_hi] - q_lo] > own[p_lo:p_hi, None]).sum(1)
         return above
 
     def metric(self, gamma: float, method: Method, metric: str,
