@@ -17,7 +17,7 @@ import pytest
 
 from nudge_rag.core.topk import nudged_top_k
 from nudge_rag.overlay import native_of_inner
-from tests.databases.builders import Problem, unsynced_qdrant
+from tests.databases.builders import Place, Problem, unsynced_qdrant
 from tests.databases.test_deletions import (
     ALL_PAIRS,
     BROKEN_DELETE,
@@ -89,15 +89,32 @@ def exact_top_k(prob: Problem, delta, queries, k: int = K, gone=()):
             for rr, ss, qq in zip(top, scores, q)]
 
 
-def build(name, place, part):
+def pg_place(request, name: str) -> Place:
+    """A database of its own on the session's server: LangChain keeps every collection in one
+    table whose vectors have one dimension, the other tests' 16."""
+    from sqlalchemy import create_engine, text
+
+    server = request.getfixturevalue("server")
+    db = f"memory_{name.replace('-', '_')}"
+    server.psql(f"CREATE DATABASE {db};")
+    uri = server.get_uri(db)
+    engine = create_engine(uri.replace("postgresql://", "postgresql+psycopg://", 1))
+    with engine.begin() as conn:
+        conn.execute(text("CREATE EXTENSION IF NOT EXISTS vector"))
+    engine.dispose()
+    return Place(uri=uri, name="docs")
+
+
+def build(name, place, part, request):
     from nudge_rag import EmbeddingFinetuner
 
     pair = ALL_PAIRS[name]
     for module in pair.packages:
         pytest.importorskip(module)
     prob = scifact_problem(part)
+    where = pg_place(request, name) if name.startswith("pgvector") else place(name)
     with unsynced_qdrant():
-        obj = pair.build(place(name), prob)
+        obj = pair.build(where, prob)
         delta = EmbeddingFinetuner(obj, show_progress=False).fit(prob.train, prob.val)
     assert delta.n_memory > 0 and delta.alpha > 0
     return obj, prob, delta
@@ -111,8 +128,9 @@ def _same(got, want):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", list(ALL_PAIRS))
-def test_overlay_with_memory_equals_top_k_and_forgets_deleted_records(name, place, part):
-    obj, prob, delta = build(name, place, part)
+def test_overlay_with_memory_equals_top_k_and_forgets_deleted_records(name, place, part,
+                                                                       request):
+    obj, prob, delta = build(name, place, part, request)
     queries = part[3]["test"]
     with unsynced_qdrant():
         retriever = _retriever(obj, delta)
