@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from .core.array_parts import check_groups
 from .core.checks import as_matrix, check_finite_nonzero, check_same_dim
-from .core.closed_form import question_sums
+from .core.folds import cosine_groups, fold_labels
 from .core.gamma_search import Competition
-from .core.metrics import REPORT_METRICS, parse_metric
-from .core.relevance import to_pairs
+from .core.relevance import Pairs, to_pairs
+from .core.selection import FinalFit, FitParts, HeldOut, Training
 from .errors import InputError
 from .shards import merge_competition, scan_shard, shard_files, take_rows
 
@@ -117,13 +118,15 @@ class _Corpus:
 
 
 def fit_shards(estimator, shards, train_q, train_rel, val_q=None, val_rel=None, *,
-               column: str | None = None):
+               column: str | None = None, groups=None):
     """Fit ``estimator`` (``NudgeN`` or ``NudgeM``, unfitted) on the corpus in ``shards``: a
     list of ``.npy`` / ``.parquet`` files, or a Ray Dataset (``column``: its vector column, or
-    the Parquet one when a file has several). Relevance names global rows. Returns the fitted
+    the Parquet one when a file has several). Relevance names global rows; ``groups`` labels
+    near-duplicate training questions as ``estimator.fit`` takes them. Returns the fitted
     estimator, equal to ``estimator.fit(np.concatenate(shards), ...)``."""
     ray = _ray()
     corpus = _Corpus(ray, shards, column)
+    estimator._check_params()
     tq = as_matrix(train_q, "train_q")
     if tq.shape[1] != corpus.dim:
         raise InputError(f"train_q has dimension {tq.shape[1]} but the shards hold "
@@ -133,28 +136,63 @@ def fit_shards(estimator, shards, train_q, train_rel, val_q=None, val_rel=None, 
     if len(train_pairs) == 0:
         raise InputError("train_rel names no relevant record (grade > 0) for any question; "
                          "give at least one (question, record) pair")
-    rows, sums = question_sums(tq, train_pairs)
-    if estimator.gamma is not None:
-        return estimator.fit_prepared(rows, corpus.take(rows), sums)
+    val = _validation(tq, val_q, val_rel, corpus.total, estimator._needs_validation())
+    folds = None
+    if estimator._uses_folds():
+        labels = cosine_groups(tq) if groups is None else check_groups(groups, len(tq))
+        folds = fold_labels(labels, int(estimator.folds), estimator.seed)
+    depth = min(estimator._depth(), corpus.total) if estimator._searching() else None
+    return estimator.fit_prepared(_shard_parts(corpus, tq, train_pairs, val, folds, depth,
+                                               estimator._refits()))
+
+
+def _validation(tq, val_q, val_rel, total: int, required: bool):
+    """``(val_q, val_pairs)`` checked, or ``None`` when none are given."""
     if val_q is None or val_rel is None:
-        raise InputError("val_q and val_rel are needed to choose gamma; pass validation "
-                         "questions, or fix the step with gamma=...")
+        if required:
+            raise InputError("val_q and val_rel are needed to choose gamma with "
+                             "selection='validation'; pass validation questions, use "
+                             "selection='cv', or fix the step with gamma=...")
+        return None
     vq = as_matrix(val_q, "val_q")
     check_same_dim(tq, "train_q", vq, "val_q")
     check_finite_nonzero(vq, "val_q")
-    val_pairs = to_pairs(val_rel, len(vq), corpus.total, "val_rel", require_each=True)
-    k = max(parse_metric(estimator._selection_metric())[1],
-            *(parse_metric(m)[1] for m in REPORT_METRICS))
-    scores, comp_rows = corpus.competition(vq, k, rows)
-    named = np.union1d(rows, val_pairs.row)
-    vectors = corpus.take(named)
-    rel = vectors[np.searchsorted(named, val_pairs.row)]
-    # as the in-process fit scores them: float64 rows times their inverse norms
-    rel = np.asarray(rel, dtype=np.float64) * (1.0 / check_finite_nonzero(rel, "doc_emb"))[:,
-                                                                                           None]
-    unmoved = np.einsum("ij,ij->i", np.asarray(vq, dtype=np.float64)[val_pairs.query], rel)
-    return estimator.fit_prepared(rows, vectors[np.searchsorted(named, rows)], sums, vq,
-                                  val_pairs, Competition(scores, comp_rows), unmoved)
+    return vq, to_pairs(val_rel, len(vq), total, "val_rel", require_each=True)
+
+
+def _held_out(corpus, q, pairs, moved, k: int) -> HeldOut:
+    """Questions ``q`` held out against a fit that moves rows ``moved``: their competition
+    from the shards, and the cosine of each relevant record that does not move."""
+    scores, comp_rows = corpus.competition(q, k, moved)
+    unmoved = np.zeros(len(pairs))
+    still = ~np.isin(pairs.row, moved)
+    if still.any():
+        rel = np.asarray(corpus.take(np.unique(pairs.row[still])), dtype=np.float64)
+        rel = rel[np.searchsorted(np.unique(pairs.row[still]), pairs.row[still])]
+        # as the in-process fit scores them: float64 rows times their inverse norms
+        rel *= (1.0 / check_finite_nonzero(rel, "doc_emb"))[:, None]
+        unmoved[still] = np.einsum("ij,ij->i", np.asarray(q, dtype=np.float64)[
+            pairs.query[still]], rel)
+    return HeldOut(q, pairs, Competition(scores, comp_rows), unmoved)
+
+
+def _shard_parts(corpus, tq, train_pairs, val, folds, depth, refit) -> FitParts:
+    """The fit's parts over the shards, as :func:`.core.array_parts.array_parts` gathers them
+    over an array."""
+    rows = np.unique(train_pairs.row)
+    parts = FitParts(Training(rows, corpus.take(rows), tq, train_pairs))
+    if depth is not None and val is not None:
+        parts.validation = _held_out(corpus, val[0], val[1], rows, depth)
+    if depth is not None and folds is not None:
+        parts.training_held = _held_out(corpus, tq, train_pairs, rows, depth)
+        parts.folds = folds
+    if refit and val is not None:
+        pairs = Pairs.concat([train_pairs, val[1]])
+        every = np.unique(pairs.row)
+        questions = np.concatenate([np.asarray(tq, dtype=np.float64),
+                                    np.asarray(val[0], dtype=np.float64)])
+        parts.final = FinalFit.of(Training(every, corpus.take(every), questions, pairs))
+    return parts
 
 
 def _embed_part(model, texts, batch_size: int, device: str | None):
