@@ -335,6 +335,7 @@ class NudgeN(_Nudge):
         return bool(self.skip_opposed or self.nudge_ft_compat)
 
     def _search(self, pool: Pool, alphas) -> Choice:
+        smooth = False
         if self.gamma is not None:
             grid, refine = [float(self.gamma)], 0
         elif self.nudge_ft_compat:
@@ -342,9 +343,12 @@ class NudgeN(_Nudge):
         else:
             n_steps = int(np.floor(self.max_gamma / self.grid_step + 1e-9))
             grid, refine = list(self.grid_step * np.arange(n_steps + 1)), int(self.refine)
+            if self._uses_folds():  # cross-validation: the best neighbourhood of the grid
+                refine, smooth = 0, True
         step = grid[1] - grid[0] if len(grid) > 1 else 0.0
         pool.prune(Method.N, max(grid) + step, alphas)
-        return search_table(pool, Method.N, self._selection_metric(), grid, alphas, refine)
+        return search_table(pool, Method.N, self._selection_metric(), grid, alphas, refine,
+                            smooth)
 
     def _vectors(self, geometry: Geometry, gamma: float) -> np.ndarray:
         return geometry.n_vectors(gamma)

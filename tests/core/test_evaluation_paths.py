@@ -15,9 +15,9 @@ from hypothesis import strategies as st
 from nudge_rag import NudgeM, NudgeN
 from nudge_rag.core import candidates as candidates_module
 from nudge_rag.core import crossings
+from nudge_rag.core.array_parts import array_competition
 from nudge_rag.core.candidates import NCandidates, TopCandidates
 from nudge_rag.core.closed_form import Geometry, question_sums
-from nudge_rag.core.array_parts import array_competition
 from nudge_rag.core.gamma_search import ValidationProblem, search_grid, sweep_linear
 from nudge_rag.core.method import Method
 from nudge_rag.core.relevance import to_pairs

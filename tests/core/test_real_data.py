@@ -10,7 +10,6 @@ from nudge_rag import NudgeM, NudgeN
 from nudge_rag.core.metrics import evaluate_topk
 from nudge_rag.core.topk import topk_scan
 
-
 #: the paper's protocol: γ chosen on the validation questions alone, no refit, no memory
 PAPER = {"selection": "validation", "refit": False, "memory": False}
 
