@@ -274,6 +274,8 @@ class NudgeM(_Nudge):
         metric = self._selection_metric()
         if self.gamma is not None:
             return search_table(pool, Method.M, metric, [float(self.gamma)], alphas, 0)
+        if self._uses_folds():  # cross-validation: the best neighbourhood of the grid
+            return search_table(pool, Method.M, metric, M_GRID, alphas, 0, smooth=True)
         sweep = sweep_pool(pool, metric, left_end=self.nudge_ft_compat)
         best = Choice(sweep.gamma, 0.0, sweep)
         with_memory = [a for a in alphas if a > 0]

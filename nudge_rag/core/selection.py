@@ -26,7 +26,7 @@ from .crossings import Crossings, best_interval, crossing_events, first_best, ne
 from .gamma_search import Competition, SearchResult, ValidationProblem, grid_search
 from .memory import QueryMemory, alpha_bounds
 from .method import Method
-from .metrics import parse_metric
+from .metrics import parse_metric, questions_with
 from .relevance import Pairs
 
 SELECTIONS = ("cv", "validation")
@@ -192,17 +192,12 @@ class Pool:
         return out
 
 
-def warm_questions(pairs: Pairs, named: np.ndarray) -> np.ndarray:
-    """Per question: whether some relevant record is ``named`` (a mask per pair)."""
-    return np.bincount(pairs.query, weights=named, minlength=pairs.n_queries) > 0
-
-
 def validation_pool_part(training: Training, held: HeldOut, geometry: Geometry,
                          memory: QueryMemory | None):
     """The validation questions against the fit on every training question."""
     problem = ValidationProblem(held.questions, held.pairs, training.rows, geometry,
                                 held.competition, held.unmoved, memory)
-    return problem, warm_questions(held.pairs, problem.own_col >= 0)
+    return problem, questions_with(held.pairs, problem.own_col >= 0)
 
 
 def fold_pool_parts(training: Training, held: HeldOut, folds: np.ndarray, skip_opposed: bool,
@@ -221,7 +216,7 @@ def fold_pool_parts(training: Training, held: HeldOut, folds: np.ndarray, skip_o
         named = np.zeros(len(training.rows), dtype=bool)
         named[cols[fit[training.pairs.query]]] = True
         own = problem.own_col
-        parts.append((problem, warm_questions(mine.pairs, (own >= 0) & named[own])))
+        parts.append((problem, questions_with(mine.pairs, (own >= 0) & named[own])))
     return parts
 
 
