@@ -22,7 +22,14 @@ import numpy as np
 
 from ..errors import InputError
 from .closed_form import Geometry, question_sums
-from .crossings import Crossings, best_interval, crossing_events, first_best, next_crossing
+from .crossings import (
+    TIE,
+    Crossings,
+    best_interval,
+    crossing_events,
+    first_best,
+    next_crossing,
+)
 from .gamma_search import Competition, SearchResult, ValidationProblem, grid_search
 from .memory import QueryMemory, alpha_bounds
 from .method import Method
@@ -259,6 +266,8 @@ def search_table(pool: Pool, method: Method, metric: str, grid, alphas, refine: 
     alphas = [float(a) for a in alphas]
     table = np.array([[pool.value(g, a, method, metric) for a in alphas] for g in grid])
     best = first_best((smoothed(table, alphas) if smooth else table).ravel())
+    if smooth and grid[0] == 0 and alphas[0] == 0 and table.flat[best] < table[0, 0] - TIE:
+        best = 0  # a neighbourhood's centre that does worse than no change is no choice
     alpha = alphas[best % len(alphas)]
     column = dict(zip(grid, table[:, best % len(alphas)]))
     search = grid_search(lambda g: column[g] if g in column else pool.value(
