@@ -138,15 +138,21 @@ class _Nudge:
             raise InputError("train_rel names no relevant record (grade > 0) for any question; "
                              "give at least one (question, record) pair")
         val = check_validation(docs, val_q, val_rel, self._needs_validation())
-        folds = None
-        if self._uses_folds():
-            folds = fold_labels(cosine_groups(tq) if groups is None else
-                                check_groups(groups, len(tq)), int(self.folds), self.seed)
+        folds = self._fold_labels(tq, groups)
         norms = check_finite_nonzero(docs, "doc_emb")
         parts = array_parts(docs, norms, tq, train_pairs, val, folds,
                             self._depth() if self._searching() else None, self._refits(),
                             self.device)
         return self.fit_prepared(parts)
+
+    def _fold_labels(self, train_q: np.ndarray, groups=None) -> np.ndarray | None:
+        """The training questions' fold labels where cross-validation chooses, else
+        ``None``; questions of one group (default: cosine ≥ 0.995) share a fold."""
+        if not self._uses_folds():
+            return None
+        labels = cosine_groups(train_q) if groups is None else check_groups(groups,
+                                                                            len(train_q))
+        return fold_labels(labels, int(self.folds), self.seed)
 
     def _needs_validation(self) -> bool:
         return self._searching() and (self.selection == "validation" or self.nudge_ft_compat)
