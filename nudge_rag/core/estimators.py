@@ -8,8 +8,13 @@ memory ``memory_`` (:mod:`.memory`) that :meth:`top_k` scores.
 
 The defaults go beyond the paper's protocol: γ and α are chosen on the validation questions
 plus 5 folds of the training questions (``selection="cv"``), the model is then fitted on every
-labelled question (``refit=True``), and it remembers the questions (``memory=True``).
-``selection="validation", refit=False, memory=False`` is the paper's protocol.
+labelled question (``refit=True``), and it remembers the questions (``memory=True``). Under
+cross-validation the choice is the centre of the best 3 × 3 neighbourhood of the (γ, α) grid
+(:func:`.selection.smoothed`), and ``report_`` holds that pool's cross-validated estimate
+(``"estimate": "cross-validated"``), its warm and cold questions apart, and under
+``"validation"`` the validation questions' own figures against the fit on the training
+questions (the paper's). ``selection="validation", refit=False, memory=False`` is the paper's
+protocol, unchanged.
 """
 
 from __future__ import annotations
@@ -262,9 +267,11 @@ class _Nudge:
 
 
 class NudgeM(_Nudge):
-    """NUDGE-M: ``e' = ê + γĜ``. Without memory γ is chosen by exact maximisation of the
-    held-out metric over all γ ≥ 0; with memory each α > 0 is tried on a grid of γ (0 to
-    ``M_GRID[-1]``) refined around its best. The output is not unit-norm: score it by inner
+    """NUDGE-M: ``e' = ê + γĜ``. Under cross-validation (the default) γ and α are chosen
+    on a grid of γ (0 to ``M_GRID[-1]``) as NudgeN chooses them. With
+    ``selection="validation"`` and no memory γ is chosen by exact maximisation of the
+    held-out metric over all γ ≥ 0; with memory each α > 0 is also tried on the grid,
+    refined around its best. The output is not unit-norm: score it by inner
     product, never cosine.
 
     ``nudge_ft_compat=True`` reproduces nudge-ft 0.1.2: the paper's protocol (validation
@@ -304,8 +311,10 @@ class NudgeN(_Nudge):
     at most ``||e' − ê||² ≤ γ``. Output is unit-norm, so cosine and inner-product stores rank
     alike: the default for RAG vector stores.
 
-    γ is chosen on a grid (``grid``, default 0 to ``max_gamma`` in steps of 0.02), with α
-    when there is memory, and refined around the best point. ``skip_opposed`` leaves alone
+    γ is chosen on a grid (default 0 to ``max_gamma`` in steps of ``grid_step`` = 0.02), with
+    α when there is memory: under cross-validation (the default) the best neighbourhood of
+    the grid wins; with ``selection="validation"`` the best point, refined with ``refine``
+    points each side. ``skip_opposed`` leaves alone
     records whose questions point away from them (``G·ê < 0``), as nudge-ft does; by default
     they move, which is the true optimum of the constrained problem.
     ``nudge_ft_compat=True`` reproduces nudge-ft 0.1.2 exactly: the paper's protocol
