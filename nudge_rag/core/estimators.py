@@ -47,6 +47,10 @@ from .topk import nudged_top_k
 NUDGE_FT_GRID = tuple(0.02 * i for i in range(25))
 #: NUDGE-M's γ grid where memory is on: 0, 0.025, …, 1
 M_GRID = tuple(0.025 * i for i in range(41))
+#: NUDGE-M's (γ, α) grid under cross-validation: every other point of ``M_GRID`` and of the
+#: memory weights. NUDGE-M has no pruned evaluation, so each point costs a dense count over
+#: every fold; the coarser grid keeps the fit within a few times NudgeN's.
+M_CV_GRID = M_GRID[::2]
 
 
 class _Nudge:
@@ -268,7 +272,8 @@ class _Nudge:
 
 class NudgeM(_Nudge):
     """NUDGE-M: ``e' = ê + γĜ``. Under cross-validation (the default) γ and α are chosen
-    on a grid of γ (0 to ``M_GRID[-1]``) as NudgeN chooses them. With
+    on a grid (``M_CV_GRID``: γ from 0 to 1 in steps of 0.05, α = 0 or 0.80 to 1 in steps
+    of 0.02) as NudgeN chooses them. With
     ``selection="validation"`` and no memory γ is chosen by exact maximisation of the
     held-out metric over all γ ≥ 0; with memory each α > 0 is also tried on the grid,
     refined around its best. The output is not unit-norm: score it by inner
@@ -288,7 +293,9 @@ class NudgeM(_Nudge):
         if self.gamma is not None:
             return search_table(pool, Method.M, metric, [float(self.gamma)], alphas, 0)
         if self._uses_folds():  # cross-validation: the best neighbourhood of the grid
-            return search_table(pool, Method.M, metric, M_GRID, alphas, 0, smooth=True)
+            if self.alpha is None and len(alphas) > 1:
+                alphas = (0.0, *[a for a in alphas if a > 0][::2])
+            return search_table(pool, Method.M, metric, M_CV_GRID, alphas, 0, smooth=True)
         sweep = sweep_pool(pool, metric, left_end=self.nudge_ft_compat)
         best = Choice(sweep.gamma, 0.0, sweep)
         with_memory = [a for a in alphas if a > 0]
