@@ -17,12 +17,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .core.array_parts import check_groups
+from .core.array_parts import gather_parts
 from .core.checks import as_matrix, check_finite_nonzero, check_same_dim
-from .core.folds import cosine_groups, fold_labels
 from .core.gamma_search import Competition
-from .core.relevance import Pairs, to_pairs
-from .core.selection import FinalFit, FitParts, HeldOut, Training
+from .core.relevance import to_pairs
 from .errors import InputError
 from .shards import merge_competition, scan_shard, shard_files, take_rows
 
@@ -118,15 +116,13 @@ class _Corpus:
 
 
 def fit_shards(estimator, shards, train_q, train_rel, val_q=None, val_rel=None, *,
-               column: str | None = None, groups=None):
+               column: str | None = None):
     """Fit ``estimator`` (``NudgeN`` or ``NudgeM``, unfitted) on the corpus in ``shards``: a
     list of ``.npy`` / ``.parquet`` files, or a Ray Dataset (``column``: its vector column, or
-    the Parquet one when a file has several). Relevance names global rows; ``groups`` labels
-    near-duplicate training questions as ``estimator.fit`` takes them. Returns the fitted
+    the Parquet one when a file has several). Relevance names global rows. Returns the fitted
     estimator, equal to ``estimator.fit(np.concatenate(shards), ...)``."""
     ray = _ray()
     corpus = _Corpus(ray, shards, column)
-    estimator._check_params()
     tq = as_matrix(train_q, "train_q")
     if tq.shape[1] != corpus.dim:
         raise InputError(f"train_q has dimension {tq.shape[1]} but the shards hold "
@@ -136,63 +132,40 @@ def fit_shards(estimator, shards, train_q, train_rel, val_q=None, val_rel=None, 
     if len(train_pairs) == 0:
         raise InputError("train_rel names no relevant record (grade > 0) for any question; "
                          "give at least one (question, record) pair")
-    val = _validation(tq, val_q, val_rel, corpus.total, estimator._needs_validation())
-    folds = None
-    if estimator._uses_folds():
-        labels = cosine_groups(tq) if groups is None else check_groups(groups, len(tq))
-        folds = fold_labels(labels, int(estimator.folds), estimator.seed)
-    depth = min(estimator._depth(), corpus.total) if estimator._searching() else None
-    return estimator.fit_prepared(_shard_parts(corpus, tq, train_pairs, val, folds, depth,
-                                               estimator._refits()))
+    estimator._check_params()
+    val = None
+    if val_q is not None and val_rel is not None:
+        vq = as_matrix(val_q, "val_q")
+        check_same_dim(tq, "train_q", vq, "val_q")
+        check_finite_nonzero(vq, "val_q")
+        val = (vq, to_pairs(val_rel, len(vq), corpus.total, "val_rel", require_each=True))
+    elif estimator._needs_validation():
+        raise InputError("val_q and val_rel are needed to choose gamma with "
+                         "selection='validation'; pass validation questions, use "
+                         "selection='cv', or fix the step with gamma=...")
+    depth = estimator._depth() if estimator._searching() else None
+    parts = gather_parts(corpus.take, lambda q, pairs, moved, k: _compete(corpus, q, pairs,
+                                                                          moved, k),
+                         tq, train_pairs, val, estimator._fold_labels(tq), depth,
+                         estimator._refits())
+    return estimator.fit_prepared(parts)
 
 
-def _validation(tq, val_q, val_rel, total: int, required: bool):
-    """``(val_q, val_pairs)`` checked, or ``None`` when none are given."""
-    if val_q is None or val_rel is None:
-        if required:
-            raise InputError("val_q and val_rel are needed to choose gamma with "
-                             "selection='validation'; pass validation questions, use "
-                             "selection='cv', or fix the step with gamma=...")
-        return None
-    vq = as_matrix(val_q, "val_q")
-    check_same_dim(tq, "train_q", vq, "val_q")
-    check_finite_nonzero(vq, "val_q")
-    return vq, to_pairs(val_rel, len(vq), total, "val_rel", require_each=True)
-
-
-def _held_out(corpus, q, pairs, moved, k: int) -> HeldOut:
-    """Questions ``q`` held out against a fit that moves rows ``moved``: their competition
-    from the shards, and the cosine of each relevant record that does not move."""
-    scores, comp_rows = corpus.competition(q, k, moved)
+def _compete(corpus, questions, pairs, moved, k):
+    """``(Competition, unmoved scores)`` of ``questions`` over the shards, as
+    :func:`.core.array_parts.array_competition` gives them over an array."""
+    scores, comp_rows = corpus.competition(questions, k, moved)
     unmoved = np.zeros(len(pairs))
     still = ~np.isin(pairs.row, moved)
     if still.any():
-        rel = np.asarray(corpus.take(np.unique(pairs.row[still])), dtype=np.float64)
-        rel = rel[np.searchsorted(np.unique(pairs.row[still]), pairs.row[still])]
+        named = np.unique(pairs.row[still])
+        rel = corpus.take(named)[np.searchsorted(named, pairs.row[still])]
         # as the in-process fit scores them: float64 rows times their inverse norms
-        rel *= (1.0 / check_finite_nonzero(rel, "doc_emb"))[:, None]
-        unmoved[still] = np.einsum("ij,ij->i", np.asarray(q, dtype=np.float64)[
+        rel = np.asarray(rel, dtype=np.float64) * (
+            1.0 / check_finite_nonzero(rel, "doc_emb"))[:, None]
+        unmoved[still] = np.einsum("ij,ij->i", np.asarray(questions, dtype=np.float64)[
             pairs.query[still]], rel)
-    return HeldOut(q, pairs, Competition(scores, comp_rows), unmoved)
-
-
-def _shard_parts(corpus, tq, train_pairs, val, folds, depth, refit) -> FitParts:
-    """The fit's parts over the shards, as :func:`.core.array_parts.array_parts` gathers them
-    over an array."""
-    rows = np.unique(train_pairs.row)
-    parts = FitParts(Training(rows, corpus.take(rows), tq, train_pairs))
-    if depth is not None and val is not None:
-        parts.validation = _held_out(corpus, val[0], val[1], rows, depth)
-    if depth is not None and folds is not None:
-        parts.training_held = _held_out(corpus, tq, train_pairs, rows, depth)
-        parts.folds = folds
-    if refit and val is not None:
-        pairs = Pairs.concat([train_pairs, val[1]])
-        every = np.unique(pairs.row)
-        questions = np.concatenate([np.asarray(tq, dtype=np.float64),
-                                    np.asarray(val[0], dtype=np.float64)])
-        parts.final = FinalFit.of(Training(every, corpus.take(every), questions, pairs))
-    return parts
+    return Competition(scores, comp_rows), unmoved
 
 
 def _embed_part(model, texts, batch_size: int, device: str | None):

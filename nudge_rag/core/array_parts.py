@@ -68,24 +68,33 @@ def check_groups(groups, n: int) -> np.ndarray:
 
 def array_parts(docs, norms, tq, train_pairs: Pairs, val, folds, depth: int | None,
                 refit: bool, device: str) -> FitParts:
-    """The fit's parts over ``docs``: the training questions, the validation ones ``val``
-    (``(questions, pairs)`` or ``None``), the training questions' competition for ``folds``
-    (fold labels, or ``None``), competitions ``depth`` deep (``None``: nothing is chosen),
-    and with ``refit`` the fit on training and validation questions together."""
+    """The fit's parts over records held in the array ``docs`` (see :func:`gather_parts`)."""
+    return gather_parts(lambda rows: docs[rows],
+                        lambda q, pairs, moved, k: array_competition(docs, norms, q, pairs,
+                                                                     moved, k, device),
+                        tq, train_pairs, val, folds, depth, refit)
+
+
+def gather_parts(take, compete, tq, train_pairs: Pairs, val, folds, depth: int | None,
+                 refit: bool) -> FitParts:
+    """The fit's parts over a corpus read through ``take(rows)`` (the stored vectors of
+    sorted rows) and ``compete(questions, pairs, moved_rows, k)`` (``(Competition, unmoved
+    scores)``, as :func:`array_competition` gives): the training questions, the validation
+    ones ``val`` (``(questions, pairs)`` or ``None``), the training questions' competition
+    for ``folds`` (fold labels, or ``None``), competitions ``depth`` deep (``None``: nothing
+    is chosen), and with ``refit`` the fit on training and validation questions together."""
     rows = np.unique(train_pairs.row)
-    parts = FitParts(Training(rows, docs[rows], tq, train_pairs))
+    parts = FitParts(Training(rows, take(rows), tq, train_pairs))
     if depth is not None and val is not None:
         vq, val_pairs = val
-        parts.validation = HeldOut(vq, val_pairs, *array_competition(
-            docs, norms, vq, val_pairs, rows, depth, device))
+        parts.validation = HeldOut(vq, val_pairs, *compete(vq, val_pairs, rows, depth))
     if depth is not None and folds is not None:
-        parts.training_held = HeldOut(tq, train_pairs, *array_competition(
-            docs, norms, tq, train_pairs, rows, depth, device))
+        parts.training_held = HeldOut(tq, train_pairs, *compete(tq, train_pairs, rows, depth))
         parts.folds = folds
     if refit and val is not None:
         questions = np.concatenate([np.asarray(tq, dtype=np.float64),
                                     np.asarray(val[0], dtype=np.float64)])
         pairs = Pairs.concat([train_pairs, val[1]])
         every = np.unique(pairs.row)
-        parts.final = FinalFit.of(Training(every, docs[every], questions, pairs))
+        parts.final = FinalFit.of(Training(every, take(every), questions, pairs))
     return parts

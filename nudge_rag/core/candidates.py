@@ -16,14 +16,14 @@ When neither pays, the γ search scores every (question, moved record) densely.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from .closed_form import Geometry
 from .memory import memory_high
 from .method import Method
-from .scores import Products, scores_at
+from .scores import Products, ScoresAtGamma
 
 # pairs per block when comparing pairs with every moved record (bounds memory); the first
 # block is small, so that giving up where nothing is pruned costs little
@@ -51,6 +51,7 @@ class NCandidates:
     col: np.ndarray
     products: Products
     alphas: tuple[float, float] = (0.0, 0.0)
+    _at: ScoresAtGamma | None = field(default=None, repr=False, compare=False)
 
     def covers(self, gamma: float, method: Method, alpha: float = 0.0) -> bool:
         return _covered(gamma, alpha, method, self.gamma_hi, self.alphas)
@@ -59,7 +60,9 @@ class NCandidates:
                     alpha: float = 0.0, ties: np.ndarray | None = None) -> np.ndarray:
         """Moved records scoring strictly above each pair at γ (exact); with ``ties`` (each
         pair's own moved column, −1: none) also those tied with it at a lower column."""
-        s = scores_at(gamma, Method.N, geometry, self.products, self.col, alpha)
+        if self._at is None:
+            self._at = ScoresAtGamma(self.products, self.col)
+        s = self._at(gamma, Method.N, geometry, alpha)
         above = s > own[self.pair]
         if ties is not None:
             above |= (s == own[self.pair]) & (self.col < ties[self.pair])
@@ -143,6 +146,7 @@ class TopCandidates:
     products: Products
     pair_query: np.ndarray
     alphas: tuple[float, float] = (0.0, 0.0)
+    _at: ScoresAtGamma | None = field(default=None, repr=False, compare=False)
 
     def covers(self, gamma: float, method: Method, alpha: float = 0.0) -> bool:
         return _covered(gamma, alpha, method, self.gamma_hi, self.alphas)
@@ -153,7 +157,9 @@ class TopCandidates:
         question's ``depth`` best candidates are its ``depth`` best moved records. With
         ``ties`` (each pair's own moved column, −1: none) those tied with it at a lower
         column count too (a tied record left out ranks below ``depth`` anyway)."""
-        s = scores_at(gamma, Method.N, geometry, self.products, np.maximum(self.cols, 0), alpha)
+        if self._at is None:
+            self._at = ScoresAtGamma(self.products, np.maximum(self.cols, 0))
+        s = self._at(gamma, Method.N, geometry, alpha)
         s[self.cols < 0] = -np.inf
         tied = 0.0 if ties is None else tied_below(s, self.pair_query, own, ties, self.cols)
         width = s.shape[1]

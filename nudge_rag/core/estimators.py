@@ -8,8 +8,13 @@ memory ``memory_`` (:mod:`.memory`) that :meth:`top_k` scores.
 
 The defaults go beyond the paper's protocol: γ and α are chosen on the validation questions
 plus 5 folds of the training questions (``selection="cv"``), the model is then fitted on every
-labelled question (``refit=True``), and it remembers the questions (``memory=True``).
-``selection="validation", refit=False, memory=False`` is the paper's protocol.
+labelled question (``refit=True``), and it remembers the questions (``memory=True``). Under
+cross-validation the choice is the centre of the best 3 × 3 neighbourhood of the (γ, α) grid
+(:func:`.selection.smoothed`), and ``report_`` holds that pool's cross-validated estimate
+(``"estimate": "cross-validated"``), its warm and cold questions apart, and under
+``"validation"`` the validation questions' own figures against the fit on the training
+questions (the paper's). ``selection="validation", refit=False, memory=False`` is the paper's
+protocol, unchanged.
 """
 
 from __future__ import annotations
@@ -44,6 +49,10 @@ from .topk import nudged_top_k
 NUDGE_FT_GRID = tuple(0.02 * i for i in range(25))
 #: NUDGE-M's γ grid where memory is on: 0, 0.025, …, 1
 M_GRID = tuple(0.025 * i for i in range(41))
+#: NUDGE-M's (γ, α) grid under cross-validation: every other point of ``M_GRID`` and of the
+#: memory weights. NUDGE-M has no pruned evaluation, so each point costs a dense count over
+#: every fold; the coarser grid keeps the fit within a few times NudgeN's.
+M_CV_GRID = M_GRID[::2]
 
 
 class _Nudge:
@@ -140,16 +149,22 @@ class _Nudge:
             raise InputError("train_rel names no relevant record (grade > 0) for any question; "
                              "give at least one (question, record) pair")
         val = check_validation(docs, val_q, val_rel, self._needs_validation())
-        folds = None
-        if self._uses_folds():
-            folds = fold_labels(cosine_groups(tq) if groups is None else
-                                check_groups(groups, len(tq)), int(self.folds), self.seed)
+        folds = self._fold_labels(tq, groups)
         norms = check_finite_nonzero(docs, "doc_emb")
         # no question has more competitors than there are records
         depth = min(self._depth(), len(docs)) if self._searching() else None
         parts = array_parts(docs, norms, tq, train_pairs, val, folds, depth, self._refits(),
                             self.device)
         return self.fit_prepared(parts)
+
+    def _fold_labels(self, train_q: np.ndarray, groups=None) -> np.ndarray | None:
+        """The training questions' fold labels where cross-validation chooses, else
+        ``None``; questions of one group (default: cosine ≥ 0.995) share a fold."""
+        if not self._uses_folds():
+            return None
+        labels = cosine_groups(train_q) if groups is None else check_groups(groups,
+                                                                            len(train_q))
+        return fold_labels(labels, int(self.folds), self.seed)
 
     def _needs_validation(self) -> bool:
         return self._searching() and (self.selection == "validation" or self.nudge_ft_compat)
@@ -269,9 +284,12 @@ def _as_float32(vectors: np.ndarray, gamma: float) -> np.ndarray:
 
 
 class NudgeM(_Nudge):
-    """NUDGE-M: ``e' = ê + γĜ``. Without memory γ is chosen by exact maximisation of the
-    held-out metric over all γ ≥ 0; with memory each α > 0 is tried on a grid of γ (0 to
-    ``M_GRID[-1]``) refined around its best. The output is not unit-norm: score it by inner
+    """NUDGE-M: ``e' = ê + γĜ``. Under cross-validation (the default) γ and α are chosen
+    on a grid (``M_CV_GRID``: γ from 0 to 1 in steps of 0.05, α = 0 or 0.80 to 1 in steps
+    of 0.02) as NudgeN chooses them. With
+    ``selection="validation"`` and no memory γ is chosen by exact maximisation of the
+    held-out metric over all γ ≥ 0; with memory each α > 0 is also tried on the grid,
+    refined around its best. The output is not unit-norm: score it by inner
     product, never cosine.
 
     ``nudge_ft_compat=True`` reproduces nudge-ft 0.1.2: the paper's protocol (validation
@@ -287,6 +305,10 @@ class NudgeM(_Nudge):
         metric = self._selection_metric()
         if self.gamma is not None:
             return search_table(pool, Method.M, metric, [float(self.gamma)], alphas, 0)
+        if self._uses_folds():  # cross-validation: the best neighbourhood of the grid
+            if self.alpha is None and len(alphas) > 1:
+                alphas = (0.0, *[a for a in alphas if a > 0][::2])
+            return search_table(pool, Method.M, metric, M_CV_GRID, alphas, 0, smooth=True)
         sweep = sweep_pool(pool, metric, left_end=self.nudge_ft_compat)
         best = Choice(sweep.gamma, 0.0, sweep)
         with_memory = [a for a in alphas if a > 0]
@@ -309,8 +331,10 @@ class NudgeN(_Nudge):
     at most ``||e' − ê||² ≤ γ``. Output is unit-norm, so cosine and inner-product stores rank
     alike: the default for RAG vector stores.
 
-    γ is chosen on a grid (``grid``, default 0 to ``max_gamma`` in steps of 0.02), with α
-    when there is memory, and refined around the best point. ``skip_opposed`` leaves alone
+    γ is chosen on a grid (default 0 to ``max_gamma`` in steps of ``grid_step`` = 0.02), with
+    α when there is memory: under cross-validation (the default) the best neighbourhood of
+    the grid wins; with ``selection="validation"`` the best point, refined with ``refine``
+    points each side. ``skip_opposed`` leaves alone
     records whose questions point away from them (``G·ê < 0``), as nudge-ft does; by default
     they move, which is the true optimum of the constrained problem.
     ``nudge_ft_compat=True`` reproduces nudge-ft 0.1.2 exactly: the paper's protocol
@@ -348,6 +372,7 @@ class NudgeN(_Nudge):
         return bool(self.skip_opposed or self.nudge_ft_compat)
 
     def _search(self, pool: Pool, alphas) -> Choice:
+        smooth = False
         if self.gamma is not None:
             grid, refine = [float(self.gamma)], 0
         elif self.nudge_ft_compat:
@@ -355,9 +380,12 @@ class NudgeN(_Nudge):
         else:
             n_steps = int(np.floor(self.max_gamma / self.grid_step + 1e-9))
             grid, refine = list(self.grid_step * np.arange(n_steps + 1)), int(self.refine)
+            if self._uses_folds():  # cross-validation: the best neighbourhood of the grid
+                refine, smooth = 0, True
         step = grid[1] - grid[0] if len(grid) > 1 else 0.0
         pool.prune(Method.N, max(grid) + step, alphas)
-        return search_table(pool, Method.N, self._selection_metric(), grid, alphas, refine)
+        return search_table(pool, Method.N, self._selection_metric(), grid, alphas, refine,
+                            smooth)
 
     def _vectors(self, geometry: Geometry, gamma: float) -> np.ndarray:
         return geometry.n_vectors(gamma)

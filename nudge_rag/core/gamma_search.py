@@ -48,7 +48,7 @@ from .memory import QueryMemory
 from .method import Method
 from .metrics import RankScorer, parse_metric
 from .relevance import Pairs
-from .scores import Products, scores_at
+from .scores import Products, ScoresAtGamma, scores_at
 
 # (question, moved record) scores held at once by the dense count (about 2 MB)
 _DENSE_BLOCK = 262_144
@@ -99,7 +99,7 @@ class ValidationProblem:
         #: ranks are exact down to this depth and reported as depth + 1 below it
         self.depth = int(competition.scores.shape[1]) or max(len(moved_rows), 1)
         self._products: dict[Method, Products] = {}
-        self._own_products: dict[Method, Products] = {}
+        self._own_products: dict[Method, ScoresAtGamma] = {}
         self._blocks = self._question_blocks(len(moved_rows))
 
     def _question_blocks(self, n_moved: int) -> list[tuple[int, int, int, int]]:
@@ -121,12 +121,12 @@ class ValidationProblem:
                                                       self.memory)
         return self._products[method]
 
-    def _own(self, method: Method) -> Products:
-        """The products of each moved pair with its own record."""
+    def _own(self, method: Method) -> ScoresAtGamma:
+        """The scores of each moved pair's own record (from its products with it)."""
         if method not in self._own_products:
             moved = self.own_col >= 0
-            self._own_products[method] = self.products(method).take(
-                self.pairs.query[moved], self.own_col[moved])
+            self._own_products[method] = ScoresAtGamma(self.products(method).take(
+                self.pairs.query[moved], self.own_col[moved]), self.own_col[moved])
         return self._own_products[method]
 
     # -- scores and ranks at one γ -------------------------------------------------------------
@@ -136,8 +136,7 @@ class ValidationProblem:
         own = self.fixed_scores.copy()
         moved = self.own_col >= 0
         if moved.any():
-            own[moved] = scores_at(gamma, method, self.geometry, self._own(method),
-                                   self.own_col[moved], alpha)
+            own[moved] = self._own(method)(gamma, method, self.geometry, alpha)
         return own
 
     def ranks(self, gamma: float, method: Method,
@@ -158,10 +157,10 @@ class ValidationProblem:
             above += candidates.count_above(gamma, self.geometry, own, alpha, ties)
         else:
             above += self._moved_above_dense(gamma, method, own, alpha, ties)
-        above += self.pairs.tied_before(own)
-        if ties is not None:  # moved relevant records tied at a lower row are counted above
-            moved = (ties >= 0).astype(np.float64)
-            above -= np.where(ties >= 0, self.pairs.tied_before(own, moved), 0.0)
+        tied = self.pairs.tied_before(own)
+        # with ``ties`` a moved pair has counted its tied moved records, relevant ones too (a
+        # tie with an unmoved record has probability zero, as in the paper's protocol)
+        above += tied if ties is None else np.where(ties >= 0, 0.0, tied)
         return np.minimum(1.0 + above, self.depth + 1.0)
 
     def _moved_above_dense(self, gamma: float, method: Method, own: np.ndarray,

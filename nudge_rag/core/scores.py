@@ -82,3 +82,26 @@ def _nudged_at(gamma: float, method: Method, geometry: Geometry, p: Products,
     if frozen.any():
         np.copyto(s, p.q_e, where=frozen)
     return s
+
+
+class ScoresAtGamma:
+    """:func:`scores_at` for fixed entries (``p`` at ``cols``) tried at one γ with many α:
+    the nudged scores are computed once per (γ, method) and the memory applied per α. Gives
+    the same values as :func:`scores_at`, bit for bit, as a fresh array each call."""
+
+    def __init__(self, p: Products, cols=None):
+        self.p = p
+        self.cols = cols
+        self._key: tuple | None = None
+        self._nudged: np.ndarray | None = None
+
+    def __call__(self, gamma: float, method: Method, geometry: Geometry,
+                 alpha: float = 0.0) -> np.ndarray:
+        key = (float(gamma), method, id(geometry))
+        if key != self._key:
+            self._nudged = _nudged_at(gamma, method, geometry, self.p, self.cols)
+            self._key = key
+        s = self._nudged.copy()
+        if alpha > 0 and self.p.q_mem is not None:
+            np.maximum(s, alpha * self.p.q_mem, out=s)
+        return s

@@ -22,11 +22,18 @@ import numpy as np
 
 from ..errors import InputError
 from .closed_form import Geometry, question_sums
-from .crossings import Crossings, best_interval, crossing_events, first_best, next_crossing
+from .crossings import (
+    TIE,
+    Crossings,
+    best_interval,
+    crossing_events,
+    first_best,
+    next_crossing,
+)
 from .gamma_search import Competition, SearchResult, ValidationProblem, grid_search
 from .memory import QueryMemory, alpha_bounds
 from .method import Method
-from .metrics import parse_metric
+from .metrics import parse_metric, questions_with
 from .relevance import Pairs
 
 SELECTIONS = ("cv", "validation")
@@ -192,17 +199,12 @@ class Pool:
         return out
 
 
-def warm_questions(pairs: Pairs, named: np.ndarray) -> np.ndarray:
-    """Per question: whether some relevant record is ``named`` (a mask per pair)."""
-    return np.bincount(pairs.query, weights=named, minlength=pairs.n_queries) > 0
-
-
 def validation_pool_part(training: Training, held: HeldOut, geometry: Geometry,
                          memory: QueryMemory | None):
     """The validation questions against the fit on every training question."""
     problem = ValidationProblem(held.questions, held.pairs, training.rows, geometry,
                                 held.competition, held.unmoved, memory)
-    return problem, warm_questions(held.pairs, problem.own_col >= 0)
+    return problem, questions_with(held.pairs, problem.own_col >= 0)
 
 
 def fold_pool_parts(training: Training, held: HeldOut, folds: np.ndarray, skip_opposed: bool,
@@ -221,7 +223,7 @@ def fold_pool_parts(training: Training, held: HeldOut, folds: np.ndarray, skip_o
         named = np.zeros(len(training.rows), dtype=bool)
         named[cols[fit[training.pairs.query]]] = True
         own = problem.own_col
-        parts.append((problem, warm_questions(mine.pairs, (own >= 0) & named[own])))
+        parts.append((problem, questions_with(mine.pairs, (own >= 0) & named[own])))
     return parts
 
 
@@ -255,18 +257,43 @@ class Choice:
     search: SearchResult
 
 
-def search_table(pool: Pool, method: Method, metric: str, grid, alphas, refine: int) -> Choice:
+def search_table(pool: Pool, method: Method, metric: str, grid, alphas, refine: int,
+                 smooth: bool = False) -> Choice:
     """Every (γ, α) of ``grid`` × ``alphas``; the first best (smallest γ, then smallest α)
-    wins, and γ is then refined at that α with ``refine`` points each side."""
+    wins, and γ is then refined at that α with ``refine`` points each side. With ``smooth``
+    the best is that of :func:`smoothed` (the centre of the best neighbourhood)."""
     grid = [float(g) for g in grid]
     alphas = [float(a) for a in alphas]
     table = np.array([[pool.value(g, a, method, metric) for a in alphas] for g in grid])
-    best = first_best(table.ravel())
+    best = first_best((smoothed(table, alphas) if smooth else table).ravel())
+    if smooth and grid[0] == 0 and alphas[0] == 0 and table.flat[best] < table[0, 0] - TIE:
+        best = 0  # a neighbourhood's centre that does worse than no change is no choice
     alpha = alphas[best % len(alphas)]
     column = dict(zip(grid, table[:, best % len(alphas)]))
     search = grid_search(lambda g: column[g] if g in column else pool.value(
         g, alpha, method, metric), grid, refine)
     return Choice(search.gamma, alpha, search)
+
+
+def smoothed(table: np.ndarray, alphas) -> np.ndarray:
+    """``table`` (γ × α, α ascending) with each entry replaced by the mean of its 3 × 3
+    neighbourhood, edges repeated. A column α = 0 (no memory) is smoothed along γ alone, and
+    stands beside the smallest α > 0 as its neighbour: below about 0.8 the memory rarely
+    outscores a record (:data:`.memory.DEFAULT_ALPHAS`), so the two are close in effect.
+
+    On a few hundred held-out questions the table is noisy: a lone peak one grid step wide is
+    mostly luck (choosing it overfitted Cranfield's γ to a few questions), while a good
+    region stays good around its best point. Choosing the best neighbourhood keeps the
+    choice on a plateau."""
+    n, m = table.shape
+    pad = np.pad(table, 1, mode="edge")
+    out = np.mean([pad[1 + i:1 + i + n, 1 + j:1 + j + m] for i in (-1, 0, 1)
+                   for j in (-1, 0, 1)], axis=0)
+    off = np.asarray(alphas) == 0
+    if off.any():
+        out[:, off] = np.mean([pad[1 + i:1 + i + n, 1:1 + m][:, off] for i in (-1, 0, 1)],
+                              axis=0)
+    return out
 
 
 def sweep_pool(pool: Pool, metric: str, left_end: bool) -> SearchResult:

@@ -15,9 +15,9 @@ from hypothesis import strategies as st
 from nudge_rag import NudgeM, NudgeN
 from nudge_rag.core import candidates as candidates_module
 from nudge_rag.core import crossings
+from nudge_rag.core.array_parts import array_competition
 from nudge_rag.core.candidates import NCandidates, TopCandidates
 from nudge_rag.core.closed_form import Geometry, question_sums
-from nudge_rag.core.array_parts import array_competition
 from nudge_rag.core.gamma_search import ValidationProblem, search_grid, sweep_linear
 from nudge_rag.core.method import Method
 from nudge_rag.core.relevance import to_pairs
@@ -176,18 +176,22 @@ def test_line_filter_prunes_dense_labels():
     assert table is not None and table.count.mean() < 0.5 * lines.q_e.shape[1]
 
 
+@pytest.mark.parametrize("paper", [False, True], ids=["default", "paper"])
 @pytest.mark.parametrize("cls", [NudgeN, NudgeM])
-def test_estimators_give_the_same_fit_whichever_path_they_take(monkeypatch, cls):
+def test_estimators_give_the_same_fit_whichever_path_they_take(monkeypatch, cls, paper):
+    # the default (memory, whose scores tie) and the paper's protocol alike
+    kw = {"selection": "validation", "refit": False, "memory": False} if paper else {}
     problem = dense_problem(2, n_topics=4, per_topic=30, d=12, n_train=100, n_val=24)
-    chosen = cls().fit(*problem)
+    chosen = cls(**kw).fit(*problem)
     with monkeypatch.context() as m:  # the paths of sparse labels, forced
         m.setattr(candidates_module, "_CANDIDATE_COST", 1e-9)  # per-pair candidates, always
         m.setattr(crossings, "_FILTER_MIN_PAIRS_PER_QUESTION", np.inf)
         m.setattr(crossings, "EVENT_BUDGET", 10**9)
-        sparse = cls().fit(*problem)
+        sparse = cls(**kw).fit(*problem)
     with monkeypatch.context() as m:  # no pruning at all: every γ scored densely
-        m.setattr(ValidationProblem, "cheapest_candidates", lambda self, gamma_hi: None)
-        dense = cls().fit(*problem)
+        m.setattr(ValidationProblem, "cheapest_candidates",
+                  lambda self, gamma_hi, alphas=(0.0, 0.0): None)
+        dense = cls(**kw).fit(*problem)
     for other in (sparse, dense):
         assert chosen.gamma_ == other.gamma_
         assert chosen.report_ == other.report_
