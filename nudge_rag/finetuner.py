@@ -15,9 +15,8 @@ from .core.estimators import NudgeM, NudgeN
 from .core.gamma_search import ValidationProblem
 from .core.memory import QueryMemory
 from .core.method import Method
-from .core.metrics import REPORT_METRICS, parse_metric
+from .core.metrics import REPORT_METRICS, parse_metric, questions_with
 from .core.relevance import Pairs
-from .core.selection import warm_questions
 from .delta import NudgeDelta
 from .embedding import (
     PROBE_TEXT,
@@ -304,7 +303,7 @@ class EmbeddingFinetuner:
         geometry = Geometry.build(delta.original, delta.sums, skip_opposed=skip)
         problem = ValidationProblem(q, held.pairs, np.arange(len(delta.ids)), geometry,
                                     held.competition, held.unmoved, delta.query_memory())
-        warm = warm_questions(held.pairs, held.pairs.row < len(delta.ids))
+        warm = questions_with(held.pairs, held.pairs.row < len(delta.ids))
         return {"n_questions": len(qs), "gamma": delta.gamma, "alpha": delta.alpha,
                 "before": problem.report(0.0, delta.method, metrics),
                 "after": problem.report(delta.gamma, delta.method, metrics, delta.alpha),
