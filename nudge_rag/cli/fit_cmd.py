@@ -15,6 +15,11 @@ METRICS_HELP = "ndcg@10 (default), recall@k, mrr@k or hit@k"
 
 
 def register(sub) -> None:
+    _register_fit(sub)
+    _register_eval_and_inspect(sub)
+
+
+def _register_fit(sub) -> None:
     f = sub.add_parser("fit", help="fit NUDGE: index + questions -> delta directory",
                        description="Fit NUDGE on a persisted index and a questions file. By "
                                    "default the step size γ and the memory weight α are chosen "
@@ -62,6 +67,8 @@ def register(sub) -> None:
     add_index_options(f)
     f.set_defaults(run=run_fit)
 
+
+def _register_eval_and_inspect(sub) -> None:
     e = sub.add_parser("eval", help="metrics of a delta on test questions, without and with it",
                        description="Score test questions on the index with the delta's records "
                                    "at their original vectors (original) and at their nudged "
