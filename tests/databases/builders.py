@@ -573,7 +573,9 @@ PAIRS = {
 
 def build_and_fit(pair: Pair, where: Place):
     """Build ``pair`` at ``where`` over a fresh problem (skipping when its packages are
-    missing) and fit a delta on it: ``(obj, problem, delta)``."""
+    missing) and fit a delta on it: ``(obj, problem, delta)``. The delta keeps no query
+    memory: the tests hold the overlay to the applied store, which cannot have one (the
+    memory's own tests are in ``test_memory.py``)."""
     import pytest
 
     from nudge_rag import EmbeddingFinetuner
@@ -583,7 +585,8 @@ def build_and_fit(pair: Pair, where: Place):
     prob = fresh_problem()
     with unsynced_qdrant():
         obj = pair.build(where, prob)
-        delta = EmbeddingFinetuner(obj, show_progress=False).fit(prob.train, prob.val)
+        delta = EmbeddingFinetuner(obj, show_progress=False, memory=False).fit(prob.train,
+                                                                               prob.val)
     return obj, prob, delta
 
 
