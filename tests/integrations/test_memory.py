@@ -126,3 +126,20 @@ def test_bad_settings_get_the_estimators_errors(scifact_inmemory, questions, bad
 
     with pytest.raises(InputError, match=match):
         EmbeddingFinetuner(scifact_inmemory, show_progress=False, **bad).fit(*questions)
+
+
+def test_node_ids_retrieval_scores_the_memory_too(scifact_llama_index, questions, arrays,
+                                                  scifact_split):
+    """LlamaIndex's ``node_ids`` path scores the listed nodes one by one: the memory counts
+    there as in a search (all nodes listed: the same ranking as ``top_k``)."""
+    from llama_index.core.schema import QueryBundle
+
+    est, ids, docs = arrays
+    delta = EmbeddingFinetuner(scifact_llama_index, show_progress=False).fit(*questions)
+    among = delta.as_retriever(scifact_llama_index, similarity_top_k=10, node_ids=ids)
+    queries = _unit(scifact_split.test_q[:40])
+    rows, scores = est.top_k(docs, queries, 10)
+    for q, want_rows, want_scores in zip(queries, rows, scores):
+        hits = among.retrieve(QueryBundle("", embedding=q.tolist()))
+        assert [h.node.node_id for h in hits] == [ids[r] for r in want_rows]
+        np.testing.assert_allclose([h.score for h in hits], want_scores, rtol=0, atol=1e-6)
