@@ -1,6 +1,12 @@
 """Scale benchmark on Milvus: milvus-lite run as its own server process (as a Milvus server or
 cluster is), an HNSW index (M=16, efConstruction=64, searched with ef=100).
 
+Two engines: milvus-lite 3 (what ``pip install "pymilvus[milvus-lite]"`` gives today, a Python
+engine over per-segment FAISS indexes), or with ``--cpp DIR`` the compiled Milvus server that
+milvus-lite 2.5 ships (``pip install --target DIR --no-deps milvus-lite==2.5.1``), run
+directly; it builds only FLAT and IVF_FLAT indexes, so there the index is IVF_FLAT
+(nlist=1024, searched with nprobe=32).
+
 For each corpus size: insert the synthetic corpus (``benchmarks/synthetic.py``) into a
 collection, then fit NUDGE-N in a fresh process that reaches it only through the Milvus client
 (reads by id, one HNSW search per validation question). Every size is fitted on the very same
@@ -10,7 +16,7 @@ id), the fitting process's peak memory (VmHWM: the client alone,
 the engine runs in the server process) and the server process's peak memory.
 
     PYTHONPATH=. python benchmarks/milvus.py 100000 1000000 [--train 5000 --val 1000]
-        [--keep DIR] [--repeat 3]
+        [--keep DIR] [--repeat 3] [--cpp DIR]
 
 ``--keep DIR`` keeps the milvus-lite data folder, so a later run fits again without
 inserting and indexing again.
@@ -18,6 +24,7 @@ inserting and indexing again.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import socket
@@ -34,6 +41,9 @@ from benchmarks.memory import peak_mb, timed
 INDEX = {"index_type": "HNSW", "metric_type": "COSINE",
          "params": {"M": 16, "efConstruction": 64}}
 SEARCH = {"params": {"ef": 100}}
+#: milvus-lite 2.5's server builds FLAT and IVF_FLAT indexes only
+CPP_INDEX = {"index_type": "IVF_FLAT", "metric_type": "COSINE", "params": {"nlist": 1024}}
+CPP_SEARCH = {"params": {"nprobe": 32}}
 
 
 def _collection(n: int) -> str:
@@ -46,14 +56,32 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(root: str):
+def _cpp_command(cpp: str, root: str, port: int) -> tuple[list[str], dict]:
+    """milvus-lite 2.5's compiled server (its ``lib/milvus``), serving ``root/bench.db`` on
+    ``port``: the command and environment its own launcher would use."""
+    lib = os.path.join(cpp, "milvus_lite", "lib")
+    if not os.path.isfile(os.path.join(lib, "milvus")):
+        raise SystemExit(f"--cpp {cpp}: no milvus_lite/lib/milvus there; install it with "
+                         f"pip install --target {cpp} --no-deps milvus-lite==2.5.1")
+    env = {**os.environ, "LD_LIBRARY_PATH": lib}
+    return [os.path.join(lib, "milvus"), os.path.join(root, "bench.db"),
+            f"127.0.0.1:{port}", "ERROR"], env
+
+
+def start_server(root: str, cpp: str | None = None):
     """milvus-lite's own server command on a free local port; returns (process, uri)."""
     from pymilvus import MilvusClient
 
     port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "milvus_lite", "server", "--data-dir", root,
-                             "--host", "127.0.0.1", "--port", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if cpp:
+        cmd, env = _cpp_command(cpp, root, port)
+        env["GLOG_log_dir"] = root  # its log files, beside its data rather than in /tmp
+    else:
+        cmd = [sys.executable, "-m", "milvus_lite", "server", "--data-dir", root, "--host",
+               "127.0.0.1", "--port", str(port)]
+        env = None
+    proc = subprocess.Popen(cmd, env=env, cwd=root, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
     uri = f"http://127.0.0.1:{port}"
     for _ in range(600):
         try:
@@ -65,29 +93,44 @@ def start_server(root: str):
     raise RuntimeError("milvus-lite server did not start")
 
 
-def load(uri: str, n: int, d: int) -> dict:
-    """Creates and fills the size's collection unless a kept folder already has it."""
+def load(uri: str, n: int, d: int, index: dict, wait: bool) -> dict:
+    """Creates and fills the size's collection unless a kept folder already has it; with
+    ``wait``, returns once every row is covered by the index (milvus-lite 3 builds each
+    segment's index in the background, after a flush and after a load; a fit before that
+    scans the uncovered segments)."""
     from pymilvus import DataType, MilvusClient
 
     client = MilvusClient(uri=uri)
     name = _collection(n)
     if client.has_collection(name):  # a kept folder: the server opens it released
         client.load_collection(name)
-        return {"load_s": None}
+        return {"load_s": None, "index_wait_s": _wait_indexed(uri, n) if wait else None}
     docs = synthetic.corpus(n, d)
     schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
     schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=16)
     schema.add_field("embedding", DataType.FLOAT_VECTOR, dim=d)
-    index = client.prepare_index_params()
-    index.add_index("embedding", **INDEX)
+    params = client.prepare_index_params()
+    params.add_index("embedding", **index)
     t0 = time.perf_counter()
-    client.create_collection(name, schema=schema, index_params=index)
+    client.create_collection(name, schema=schema, index_params=params)
     for start in range(0, n, 5000):
         block = docs[start:start + 5000]
         client.insert(name, [{"id": f"r{start + i}", "embedding": v}
                              for i, v in enumerate(block)])
     client.flush(name)
-    return {"load_s": time.perf_counter() - t0}
+    return {"load_s": time.perf_counter() - t0,
+            "index_wait_s": _wait_indexed(uri, n) if wait else None}
+
+
+def _wait_indexed(uri: str, n: int, limit_s: float = 4 * 3600) -> float:
+    """Seconds until the index covers every row."""
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < limit_s:
+        got = _indexed(uri, n)
+        if got["total_rows"] and got["indexed_rows"] >= got["total_rows"]:
+            break
+        time.sleep(10)
+    return time.perf_counter() - t0
 
 
 def _indexed(uri: str, n: int) -> dict:
@@ -99,19 +142,28 @@ def _indexed(uri: str, n: int) -> dict:
     return {"indexed_rows": got.get("indexed_rows"), "total_rows": got.get("total_rows")}
 
 
-def child(uri: str, n: int, questions_path: str) -> dict:
+def child(uri: str, n: int, questions_path: str, search: dict) -> dict:
     """Runs in its own process: only the questions and the Milvus client live here."""
     from pymilvus import MilvusClient
 
-    from nudge_rag import EmbeddingFinetuner
+    from nudge_rag import EmbeddingFinetuner, NudgeN
     from nudge_rag.stores.milvus import MilvusAdapter
 
     with np.load(questions_path) as qs:
         tq, tr, vq, vr = qs["tq"], qs["tr"], qs["vq"], qs["vr"]
-    adapter = MilvusAdapter(MilvusClient(uri=uri), _collection(n), search_params=SEARCH)
-    spent = {"search_s": 0.0, "read_s": 0.0, "count_s": 0.0}
-    for method, key in (("search", "search_s"), ("fetch", "read_s"), ("count", "count_s")):
+    class BareMilvus(MilvusAdapter):
+        """The adapter over a bare client: a fit reads no payloads."""
+
+        def payloads(self, ids):
+            return [None] * len(ids)
+
+    adapter = BareMilvus(MilvusClient(uri=uri), _collection(n), search_params=search)
+    spent = {"search_s": 0.0, "read_s": 0.0, "ids_s": 0.0, "count_s": 0.0,
+             "gamma_search_s": 0.0}
+    for method, key in (("search", "search_s"), ("fetch", "read_s"), ("existing", "ids_s"),
+                        ("count", "count_s")):
         setattr(adapter, method, timed(getattr(adapter, method), spent, key))
+    NudgeN.fit_prepared = timed(NudgeN.fit_prepared, spent, "gamma_search_s")
     train = [(q, {f"r{r[0]}": 1.0}) for q, r in zip(tq, tr)]
     val = [(q, {f"r{r[0]}": 1.0}) for q, r in zip(vq, vr)]
     rss_before = peak_mb()
@@ -127,18 +179,22 @@ def child(uri: str, n: int, questions_path: str) -> dict:
 
 def run(args) -> None:
     root = args.keep or tempfile.mkdtemp(prefix="nudge-milvus-bench-")
-    server, uri = start_server(root)
+    server, uri = start_server(root, args.cpp)
+    index, search = (CPP_INDEX, CPP_SEARCH) if args.cpp else (INDEX, SEARCH)
     try:
         for n in args.sizes:
-            row = load(uri, n, args.dim)
+            row = load(uri, n, args.dim, index, wait=not args.cpp)
             qpath = os.path.join(root, f"questions_{n}.npz")
             ask = synthetic.corpus(min(args.sizes), args.dim)
             tq, tr, vq, vr = synthetic.questions(ask, args.train, args.val)
             np.savez(qpath, tq=tq, tr=np.array(tr), vq=vq, vr=np.array(vr))
             fits = []
             for _ in range(args.repeat):
-                done = subprocess.run([sys.executable, __file__, "--child", uri, str(n), qpath],
-                                      capture_output=True, text=True, check=True)
+                done = subprocess.run([sys.executable, __file__, "--child", uri, str(n), qpath,
+                                       "--search", json.dumps(search)],
+                                      capture_output=True, text=True)
+                if done.returncode:
+                    raise RuntimeError(f"the fit failed:\n{done.stderr[-3000:]}")
                 fits.append(json.loads(done.stdout.strip().splitlines()[-1]))
             row.update(fits[0])
             row["fit_s"] = float(np.median([f["fit_s"] for f in fits]))
@@ -146,6 +202,8 @@ def run(args) -> None:
             row["peak_rss_mb"] = max(f["peak_rss_mb"] for f in fits)
             row["server_peak_rss_mb"] = peak_mb(server.pid)
             row.update(_indexed(uri, n))
+            row["engine"] = "milvus-lite 2.5 (compiled Milvus)" if args.cpp else \
+                "milvus-lite 3 (Python)"
             row["load_avg_1m"] = os.getloadavg()[0]
             print(json.dumps({k: round(v, 3) if isinstance(v, float) else v
                               for k, v in row.items()}), flush=True)
@@ -161,9 +219,15 @@ def run(args) -> None:
 def main(argv=None) -> int:
     from benchmarks.databases import size_arguments
 
-    args = size_arguments("keep the milvus-lite folder here and reuse it").parse_args(argv)
+    ap = size_arguments("keep the milvus-lite folder here and reuse it")
+    ap.add_argument("--cpp", metavar="DIR", help="run the compiled Milvus server of the "
+                    "milvus-lite 2.5 installed in DIR (pip install --target DIR --no-deps "
+                    "milvus-lite==2.5.1) instead of milvus-lite 3")
+    ap.add_argument("--search", help=argparse.SUPPRESS)  # the child's search parameters
+    args = ap.parse_args(argv)
     if args.child:
-        print(json.dumps(child(args.child[0], int(args.child[1]), args.child[2])))
+        search = json.loads(args.search) if args.search else SEARCH
+        print(json.dumps(child(args.child[0], int(args.child[1]), args.child[2], search)))
         return 0
     run(args)
     return 0

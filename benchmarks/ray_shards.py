@@ -86,7 +86,7 @@ def driver(folder: str) -> dict:
     # start every worker and import the engine there before timing (a cold worker costs
     # seconds on a busy machine, and the 1-worker run would otherwise pay it once, the
     # 2-worker run twice)
-    ray.get([ray.remote(_warm).remote() for _ in range(8)])
+    threads = sorted(set(ray.get([ray.remote(_warm).remote() for _ in range(8)])))
     from nudge_rag import ray_fit
 
     spent = {"scan_s": 0.0, "take_s": 0.0, "gamma_search_s": 0.0}
@@ -105,7 +105,18 @@ def driver(folder: str) -> dict:
             "driver_peak_mb": peak_mb(), "ndcg10_after": est.report_["after"]["ndcg@10"],
             "worker_peak_mb": max(peaks.values()) if peaks else None,
             "n_worker_processes": len(peaks), "worker_cpu_s": [round(b, 1) for b in busy],
+            "worker_blas_threads": threads,
             **spent, "driver_cpu_s": _cpu_s("self")}
+
+
+def _cpu_pressure() -> float:
+    """The kernel's CPU pressure ("some", last 10 s, in %): how much of the time runnable
+    tasks waited for a core; near 0 on a quiet machine."""
+    try:
+        with open("/proc/pressure/cpu") as fh:
+            return float(fh.readline().split()[1].split("=")[1])
+    except (OSError, IndexError, ValueError):
+        return float("nan")
 
 
 def _cpu_s(pid) -> float:
@@ -118,10 +129,18 @@ def _cpu_s(pid) -> float:
         return 0.0
 
 
-def _warm() -> None:
+def _warm() -> int:
+    """Imports the engine in a worker; returns the worker's BLAS threads (Ray sets
+    OMP_NUM_THREADS=1 in its workers: one thread each, so two workers never fight over the
+    two cores)."""
     import nudge_rag.shards  # noqa: F401
 
     time.sleep(0.5)
+    try:
+        import threadpoolctl
+    except ImportError:  # the variable BLAS reads
+        return int(os.environ.get("OMP_NUM_THREADS", "0"))
+    return max(i["num_threads"] for i in threadpoolctl.threadpool_info())
 
 
 def _ray_cmd(*args) -> None:
@@ -138,6 +157,7 @@ def fit_with(folder: str, workers: int, limit_gb: float) -> dict:
     def limited():
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
+    load_before, pressure_before = os.getloadavg()[0], _cpu_pressure()
     try:
         done = subprocess.run([sys.executable, __file__, "driver", folder], preexec_fn=limited,
                               capture_output=True, text=True)
@@ -147,7 +167,9 @@ def fit_with(folder: str, workers: int, limit_gb: float) -> dict:
     finally:
         _ray_cmd("stop", "--force")
     row.update({"workers": workers, "limit_as_gb": limit_gb,
-                "load_avg_1m": os.getloadavg()[0]})
+                "load_avg_1m_before": load_before, "load_avg_1m": os.getloadavg()[0],
+                "cpu_pressure_some_avg10_before": pressure_before,
+                "cpu_pressure_some_avg10": _cpu_pressure()})
     return row
 
 

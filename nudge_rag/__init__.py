@@ -20,6 +20,7 @@ _LAZY = {
     "NotFittedError": "nudge_rag.errors",
     "StoreError": "nudge_rag.errors",
     "MismatchError": "nudge_rag.errors",
+    "WriteError": "nudge_rag.errors",
     "Question": "nudge_rag.questions",
     "QuestionSet": "nudge_rag.questions",
     "generate_questions": "nudge_rag.questions",

@@ -7,27 +7,19 @@ reverted), overlaid on a retriever without writing anything, and saved as JSON +
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-import shutil
-import uuid
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from . import __version__
 from .core.method import Method
+from .delta_format import FORMAT, FORMAT_VERSION, check_finite, read_delta, write_delta
 from .errors import InputError, MismatchError
 from .stores import adapt
 from .stores.base import check_target, held_states
 
-FORMAT = "nudge-rag-delta"
-FORMAT_VERSION = 1
-_ARRAYS = "arrays.npz"
-_META = "delta.json"
+__all__ = ["FORMAT", "FORMAT_VERSION", "NudgeDelta"]
 
 
 @dataclass
@@ -60,20 +52,33 @@ class NudgeDelta:
                                  f"{self.dim}); the delta is corrupt")
         if len(set(self.ids)) != n:
             raise InputError("delta ids are not unique; the delta is corrupt")
+        if np.shape(self.counts) != (n,):
+            raise InputError(f"delta counts has shape {np.shape(self.counts)}, expected ({n},); "
+                             "the delta is corrupt")
+        check_finite(self.__dict__, self.ids, "this delta")
 
     def __len__(self) -> int:
         return len(self.ids)
 
+    @property
+    def moved(self) -> np.ndarray:
+        """Which records the delta changes: their nudged vector differs from the stored one
+        (as stores keep them, in float32). Records whose questions give no direction, and
+        every record of a γ = 0 fit, keep their vector."""
+        return np.any(self.vectors.astype(np.float32) != self.original.astype(np.float32),
+                      axis=1)
+
     def __repr__(self) -> str:
         return (f"NudgeDelta(method={self.method!r}, gamma={self.gamma:.4g}, "
-                f"moved={len(self.ids)}, dim={self.dim}, similarity={self.similarity!r})")
+                f"moved={int(self.moved.sum())}, dim={self.dim}, "
+                f"similarity={self.similarity!r})")
 
     # -- reading it ------------------------------------------------------------------------------
     def report(self) -> str:
         """The fit at a glance: γ, records moved, validation metrics before and after."""
         r = self.fit_report
         lines = [f"NUDGE fit: {self.method}, gamma={self.gamma:.4g} (chosen by {self.metric}), "
-                 f"{len(self.ids)} records moved, store scores by {self.similarity}",
+                 f"{int(self.moved.sum())} records moved, store scores by {self.similarity}",
                  f"questions: {r.get('n_train_questions', '?')} train, "
                  f"{r.get('n_val_questions', 0)} validation"]
         before, after = r.get("before"), r.get("after")
@@ -90,36 +95,63 @@ class NudgeDelta:
     def _check_target(self, adapter, allow_model_mismatch: bool) -> None:
         check_target(adapter, self, allow_model_mismatch)
 
-    def live(self, adapter, purpose: str = "apply"):
-        """Which moved records can be used on this store now: ``(positions into ids, their
-        state)`` where state is ``"original"`` or ``"nudged"``. Records deleted from the store
-        or re-embedded since the fit are skipped with a warning."""
+    def _states(self, adapter, purpose: str):
+        """``(positions into ids, stored is exactly the original, stored is near the nudged
+        vector)`` for the records still in the store and not re-embedded since the fit;
+        deleted and re-embedded ones are skipped with a warning."""
         found, stored = adapter.fetch(self.ids)
         if not found:
             raise MismatchError(f"none of this delta's {len(self.ids)} records are in the "
                                 f"{adapter.kind}; it was fitted on another index")
         pos_of = {i: p for p, i in enumerate(self.ids)}
         pos = np.array([pos_of[i] for i in found], dtype=np.int64)
-        is_orig, is_new = held_states(stored, self.original[pos], self.vectors[pos])
-        changed = ~is_orig & ~is_new
+        stored = np.asarray(stored, dtype=np.float64)
+        exact = np.all(stored == self.original[pos], axis=1)
+        near_orig, near_new = held_states(stored, self.original[pos], self.vectors[pos])
+        # NaN or inf in the store (left by an older version's apply) is no re-embedding:
+        # revert must be able to write the original back
+        broken = ~np.isfinite(stored).all(axis=1)
+        changed = ~near_orig & ~near_new & ~broken
         gone = len(self.ids) - len(found)
         if gone:
             warnings.warn(f"{gone} moved record(s) are no longer in the store and were skipped",
-                          stacklevel=3)
+                          stacklevel=4)
         if changed.any():
             bad = [found[i] for i in np.flatnonzero(changed)[:3]]
             warnings.warn(f"{int(changed.sum())} moved record(s) were re-embedded after the fit "
                           f"(e.g. {bad}); they were skipped rather than overwritten "
-                          f"({purpose})", stacklevel=3)
+                          f"({purpose})", stacklevel=4)
         keep = ~changed
-        state = np.where(is_orig, "original", "nudged")[keep]
-        return pos[keep], state
+        return pos[keep], exact[keep], near_new[keep] & ~exact[keep]
+
+    def live(self, adapter, purpose: str = "apply"):
+        """Which moved records can be used on this store now: ``(positions into ids, their
+        state)`` where state is ``"original"`` or ``"nudged"``. Records deleted from the store
+        or re-embedded since the fit are skipped with a warning."""
+        pos, _, nudged = self._states(adapter, purpose)
+        return pos, np.where(nudged, "nudged", "original")
+
+    def pending(self, index_or_store, action: str = "apply") -> list[str]:
+        """The ids that ``apply(..., inplace=True)`` (``action="apply"``) or :meth:`revert`
+        (``action="revert"``) would write now; nothing is written. Apply writes the records
+        that move and do not hold their nudged vector yet; revert the records that do not hold
+        their original vector bit for bit."""
+        return [self.ids[p] for p in self._pending(adapt(index_or_store), action)]
+
+    def _pending(self, adapter, action: str) -> np.ndarray:
+        pos, exact, nudged = self._states(adapter, action)
+        if action == "revert":
+            return pos[~exact]
+        if action != "apply":
+            raise InputError(f"action={action!r} must be 'apply' or 'revert'")
+        return pos[self.moved[pos] & ~nudged]
 
     def apply(self, index_or_store, inplace: bool = False, allow_model_mismatch: bool = False,
               copy_name: str | None = None):
         """Write the nudged vectors. By default returns a new index/store that shares the
         nodes/documents and holds the nudged vectors; the original is untouched. With
-        ``inplace=True`` writes into the given store (undo with :meth:`revert`).
+        ``inplace=True`` writes into the given store (undo with :meth:`revert`); records that
+        already hold their nudged vector, and records that do not move, are not rewritten.
 
         On a vector database the new store is a copy of the whole collection, named
         ``copy_name``: a Chroma or Qdrant collection, a pgvector table (LlamaIndex), or a
@@ -131,28 +163,32 @@ class NudgeDelta:
             if inplace:
                 raise InputError("copy_name names the copy that inplace=False makes; drop it, or "
                                  "drop inplace=True to get a copy")
-            if not isinstance(copy_name, str) or not copy_name:
-                raise InputError(f"copy_name must be a non-empty string, got {copy_name!r}")
+            if not isinstance(copy_name, str) or not copy_name or "\x00" in copy_name:
+                raise InputError(f"copy_name must be a non-empty string without NUL "
+                                 f"characters, got {copy_name!r}")
+        check_finite(self.__dict__, self.ids, "this delta")  # changed in memory since?
         adapter = adapt(index_or_store)
         self._check_target(adapter, allow_model_mismatch)
-        pos, state = self.live(adapter, "apply")
-        todo = pos[state == "original"] if inplace else pos
-        ids = [self.ids[p] for p in todo]
         if inplace:
-            if ids:
-                adapter.write(ids, self.vectors[todo])
+            todo = self._pending(adapter, "apply")
+            if len(todo):
+                adapter.write([self.ids[p] for p in todo], self.vectors[todo])
             return index_or_store
-        return adapter.clone_with(ids, self.vectors[todo], name=copy_name)
+        pos, _ = self.live(adapter, "apply")
+        todo = pos[self.moved[pos]]
+        return adapter.clone_with([self.ids[p] for p in todo], self.vectors[todo],
+                                  name=copy_name)
 
-    def revert(self, index_or_store) -> None:
-        """Undo an in-place :meth:`apply`: restore the original vectors of records that still
-        hold the nudged ones."""
+    def revert(self, index_or_store) -> int:
+        """Undo an in-place :meth:`apply`: write back, bit for bit, the original vector of
+        every record that does not hold it. Returns how many records were written (0 when the
+        store already holds the original vectors)."""
         adapter = adapt(index_or_store)
         self._check_target(adapter, allow_model_mismatch=True)
-        pos, state = self.live(adapter, "revert")
-        todo = pos[state == "nudged"]
+        todo = self._pending(adapter, "revert")
         if len(todo):
             adapter.write([self.ids[p] for p in todo], self.original[todo])
+        return int(len(todo))
 
     def as_retriever(self, index_or_store, **kwargs):
         """A retriever of the store's own framework that overlays this delta on the stored
@@ -170,76 +206,18 @@ class NudgeDelta:
         return LcRetriever.from_store(index_or_store, self, **kwargs)
 
     # -- persistence -------------------------------------------------------------------------------
-    def save(self, path) -> Path:
-        """Write ``path/`` (``delta.json`` + ``arrays.npz``) atomically: into a temporary
-        folder beside it, then renamed over it."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
-        tmp.mkdir()
-        try:
-            with open(tmp / _ARRAYS, "wb") as fh:
-                np.savez(fh, vectors=self.vectors.astype(np.float32),
-                         original=self.original.astype(np.float64),
-                         sums=self.sums.astype(np.float64), counts=self.counts.astype(np.int64))
-                fh.flush()
-                os.fsync(fh.fileno())
-            meta = {"format": FORMAT, "version": FORMAT_VERSION, "nudge_rag": __version__,
-                    "ids": self.ids, "method": self.method, "gamma": self.gamma,
-                    "metric": self.metric, "similarity": self.similarity, "dim": self.dim,
-                    "model": self.model, "questions": self.questions,
-                    "report": self.fit_report, "arrays_sha256": _sha256(tmp / _ARRAYS)}
-            with open(tmp / _META, "w", encoding="utf-8") as fh:
-                json.dump(meta, fh, indent=1, default=_json_default)
-                fh.flush()
-                os.fsync(fh.fileno())
-            old = None
-            if path.exists():
-                old = path.parent / f".{path.name}.old-{uuid.uuid4().hex[:8]}"
-                os.replace(path, old)
-            os.replace(tmp, path)
-            if old is not None:
-                shutil.rmtree(old, ignore_errors=True)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        return path
+    def save(self, path, overwrite: bool = False) -> Path:
+        """Write ``path/`` (``delta.json`` + ``arrays.npz``). The new copy is written beside
+        ``path``, flushed to disk and swapped in at once, so ``path`` holds the old delta or
+        the new one, whole, at every instant (see docs/reliability.md).
+
+        ``path`` must not exist, or be an empty folder, or hold a delta and
+        ``overwrite=True`` be given; anything else there is refused (and left as it was)."""
+        return write_delta(self, path, overwrite)
 
     @classmethod
     def load(cls, path) -> NudgeDelta:
-        """Read a delta written by :meth:`save`, verifying it is whole and untouched."""
-        path = Path(path)
-        if not (path / _META).is_file():
-            raise InputError(f"{path} holds no {_META}; pass the folder that delta.save() wrote")
-        try:
-            meta = json.loads((path / _META).read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise InputError(f"{path / _META} is truncated or corrupt ({exc}); save the delta "
-                             "again") from None
-        if meta.get("format") != FORMAT or meta.get("version") != FORMAT_VERSION:
-            raise InputError(f"{path} is not a nudge-rag delta of format version "
-                             f"{FORMAT_VERSION}")
-        arrays = path / _ARRAYS
-        if not arrays.is_file() or _sha256(arrays) != meta.get("arrays_sha256"):
-            raise InputError(f"{arrays} is missing, truncated or was modified after saving "
-                             "(checksum mismatch); save the delta again")
-        with np.load(arrays, allow_pickle=False) as npz:
-            data = {k: npz[k] for k in ("vectors", "original", "sums", "counts")}
-        return cls(ids=[str(i) for i in meta["ids"]], method=meta["method"],
-                   gamma=float(meta["gamma"]), metric=meta["metric"],
-                   similarity=meta["similarity"], dim=int(meta["dim"]), model=meta["model"],
-                   questions=meta["questions"], fit_report=meta["report"], **data)
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _json_default(obj):
-    if isinstance(obj, np.generic):
-        return obj.item()
-    raise TypeError(f"cannot store {type(obj).__name__} in delta.json")
+        """Read a delta written by :meth:`save`, verifying it is whole and untouched: every
+        field, shape, dtype and checksum, and finite values. A damaged delta raises
+        :class:`InputError` naming the file and the field."""
+        return cls(**read_delta(path))

@@ -6,6 +6,8 @@ plain Python code would expect (``ValueError``), so existing ``except`` clauses 
 
 from __future__ import annotations
 
+import numbers
+
 
 class NudgeError(Exception):
     """Base class of every error nudge-rag raises on purpose."""
@@ -27,5 +29,18 @@ class MismatchError(InputError):
     """A delta, store or question set belongs to another index, model or dimension."""
 
 
+class WriteError(NudgeError, OSError):
+    """Writing a file or folder failed (a full disk, a missing folder, no permission). The
+    message names the path; whatever was there before is left as it was."""
+
+
 class DownloadError(NudgeError, OSError):
     """A download failed, stopped early, or did not match its published checksum."""
+
+
+def positive_whole(value, name: str) -> int:
+    """``value`` as an ``int`` if it is a whole number of at least 1 (numpy's integers
+    included, ``True`` not), else an :class:`InputError` naming ``name``."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 1:
+        return int(value)
+    raise InputError(f"{name}={value!r} must be a positive whole number")

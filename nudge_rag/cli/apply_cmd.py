@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 from ..errors import InputError
 from .fit_cmd import check_model, load_delta
 from .indexes import add_index_options, load_index, save_index
+from .outputs import check_index_out
 
 
 def register(sub) -> None:
@@ -21,12 +23,16 @@ def register(sub) -> None:
     a.add_argument("index", help="persisted index")
     a.add_argument("delta", help="delta directory written by 'fit'")
     where = a.add_mutually_exclusive_group(required=True)
-    where.add_argument("-o", "--output", help="write the nudged index here (must not exist)")
+    where.add_argument("-o", "--output",
+                       help="write the nudged index here (new, or an index of the same kind "
+                            "with --overwrite)")
     where.add_argument("--inplace", action="store_true", help="rewrite the index itself")
     a.add_argument("--backup", default=None,
                    help="with --inplace: where to keep the original (default INDEX.bak)")
     a.add_argument("--no-backup", action="store_true",
                    help="with --inplace: keep no backup (revert still works from the delta)")
+    a.add_argument("--overwrite", action="store_true",
+                   help="with -o: replace the index already there")
     a.add_argument("--allow-model-mismatch", action="store_true",
                    help="apply even though the delta names another embedding model")
     add_index_options(a)
@@ -43,12 +49,35 @@ def register(sub) -> None:
 
 
 def _quiet(fn, *args, **kwargs):
+    """Call ``fn``, printing its warnings as ``warning:`` lines."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         out = fn(*args, **kwargs)
     for w in caught:
         print(f"warning: {w.message}", file=sys.stderr)
     return out
+
+
+def _silent(fn, *args, **kwargs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return fn(*args, **kwargs)
+
+
+def _backup_path(args, loaded) -> Path | None:
+    """Where ``apply --inplace`` keeps the original index, checked before anything is
+    written."""
+    if args.no_backup:
+        return None
+    backup = Path(args.backup) if args.backup else \
+        loaded.path.with_name(loaded.path.name + ".bak")
+    if os.path.lexists(backup):
+        raise InputError(f"backup {backup} already exists; move it away, pass --backup PATH "
+                         "or --no-backup")
+    if not backup.parent.is_dir():
+        raise InputError(f"--backup {backup}: the folder {backup.parent} does not exist; "
+                         "create it or pass another --backup path")
+    return backup
 
 
 def run_apply(args) -> int:
@@ -58,32 +87,37 @@ def run_apply(args) -> int:
         check_model(delta, loaded)
     if args.output is not None:
         out = Path(args.output)
-        if out.exists():
-            raise InputError(f"output {out} already exists; choose a new path or use --inplace")
+        check_index_out(out, loaded.kind, args.overwrite)
         new = _quiet(delta.apply, loaded.obj, inplace=False,
                      allow_model_mismatch=args.allow_model_mismatch)
         save_index(new, loaded.kind, out)
-        print(f"wrote the nudged index ({len(delta)} records moved) to {out}")
+        print(f"wrote the nudged index ({int(delta.moved.sum())} records moved) to {out}")
         return 0
-    backup = None
-    if not args.no_backup:
-        backup = Path(args.backup) if args.backup else \
-            loaded.path.with_name(loaded.path.name + ".bak")
-        if backup.exists():
-            raise InputError(f"backup {backup} already exists; move it away, pass --backup "
-                             "PATH or --no-backup")
-    _quiet(delta.apply, loaded.obj, inplace=True,
-           allow_model_mismatch=args.allow_model_mismatch)
+    if args.overwrite:
+        raise InputError("--overwrite goes with -o; --inplace always rewrites the index")
+    backup = _backup_path(args, loaded)
+    todo = _quiet(delta.pending, loaded.obj, "apply")
+    if not todo:
+        why = "the delta moves no record" if not delta.moved.any() else \
+            f"{loaded.path} already holds the nudged vectors"
+        print(f"0 records changed: {why}")
+        return 0
+    _silent(delta.apply, loaded.obj, inplace=True,
+            allow_model_mismatch=args.allow_model_mismatch)
     save_index(loaded.obj, loaded.kind, loaded.path, backup=backup)
     kept = f"; original kept at {backup}" if backup else ""
-    print(f"applied {len(delta)} moved records to {loaded.path} in place{kept}")
+    print(f"applied {len(todo)} moved records to {loaded.path} in place{kept}")
     return 0
 
 
 def run_revert(args) -> int:
     delta = load_delta(args.delta)
     loaded = load_index(args.index, args.kind, args.model, args.allow_pickle)
-    _quiet(delta.revert, loaded.obj)
+    todo = _quiet(delta.pending, loaded.obj, "revert")
+    if not todo:
+        print(f"0 records changed: {loaded.path} already holds the original vectors")
+        return 0
+    _silent(delta.revert, loaded.obj)
     save_index(loaded.obj, loaded.kind, loaded.path)
-    print(f"restored the original vectors of {len(delta)} records in {loaded.path}")
+    print(f"restored the original vectors of {len(todo)} records in {loaded.path}")
     return 0

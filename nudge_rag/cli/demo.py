@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
+from .outputs import check_demo_out
 from .questions_cmd import PER_CHUNK
 
 DOC_SUFFIXES = (".txt", ".md", ".markdown", ".rst")
@@ -42,6 +43,8 @@ def register(sub) -> None:
                         "topics; indexed whole unless --max-chunks is given")
     d.add_argument("--out", default="nudge-demo",
                    help="folder for the index, questions and delta (default ./nudge-demo)")
+    d.add_argument("--overwrite", action="store_true",
+                   help="replace the output of an earlier demo at --out")
     d.add_argument("--max-chunks", type=int, default=None,
                    help="use at most this many chunks, spread over the corpus (default: "
                         f"all of a --docs folder, {PYDOC_CHUNKS} of the Python docs topics)")
@@ -195,7 +198,7 @@ def fit_and_score(built: Built, n_chunks: int) -> None:
         built.delta = ft.fit(train, val)
         result = ft.evaluate(test, built.delta)
     print(f"[4/6] NUDGE-N: gamma={built.delta.gamma:.4g} chosen on validation, "
-          f"{len(built.delta)} of {n_chunks} chunks moved")
+          f"{int(built.delta.moved.sum())} of {n_chunks} chunks moved")
     print("[5/6] held-out test questions, before -> after:")
     print(metrics_table(result))
 
@@ -269,7 +272,7 @@ def save(built: Built, out: Path, started: float) -> None:
     built.questions.to_jsonl(out / "questions.jsonl")
     for name, part in zip(("train", "val", "test"), built.parts):
         part.to_jsonl(out / f"{name}.jsonl")
-    built.delta.save(out / "delta")
+    built.delta.save(out / "delta", overwrite=True)  # check_demo_out allowed it
     print(f"\n[6/6] saved the index, questions and delta under {out}/ "
           f"({time.perf_counter() - started:.0f} s)")
     print("next:")
@@ -284,6 +287,7 @@ def run_demo(args) -> int:
         if value is not None and value < 1:
             raise InputError(f"--{name.replace('_', '-')} must be at least 1")
     show = not args.no_progress
+    check_demo_out(Path(args.out), args.overwrite)  # refuse someone else's folder, before work
     started = time.perf_counter()
     nodes = load_corpus(args, show)
     index = build_index(nodes, args.model, show)

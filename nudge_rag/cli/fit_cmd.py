@@ -9,6 +9,7 @@ import warnings
 from ..core.method import Method
 from ..errors import InputError, MismatchError
 from .indexes import add_index_options, load_index
+from .outputs import check_delta_out
 
 METRICS_HELP = "ndcg@10 (default), recall@k, mrr@k or hit@k"
 
@@ -21,7 +22,11 @@ def register(sub) -> None:
                                    "The index is not changed.")
     f.add_argument("index", help="persisted index")
     f.add_argument("questions", help="questions file (JSONL, as 'questions generate' writes)")
-    f.add_argument("-o", "--output", required=True, help="delta directory to write")
+    f.add_argument("-o", "--output", required=True,
+                   help="delta directory to write (new, empty, or an earlier delta with "
+                        "--overwrite)")
+    f.add_argument("--overwrite", action="store_true",
+                   help="replace the delta already at --output")
     f.add_argument("--method", type=Method.parse, choices=list(Method), default=Method.N,
                    help="nudge-n (default; unit-norm, safe for cosine stores) or nudge-m "
                         "(inner-product stores only)")
@@ -36,9 +41,12 @@ def register(sub) -> None:
     add_index_options(f)
     f.set_defaults(run=run_fit)
 
-    e = sub.add_parser("eval", help="before/after metrics of a delta on test questions",
-                       description="Score test questions on the index as it is (before) and "
-                                   "with the delta overlaid (after). Nothing is written.")
+    e = sub.add_parser("eval", help="metrics of a delta on test questions, without and with it",
+                       description="Score test questions on the index with the delta's records "
+                                   "at their original vectors (original) and at their nudged "
+                                   "vectors (nudged); every other record is scored as the index "
+                                   "holds it. The result is the same whether or not the delta "
+                                   "was applied in place. Nothing is written.")
     e.add_argument("index", help="persisted index (as it was when the delta was fitted)")
     e.add_argument("delta", help="delta directory written by 'fit'")
     e.add_argument("questions", help="test questions file (JSONL), not used in the fit")
@@ -75,7 +83,7 @@ def load_delta(path):
 
 def check_model(delta, loaded) -> None:
     """Refuse a delta fitted with another embedding model than the index's."""
-    from ..embedding import fingerprints_differ, model_fingerprint
+    from ..embedding import model_mismatch
     from ..stores import adapt
 
     adapter = adapt(loaded.obj)
@@ -83,10 +91,10 @@ def check_model(delta, loaded) -> None:
     if dim is not None and dim != delta.dim:
         raise MismatchError(f"the delta holds {delta.dim}-d vectors but {loaded.path} holds "
                             f"{dim}-d vectors; it was fitted on another index or model")
-    theirs = model_fingerprint(adapter.embed_model(), dim)
-    if fingerprints_differ(delta.model, theirs):
-        raise MismatchError(f"the delta was fitted with model {delta.model.get('name')!r} but "
-                            f"--model gives {theirs.get('name')!r}; pass the model that "
+    why = model_mismatch(delta.model, adapter.embed_model(), dim)
+    if why is not None:
+        raise MismatchError(f"the delta was fitted with another embedding model than "
+                            f"{loaded.path} uses: {why}; pass --model with the model that "
                             "built the index")
 
 
@@ -95,6 +103,7 @@ def run_fit(args) -> int:
 
     if args.val is None and args.gamma is None and not 0 < args.val_fraction < 1:
         raise InputError(f"--val-fraction {args.val_fraction} must be between 0 and 1")
+    check_delta_out(args.output, args.overwrite)  # before the fit, not after it
     loaded = load_index(args.index, args.kind, args.model, args.allow_pickle)
     qs = read_questions(args.questions, loaded)
     val = None
@@ -110,16 +119,16 @@ def run_fit(args) -> int:
         delta = ft.fit(qs, val)
     for w in caught:
         print(f"warning: {w.message}", file=sys.stderr)
-    delta.save(args.output)
+    delta.save(args.output, overwrite=args.overwrite)
     print(delta.report())
     print(f"delta written to {args.output}")
     return 0
 
 
-def metrics_table(result: dict) -> str:
+def metrics_table(result: dict, labels=("before", "after")) -> str:
     before, after = result["before"], result["after"]
     lines = [f"{result['n_questions']} test questions, gamma={result['gamma']:.4g}",
-             f"{'metric':<12} {'before':>8} {'after':>8} {'change':>8}"]
+             f"{'metric':<12} {labels[0]:>8} {labels[1]:>8} {'change':>8}"]
     for name in before:
         b, a = before[name], after[name]
         lines.append(f"{name:<12} {b:>8.4f} {a:>8.4f} {a - b:>+8.4f}")
@@ -140,10 +149,14 @@ def run_eval(args) -> int:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         result = ft.evaluate(qs, delta, metrics=metrics)
+        applied = len(delta.pending(loaded.obj, "revert"))
     if args.json:
         print(json.dumps(result, indent=1, default=float))
-    else:
-        print(metrics_table(result))
+        return 0
+    if applied:
+        print(f"note: {loaded.path} already holds the nudged vectors of {applied} records "
+              "(applied in place); 'original' scores them at the delta's original vectors")
+    print(metrics_table(result, labels=("original", "nudged")))
     return 0
 
 
@@ -151,13 +164,14 @@ def run_inspect(args) -> int:
     delta = load_delta(args.delta)
     if args.json:
         facts = {"method": delta.method, "gamma": delta.gamma, "metric": delta.metric,
-                 "moved": len(delta), "dim": delta.dim, "similarity": delta.similarity,
-                 "model": delta.model, "questions": delta.questions,
-                 "report": delta.fit_report}
+                 "moved": int(delta.moved.sum()), "records": len(delta), "dim": delta.dim,
+                 "similarity": delta.similarity, "model": delta.model,
+                 "questions": delta.questions, "report": delta.fit_report}
         print(json.dumps(facts, indent=1, default=float))
         return 0
     print(delta.report())
     model = delta.model or {}
-    print(f"model: {model.get('name')} ({model.get('class')}, {delta.dim}-d); "
+    probe = ", with its probe embedding" if model.get("probe") else ""
+    print(f"model: {model.get('name')} ({delta.dim}-d{probe}); "
           f"questions fingerprint {delta.questions}")
     return 0

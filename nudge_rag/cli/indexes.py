@@ -15,13 +15,13 @@ leaves what was there untouched.
 
 from __future__ import annotations
 
-import json
+import math
 import os
-import shutil
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from .._fs import staged
+from .._readers import read_json
 from ..errors import InputError
 
 KINDS = ("llama-index", "langchain", "faiss")
@@ -179,10 +179,12 @@ def _load(path: Path, kind: str, model: str | None, allow_pickle: bool) -> Loade
 
         from ..local import langchain_embeddings
 
+        _check_dump(path)
         try:
             obj = InMemoryVectorStore.load(str(path), langchain_embeddings(model))
-        except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
-            raise InputError(f"{path} is not a readable InMemoryVectorStore dump ({exc})") from None
+        except Exception as exc:  # noqa: BLE001 - whatever LangChain's reader raises
+            raise InputError(f"{path} is not a readable InMemoryVectorStore dump "
+                             f"({type(exc).__name__}: {exc})") from None
     else:
         if not allow_pickle:
             raise InputError(f"{path} is a FAISS folder; loading it unpickles index.pkl, which "
@@ -191,9 +193,85 @@ def _load(path: Path, kind: str, model: str | None, allow_pickle: bool) -> Loade
 
         from ..local import langchain_embeddings
 
-        obj = FAISS.load_local(str(path), langchain_embeddings(model),
-                               allow_dangerous_deserialization=True)
+        _check_faiss_file(path / "index.faiss")
+        try:
+            obj = FAISS.load_local(str(path), langchain_embeddings(model),
+                                   allow_dangerous_deserialization=True)
+        except Exception as exc:  # noqa: BLE001 - whatever faiss or the unpickling raises
+            raise InputError(f"{path} is not a readable FAISS folder ({type(exc).__name__}: "
+                             f"{exc}); save it again with save_local") from None
+        _check_faiss_store(obj, path)
     return Loaded(obj, kind, path, model)
+
+
+_DUMP_FIX = "write it with InMemoryVectorStore.dump(path)"
+
+
+def _check_dump(path: Path) -> None:
+    """Refuse a LangChain dump that is not ``{id: {"id", "vector", "text", "metadata"}}``
+    with finite vectors of one length, naming the record and the field."""
+    data = read_json(path, _DUMP_FIX)
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: expected a JSON object {{id: record}}, got "
+                         f"{type(data).__name__}; {_DUMP_FIX}")
+    dim = None
+    for key, rec in data.items():
+        where = f"{path}: record {key!r}"
+        if not isinstance(rec, dict):
+            raise InputError(f"{where} must be an object, got {type(rec).__name__}; "
+                             f"{_DUMP_FIX}")
+        vector = rec.get("vector")
+        if not isinstance(vector, list) or not vector or not all(
+                isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+                for x in vector):
+            raise InputError(f"{where}: field 'vector' must be a non-empty list of finite "
+                             f"numbers; {_DUMP_FIX}")
+        if dim is not None and len(vector) != dim:
+            raise InputError(f"{where}: field 'vector' has {len(vector)} numbers, the records "
+                             f"before it {dim}; {_DUMP_FIX}")
+        dim = len(vector)
+        if not isinstance(rec.get("text"), str) or not isinstance(rec.get("id", key), str):
+            raise InputError(f"{where}: fields 'text' and 'id' must be strings; {_DUMP_FIX}")
+        if not isinstance(rec.get("metadata", {}), dict):
+            raise InputError(f"{where}: field 'metadata' must be an object; {_DUMP_FIX}")
+
+
+def _check_faiss_store(obj, path: Path) -> None:
+    """Every row of the FAISS index must map to a document in the docstore."""
+    index_ids = getattr(obj, "index_to_docstore_id", None)
+    docs = getattr(getattr(obj, "docstore", None), "_dict", None)
+    if not isinstance(index_ids, dict) or not isinstance(docs, dict) or \
+            sorted(index_ids) != list(range(obj.index.ntotal)) or \
+            any(i not in docs for i in index_ids.values()):
+        raise InputError(f"{path}: index.faiss and index.pkl do not match (rows without "
+                         "documents); save the store again with save_local")
+
+
+#: the FAISS index types whose file is a fixed header plus the rows, so that a header that
+#: promises more rows than the file holds can be refused before faiss allocates them
+_FLAT_FOURCC = (b"IxFI", b"IxF2", b"IxFl")
+
+
+def _check_faiss_file(path: Path) -> None:
+    import struct
+
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(45)
+    except OSError as exc:
+        raise InputError(f"{path} cannot be read ({exc.strerror}); is it a FAISS folder?") \
+            from None
+    if len(head) < 4:
+        raise InputError(f"{path} is empty or truncated; save the store again with save_local")
+    if head[:4] not in _FLAT_FOURCC or len(head) < 45:
+        return  # other index types: faiss checks them itself
+    d, ntotal = struct.unpack_from("<iq", head, 4)
+    metric = struct.unpack_from("<i", head, 29)[0]
+    codes_at = 33 + (4 if metric > 1 else 0)  # metric_arg follows a metric beyond L2/IP
+    size = path.stat().st_size
+    if d <= 0 or ntotal < 0 or d * ntotal * 4 > size - codes_at - 8:
+        raise InputError(f"{path} is truncated or damaged (its header promises {ntotal} rows "
+                         f"of {d} floats); save the store again with save_local")
 
 
 def _write(obj, kind: str, target: Path) -> None:
@@ -202,43 +280,34 @@ def _write(obj, kind: str, target: Path) -> None:
     elif kind == "langchain":
         obj.dump(str(target))
     else:
-        obj.save_local(str(target))
+        _save_faiss(obj, target)
+
+
+def _save_faiss(store, folder: Path) -> None:
+    """The layout of LangChain's ``FAISS.save_local`` (``index.faiss``, and ``index.pkl``
+    holding the docstore and the row-to-id map), with the index streamed through Python:
+    ``faiss.write_index(index, path)`` only prints a failed close (a full disk) and returns,
+    leaving a truncated file behind."""
+    import pickle
+
+    import faiss
+
+    folder.mkdir()
+    with open(folder / "index.faiss", "wb") as fh:
+        writer = faiss.PyCallbackIOWriter(fh.write)
+        faiss.write_index(store.index, writer)
+        del writer  # flushes its last block
+    with open(folder / "index.pkl", "wb") as fh:
+        pickle.dump((store.docstore, store.index_to_docstore_id), fh)
 
 
 def save_index(obj, kind: str, target, backup=None) -> Path | None:
-    """Write ``obj`` to ``target`` through a temporary sibling renamed into place. When
-    ``target`` exists it is moved to ``backup`` (or removed when ``backup`` is ``None``).
-    Returns the backup path."""
+    """Write ``obj`` to ``target``: into a temporary sibling, flushed to disk, then swapped
+    in at once, so ``target`` holds the old index or the new one, whole, at every instant.
+    With ``backup``, the old index is kept there (whole, before ``target`` changes).
+    Returns the backup path when one was made."""
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
-    try:
+    keep = backup is not None and os.path.lexists(target)
+    with staged(target, backup=backup) as tmp:
         _write(obj, kind, tmp)
-    except BaseException:
-        _remove(tmp)
-        raise
-    old = None
-    if target.exists():
-        old = Path(backup) if backup is not None else \
-            target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
-        if backup is not None and old.exists():
-            _remove(tmp)
-            raise InputError(f"backup {old} already exists; move it away or pass --backup")
-        os.replace(target, old)
-    try:
-        os.replace(tmp, target)
-    except BaseException:
-        if old is not None:
-            os.replace(old, target)
-        _remove(tmp)
-        raise
-    if old is not None and backup is None:
-        _remove(old)
-    return old if backup is not None else None
-
-
-def _remove(path: Path) -> None:
-    if path.is_dir():
-        shutil.rmtree(path, ignore_errors=True)
-    elif path.exists():
-        path.unlink()
+    return Path(backup) if keep else None

@@ -41,14 +41,25 @@ def check_finite_nonzero(arr: np.ndarray, name: str, block_rows: int = 65_536) -
         block = arr[start:start + block_rows]
         sq = np.einsum("ij,ij->i", block, block, dtype=np.float64)
         if not np.all(np.isfinite(sq)):
-            bad = start + int(np.flatnonzero(~np.isfinite(sq))[0])
-            raise InputError(f"{name} row {bad} contains NaN or inf; remove or re-embed it")
+            first = int(np.flatnonzero(~np.isfinite(sq))[0])
+            _raise_not_finite(block[first], name, start + first)
         norms[start:start + block.shape[0]] = np.sqrt(sq)
     zero = np.flatnonzero(norms == 0)
     if zero.size:
         raise InputError(f"{name} row {int(zero[0])} has zero norm ({zero.size} such rows); "
                          "a zero vector has no direction: drop those rows or re-embed them")
     return norms
+
+
+def _raise_not_finite(row: np.ndarray, name: str, index: int) -> None:
+    """Say what is wrong with a row whose squared norm is not finite: NaN or inf values, or
+    finite values too large to square in float64."""
+    if np.all(np.isfinite(row)):
+        big = float(np.max(np.abs(row)))
+        raise InputError(f"{name} row {index} has values too large (up to {big:.3g}): its "
+                         "squared norm overflows float64. Rescale the vectors (embedding "
+                         "values are usually within ±10)")
+    raise InputError(f"{name} row {index} contains NaN or inf; remove or re-embed it")
 
 
 def check_same_dim(a: np.ndarray, a_name: str, b: np.ndarray, b_name: str) -> None:

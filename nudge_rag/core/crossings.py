@@ -40,6 +40,9 @@ _FILTER_MIN_PAIRS_PER_QUESTION = 3.0
 _FILTER_GRID = np.tan(np.linspace(0.0, np.pi / 2, 9)[:-1])
 # metric values closer than this count as ties (float sums of the same terms)
 TIE = 1e-9
+# crossings closer than this (relative to 1 + γ) are one: lines that meet at one γ give
+# crossings a few bits apart, and the slivers between them hold the tie point's ranks
+GAMMA_TIE = 1e-9
 
 
 @dataclass
@@ -81,10 +84,12 @@ class Crossings:
     complete: bool
 
     def curve(self) -> tuple[np.ndarray, np.ndarray]:
-        """``(starts, values)``: the metric on ``[starts[i], starts[i+1])``, from γ = 0."""
+        """``(starts, values)``: the metric on ``[starts[i], starts[i+1])``, from γ = 0.
+        Events within :data:`GAMMA_TIE` of each other form one step, starting at the last."""
         values = self.value0 + np.cumsum(self.delta)
-        last = np.r_[self.gamma[1:] != self.gamma[:-1], True] if len(self.gamma) else []
-        return np.r_[0.0, self.gamma[last]], np.r_[self.value0, values[last]]
+        g = self.gamma
+        last = np.r_[g[1:] - g[:-1] > GAMMA_TIE * (1.0 + g[1:]), True] if len(g) else []
+        return np.r_[0.0, g[last]], np.r_[self.value0, values[last]]
 
 
 # -- finding the events ----------------------------------------------------------------------
@@ -389,7 +394,8 @@ def best_interval(crossings: Crossings, zero_value: float,
         bound = starts[i + 1] if i + 1 < len(starts) else np.inf
         if crossings.complete:
             return None if np.isinf(bound) else float(bound)
-        return following(float(starts[i]), bound)
+        # crossings left out of the list may sit a few bits after the start: skip them
+        return following(float(starts[i]) + GAMMA_TIE * (1.0 + float(starts[i])), bound)
 
     if best == 0:  # the interval (0, first crossing) only beats γ = 0 through exact ties
         end = right_end(0)

@@ -19,6 +19,8 @@ protocol, unchanged.
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
 from ..errors import InputError, NotFittedError
@@ -100,8 +102,8 @@ class _Nudge:
         parse_metric(self.metric, "metric")
         for name in ("gamma", "alpha"):
             v = getattr(self, name)
-            if v is not None and (isinstance(v, bool) or not isinstance(
-                    v, (int, float, np.floating)) or not np.isfinite(v) or v < 0):
+            if v is not None and (isinstance(v, bool) or not isinstance(v, numbers.Real)
+                                  or not np.isfinite(v) or v < 0):
                 raise InputError(f"{name}={v!r} must be a finite number ≥ 0, or None to choose "
                                  "it on held-out questions")
         if not isinstance(self.device, str):
@@ -149,8 +151,9 @@ class _Nudge:
         val = check_validation(docs, val_q, val_rel, self._needs_validation())
         folds = self._fold_labels(tq, groups)
         norms = check_finite_nonzero(docs, "doc_emb")
-        parts = array_parts(docs, norms, tq, train_pairs, val, folds,
-                            self._depth() if self._searching() else None, self._refits(),
+        # no question has more competitors than there are records
+        depth = min(self._depth(), len(docs)) if self._searching() else None
+        parts = array_parts(docs, norms, tq, train_pairs, val, folds, depth, self._refits(),
                             self.device)
         return self.fit_prepared(parts)
 
@@ -187,12 +190,13 @@ class _Nudge:
         self.rows_ = np.asarray(final.rows, dtype=np.int64)
         self.sums_ = final.sums
         self.geometry_ = geometry_final
-        self.vectors_ = self._vectors(geometry_final, gamma).astype(np.float32)
+        self.vectors_ = _as_float32(self._vectors(geometry_final, gamma), gamma)
         self.moved_ = self._moved_mask(geometry_final, gamma)
         self.memory_ = final.memory if alpha > 0 and final.memory is not None else \
             QueryMemory.empty(final.sums.shape[1], len(final.rows))
         self.n_features_in_ = int(final.sums.shape[1])
-        report.update({"n_moved": int(len(final.rows)), "refit": final is parts.final,
+        report.update({"n_moved": int(np.count_nonzero(self.moved_)),
+                       "refit": final is parts.final,
                        "n_memory_questions": len(self.memory_)})
         self.report_ = report
         return self
@@ -268,6 +272,16 @@ class _Nudge:
             raise InputError(f"k={k!r} must be an integer ≥ 1")
         return nudged_top_k(docs, norms, q, int(k), self.rows_, self.vectors_, self.memory_,
                             self.alpha_, self.device)
+
+
+def _as_float32(vectors: np.ndarray, gamma: float) -> np.ndarray:
+    """The moved vectors as stores keep them (float32), refusing a γ that overflows it."""
+    largest = float(np.max(np.abs(vectors), initial=0.0))
+    if not np.isfinite(largest) or largest > float(np.finfo(np.float32).max):
+        raise InputError(f"gamma={gamma!r} moves records so far that their vectors do not fit "
+                         f"in float32 (largest value {largest:.3g}, float32 ends at 3.4e38); "
+                         "use a smaller gamma")
+    return vectors.astype(np.float32)
 
 
 class NudgeM(_Nudge):

@@ -7,6 +7,7 @@ the flat arrays, sorted by question, so no code loops over questions.
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 from itertools import chain
 
@@ -106,12 +107,15 @@ def to_pairs(rel, n_queries: int, n_rows: int, name: str,
     if total and np.any(rows != np.round(rows)):
         qi = int(query[np.flatnonzero(rows != np.round(rows))[0]])
         raise InputError(f"{name}[{qi}] has a non-integer row index; rows index the records")
-    rows_i = rows.astype(np.int64)
-    bad = (rows_i < 0) | (rows_i >= n_rows)
+    # bounds are checked on the floats: a row past int64 must not wrap round to a negative one
+    bad = (rows < 0) | (rows >= n_rows)
     if np.any(bad):
-        first = np.flatnonzero(bad)[0]
-        raise InputError(f"{name}[{int(query[first])}] names row {int(rows_i[first])}, outside "
+        first = int(np.flatnonzero(bad)[0])
+        given = list(chain.from_iterable(r for r, _ in items))[first]
+        shown = int(given) if isinstance(given, numbers.Integral) else given
+        raise InputError(f"{name}[{int(query[first])}] names row {shown}, outside "
                          f"0..{n_rows - 1}; relevance must index rows of the record array")
+    rows_i = rows.astype(np.int64)
     keep = grades > 0
     query, rows_i, grades = query[keep], rows_i[keep], grades[keep]
     # duplicates of one row within a question keep the highest grade

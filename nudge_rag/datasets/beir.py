@@ -7,14 +7,15 @@ cached embeddings under ``embeddings/<model>/`` (``corpus.npy`` + ``corpus_ids.t
 
 from __future__ import annotations
 
+import contextlib
 import csv
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from .._readers import jsonl, text_lines
 from ..errors import InputError
 
 #: Environment variable that points at a folder holding BEIR datasets (``scifact/``, ...).
@@ -49,24 +50,14 @@ class BeirDataset:
 
 
 def _read_jsonl(path: Path) -> list[dict]:
-    rows = []
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as exc:
-                raise InputError(f"{path}:{lineno}: not valid JSON ({exc.msg}); fix or remove "
-                                 "that line") from None
-    return rows
+    return [row for _, _, row in jsonl(path)]
 
 
 def read_qrels(path: str | os.PathLike) -> dict[str, dict[str, float]]:
     """Read a BEIR qrels TSV (header ``query-id corpus-id score``). Grades ≤ 0 are dropped."""
     qrels: dict[str, dict[str, float]] = {}
-    with open(path, encoding="utf-8", newline="") as fh:
-        reader = csv.reader(fh, delimiter="\t")
+    with contextlib.closing(text_lines(path)) as lines:
+        reader = csv.reader((line for _, line in lines), delimiter="\t")
         header = next(reader, None)
         if header is None:
             return qrels

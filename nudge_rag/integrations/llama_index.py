@@ -17,7 +17,7 @@ from llama_index.core.constants import DEFAULT_SIMILARITY_TOP_K
 from llama_index.core.schema import NodeWithScore, QueryBundle
 from llama_index.core.vector_stores.types import VectorStoreQueryMode
 
-from ..errors import InputError
+from ..errors import InputError, positive_whole
 from ..overlay import Hit, Overlay
 from ..stores.base import run_blocking
 
@@ -49,7 +49,9 @@ class NudgedRetriever(BaseRetriever):
                              "retriever searches dense vectors only "
                              "(VectorStoreQueryMode.DEFAULT)")
         self._alpha, self._sparse_top_k, self._hybrid_top_k = alpha, sparse_top_k, hybrid_top_k
-        self._among = _restriction(index, node_ids, doc_ids)
+        self._node_ids = None if node_ids is None else list(node_ids)
+        self._doc_ids = None if doc_ids is None else list(doc_ids)
+        _check_documents(index, self._doc_ids)
         self._index = index
         self._overlay = Overlay(index, delta, allow_model_mismatch=allow_model_mismatch)
         self.similarity_top_k = similarity_top_k
@@ -75,9 +77,7 @@ class NudgedRetriever(BaseRetriever):
 
     @similarity_top_k.setter
     def similarity_top_k(self, value: int) -> None:
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise InputError(f"similarity_top_k={value!r} must be a positive whole number")
-        self._similarity_top_k = value
+        self._similarity_top_k = positive_whole(value, "similarity_top_k")
 
     def _scored(self, hits: list[Hit]) -> list[NodeWithScore]:
         return [NodeWithScore(node=hit.payload, score=hit.score) for hit in hits]
@@ -99,8 +99,9 @@ class NudgedRetriever(BaseRetriever):
         return self._scored(self._search(embedding))
 
     def _search(self, embedding):
-        if self._among is not None:
-            return self._overlay.search_among(self._among, embedding, self._similarity_top_k,
+        among = self._among()
+        if among is not None:
+            return self._overlay.search_among(among, embedding, self._similarity_top_k,
                                               self._filters, self._options)
         return self._overlay.search(embedding, self._similarity_top_k, self._filters,
                                     self._options)
@@ -112,23 +113,28 @@ class NudgedRetriever(BaseRetriever):
         if embedding is None:
             embedding = await self._embed_model.aget_agg_embedding_from_queries(
                 query_bundle.embedding_strs)
-        if self._among is not None:
+        if self._node_ids is not None or self._doc_ids is not None:
             return self._scored(await run_blocking(self._search, embedding))
         return self._scored(await self._overlay.asearch(embedding, self._similarity_top_k,
                                                         self._filters, self._options))
 
+    def _among(self) -> list[str] | None:
+        """The node ids a retrieval is restricted to (``None``: no restriction):
+        ``node_ids``, plus the nodes of ``doc_ids`` as the docstore records them now (a
+        document updated or deleted since the retriever was made has other nodes, or none)."""
+        if self._node_ids is None and self._doc_ids is None:
+            return None
+        among = list(self._node_ids or [])
+        for doc_id in self._doc_ids or []:
+            info = self._index.docstore.get_ref_doc_info(doc_id)
+            among.extend(info.node_ids if info is not None else [])
+        return among
 
-def _restriction(index, node_ids, doc_ids) -> list[str] | None:
-    """The node ids a retrieval is restricted to: ``node_ids``, plus the nodes of ``doc_ids``
-    as the index's docstore records them (``None``: no restriction)."""
-    if node_ids is None and doc_ids is None:
-        return None
-    among = list(node_ids or [])
+
+def _check_documents(index, doc_ids) -> None:
+    """Refuse ``doc_ids`` that the index's docstore does not know when the retriever is made."""
     for doc_id in doc_ids or []:
-        info = index.docstore.get_ref_doc_info(doc_id)
-        if info is None:
+        if index.docstore.get_ref_doc_info(doc_id) is None:
             raise InputError(f"doc_ids: the index's docstore knows no document {doc_id!r} "
                              "(stores that keep nodes themselves record no documents there); "
                              "pass node_ids or filters instead")
-        among.extend(info.node_ids)
-    return among

@@ -17,14 +17,14 @@ the metadata. Lines without an id get ``line<N>``.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime
 from pathlib import Path
 
 import numpy as np
 
+from .._fs import staged
+from .._readers import jsonl, read_json
 from ..datasets import read_qrels
 from ..errors import InputError
 from .chunks import as_chunks
@@ -79,17 +79,8 @@ def question_from_row(row, where: str, known: set | None = None,
 
 def jsonl_rows(path):
     """``(line number, "path:line", parsed JSON)`` for every non-blank line of a JSONL file;
-    a line that is not JSON is an :class:`InputError` naming it."""
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            where = f"{path}:{lineno}"
-            try:
-                yield lineno, where, json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno}); "
-                                 "fix or remove that line") from None
+    a line that is not UTF-8 or not JSON is an :class:`InputError` naming it."""
+    yield from jsonl(path)
 
 
 def jsonl_questions(path, known_ids=None, source: str = "human") -> list[Question]:
@@ -128,24 +119,12 @@ def _jsonable(value, where: str):
                      "written as JSON; convert it to a string, number, list or dict")
 
 
-def _umask() -> int:
-    mask = os.umask(0o022)  # reading the umask means setting it; put it straight back
-    os.umask(mask)
-    return mask
-
-
 def _atomic_write(path, write) -> None:
-    """Write through a temporary file in the same folder, so a crash never leaves half a file."""
-    target = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=target.parent or ".", prefix=f".{target.name}.")
-    try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a plain open() would not
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            write(fh)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write through a flushed temporary file swapped in at once, so a crash never leaves half
+    a file, and a full disk is an error naming ``path``. The file is made by ``open``, so its
+    permissions follow the umask."""
+    with staged(Path(path)) as tmp, open(tmp, "w", encoding="utf-8") as fh:
+        write(fh)
 
 
 def write_jsonl(qs: Iterable[Question], path) -> None:
@@ -259,12 +238,7 @@ def _llama_dataset_json(path_or_dict) -> tuple[Mapping, str]:
         data, where = path_or_dict, "dataset"
     else:
         where = str(path_or_dict)
-        try:
-            with open(path_or_dict, encoding="utf-8") as fh:
-                data = json.load(fh)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{where}: not valid JSON ({exc.msg} at line {exc.lineno}); is it "
-                             "an EmbeddingQAFinetuneDataset file?") from None
+        data = read_json(path_or_dict, "is it an EmbeddingQAFinetuneDataset file?")
     if not isinstance(data, Mapping):
         raise InputError(f"{where}: expected a JSON object with queries, corpus, relevant_docs")
     for key in ("queries", "relevant_docs"):

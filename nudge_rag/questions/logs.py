@@ -18,6 +18,7 @@ report). Document-level ids are mapped to index node ids first (see :func:`map_c
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import json
@@ -28,6 +29,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from .._readers import text_lines
 from ..errors import InputError
 from .io import jsonl_rows
 from .normalize import normalize_text
@@ -100,8 +102,17 @@ def _rows_jsonl(path: Path):
 
 
 def _rows_csv(path: Path, delimiter: str, query_field: str):
-    with open(path, encoding="utf-8", newline="") as fh:
-        reader = csv.DictReader(fh, delimiter=delimiter, restkey="\0extra")
+    try:
+        yield from _csv_rows(path, delimiter, query_field)
+    except csv.Error as exc:  # a stray quote or line break, a field past the size limit
+        raise InputError(f"{path}: not readable as CSV ({exc}); quote fields that hold "
+                         "quotes, line breaks or the delimiter") from None
+
+
+def _csv_rows(path: Path, delimiter: str, query_field: str):
+    with contextlib.closing(text_lines(path)) as lines:
+        reader = csv.DictReader((line for _, line in lines), delimiter=delimiter,
+                                restkey="\0extra")
         if reader.fieldnames is None:
             return
         if query_field not in reader.fieldnames:
@@ -133,7 +144,7 @@ def _id_list(value, where: str, name: str, sep) -> list[str]:
     if text.startswith("["):
         try:
             parsed = json.loads(text)
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):  # not JSON, too deep, too many digits
             raise InputError(f"{where}: field {name!r} starts like a JSON list but is not one: "
                              f"{text[:60]!r}") from None
         return _id_list(parsed, where, name, sep)

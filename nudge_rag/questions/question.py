@@ -58,13 +58,25 @@ def check_grade(value, where: str) -> float:
     return value
 
 
+def record_id(value, where: str) -> str:
+    """A record id as a string: ids are strings or integers, never ``None``, lists or
+    floats (which ``str`` would silently turn into ids like ``"None"``)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        return str(int(value))
+    shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+    raise InputError(f"{where}: relevant record id {shown} is not an id; give record ids as "
+                     "strings (or integers), e.g. [\"doc-3\"] or {\"doc-3\": 2}")
+
+
 def coerce_relevance(relevant, where: str) -> dict[str, float]:
     """``{id: grade}`` from a dict or a list of ids (each grade 1). Ids become strings."""
     if isinstance(relevant, Mapping):
-        out = {str(rid): check_grade(grade, f"{where}, record {rid!r}")
+        out = {record_id(rid, where): check_grade(grade, f"{where}, record {rid!r}")
                for rid, grade in relevant.items()}
     elif isinstance(relevant, (list, tuple, set, frozenset)):
-        out = {str(rid): 1.0 for rid in relevant}
+        out = {record_id(rid, where): 1.0 for rid in relevant}
     else:
         raise InputError(f"{where}: 'relevant' must be a dict {{id: grade}} or a list of ids, "
                          f"got {type(relevant).__name__}")

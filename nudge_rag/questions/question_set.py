@@ -315,11 +315,13 @@ def _from_embedded_pairs(items: list) -> QuestionSet | None:
     if not all(type(g) in (int, float) or isinstance(g, (np.floating, np.integer))
                for g in grades):
         return None  # bools, strings, None: let the general path name them
+    if not all(type(k) is str for _, rel in items for k in rel):
+        return None  # ids such as None or lists: the general path refuses them
     values = np.array(grades, dtype=np.float64)
     if not (np.isfinite(values).all() and (values > 0).all()):
         return None
     source = {"source": "human"}  # shared: the set never hands out or changes its own dicts
-    questions = tuple(Question(f"q{i}", None, {str(k): float(g) for k, g in rel.items()}, None,
+    questions = tuple(Question(f"q{i}", None, {k: float(g) for k, g in rel.items()}, None,
                                source) for i, (_, rel) in enumerate(items))
     matrix = np.array([v for v, _ in items])
     if not np.issubdtype(matrix.dtype, np.number):

@@ -132,28 +132,29 @@ class StoreAdapter(ABC):
                                                                                np.ndarray]:
         """Top-``k`` records outside ``exclude_ids`` per query, scored as ``q̂ · x`` (see
         :meth:`to_cosine`), through the store's own search: ask for a little more than ``k``
-        and ask again, deeper, for the questions where excluded records crowd the top."""
+        and ask again, deeper, for the questions where excluded records crowd the top. A
+        search that returns fewer than it was asked for has nothing more to give, so the
+        store is never counted (on some engines a count reads every record)."""
         exclude = set(exclude_ids)
         n = len(queries)
         out_ids: list[list[str]] = [[] for _ in range(n)]
         out_s = np.full((n, k), -np.inf)
         todo = np.arange(n)
         depth = k + min(len(exclude), 2 * k)
-        total = self.count()
         while len(todo):
             ids, native = self.search(queries[todo], depth)
             sims = self.to_cosine(native, queries[todo])
             again = []
             for j, qi in enumerate(todo):
                 keep = [(i, s) for i, s in zip(ids[j], sims[j]) if i not in exclude]
-                if len(keep) < k and len(ids[j]) >= depth and depth < total:
+                if len(keep) < k and len(ids[j]) >= depth:
                     again.append(qi)
                     continue
                 keep = keep[:k]
                 out_ids[qi] = [i for i, _ in keep]
                 out_s[qi, :len(keep)] = [s for _, s in keep]
             todo = np.asarray(again, dtype=np.int64)
-            depth = min(2 * depth, total)
+            depth *= 2
         return out_ids, out_s
 
     # -- scoring ---------------------------------------------------------------------------------
@@ -240,16 +241,17 @@ def check_target(adapter: StoreAdapter, delta, allow_model_mismatch: bool = Fals
     """Refuse a store that ``delta`` was not fitted for: another vector dimension, another
     embedding model (unless ``allow_model_mismatch``), or a ranking that would change the
     delta's method."""
-    from ..embedding import fingerprints_differ, model_fingerprint
+    from ..embedding import model_mismatch
 
     dim = adapter.dimension()
     if dim is not None and dim != delta.dim:
         raise MismatchError(f"this delta holds {delta.dim}-d vectors but the {adapter.kind} "
                             f"holds {dim}-d vectors; it was fitted on another index")
-    theirs = model_fingerprint(adapter.embed_model(), dim)
-    if not allow_model_mismatch and fingerprints_differ(delta.model, theirs):
-        raise MismatchError(f"this delta was fitted with embedding model {delta.model} but the "
-                            f"index uses {theirs}; pass allow_model_mismatch=True if they "
+    why = None if allow_model_mismatch else model_mismatch(delta.model, adapter.embed_model(),
+                                                           dim)
+    if why is not None:
+        raise MismatchError(f"this delta was fitted with another embedding model than the "
+                            f"index uses: {why}; pass allow_model_mismatch=True if they "
                             "really are the same model")
     check_method_fits_store(adapter, delta.method)
 

@@ -111,13 +111,19 @@ class DatabaseAdapter(StoreAdapter):
                 found.update(str(i) for i in self._exists(ids[start:start + BATCH]))
         return [i for i in ids if i in found]
 
+    def queries_per_search(self, k: int) -> int:
+        """How many query vectors one search request carries (a store whose server searches
+        a request's queries together says more)."""
+        return BATCH
+
     def search(self, queries, k, filters=None):
         q = np.atleast_2d(np.asarray(queries, dtype=np.float64))
         out_ids: list[list[str]] = []
         native = np.full((len(q), k), np.nan)
+        step = max(1, int(self.queries_per_search(k)))
         with database_errors(self.kind, "searching"):
-            for start in range(0, len(q), BATCH):
-                ids, scores = self._search(q[start:start + BATCH], k, filters)
+            for start in range(0, len(q), step):
+                ids, scores = self._search(q[start:start + step], k, filters)
                 for j, (ii, ss) in enumerate(zip(ids, scores)):
                     out_ids.append([str(i) for i in ii][:k])
                     native[start + j, :len(out_ids[-1])] = ss[:k]
@@ -163,6 +169,8 @@ class LlamaNodeStore:
 
     def payloads(self, ids):
         """Nodes of ``ids``, as the store holds them (``None`` for a missing one)."""
+        if not ids:  # get_nodes(node_ids=[]) reads every node of Chroma and pgvector stores
+            return []
         with database_errors(self.kind, "reading nodes"):
             got = {n.node_id: n for n in self.store.get_nodes(node_ids=list(ids))}
         return [got.get(i) for i in ids]
@@ -180,6 +188,8 @@ class LangChainDocumentStore:
 
     def payloads(self, ids):
         """Documents of ``ids`` (``None`` for a missing one)."""
+        if not ids:  # Chroma's get_by_ids([]) raises
+            return []
         with database_errors(self.kind, "reading documents"):
             got = {d.id: d for d in self.store.get_by_ids(list(ids))}
         return [got.get(i) for i in ids]

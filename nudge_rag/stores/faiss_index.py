@@ -21,6 +21,12 @@ ANN_TYPES = ("IndexHNSWFlat", "IndexIVFFlat")
 FLAT_TYPES = ("IndexFlatL2", "IndexFlatIP", "IndexFlat")
 
 
+def within_index(k: int, index) -> int:
+    """``k`` for a search of ``index``: at most the rows it holds (FAISS allocates its answer
+    for every row asked, so ``k=10**9`` would take gigabytes), and at least one."""
+    return max(1, min(int(k), int(index.ntotal)))
+
+
 class FaissPositionalAdapter(StoreAdapter):
     """A FAISS index whose rows are records by position; subclasses say where the index and
     the position → id map live."""
@@ -97,6 +103,7 @@ class FaissPositionalAdapter(StoreAdapter):
         return found, rows.astype(np.float64)
 
     def search(self, queries, k, filters=None):
+        k = within_index(k, self.index)
         if filters is not None:
             found = [self.admitted_search(q, k, filters) for q in np.atleast_2d(queries)]
             native = np.full((len(found), k), np.nan)

@@ -11,7 +11,7 @@ import numpy as np
 
 from ..errors import InputError, StoreError
 from .base import MatrixBacked, MatrixCache, StoreState
-from .faiss_index import FLAT_TYPES, FaissPositionalAdapter, check_supported
+from .faiss_index import FLAT_TYPES, FaissPositionalAdapter, check_supported, within_index
 
 
 def faiss_similarity(store) -> str:
@@ -38,6 +38,17 @@ def langchain_faiss(store) -> FaissAdapter | LangChainFaissAnnAdapter:
         return FaissAdapter(store)
     check_supported(store.index)
     return LangChainFaissAnnAdapter(store)
+
+
+def own_documents(copied):
+    """A shallow copy of a LangChain ``FAISS`` store given a row map and a docstore of its
+    own (sharing the Document objects): ``FAISS.delete`` removes documents from the docstore
+    too, so a shared one would lose the other store's documents."""
+    copied.index_to_docstore_id = dict(copied.index_to_docstore_id)
+    copied.docstore = copy.copy(copied.docstore)
+    if isinstance(getattr(copied.docstore, "_dict", None), dict):  # InMemoryDocstore
+        copied.docstore._dict = dict(copied.docstore._dict)
+    return copied
 
 
 class FaissDocuments:
@@ -119,7 +130,7 @@ class FaissAdapter(FaissDocuments, MatrixBacked):
         q = np.atleast_2d(np.asarray(queries, dtype=np.float32)).copy()
         if getattr(self.store, "_normalize_L2", False):
             q /= np.linalg.norm(q, axis=1, keepdims=True)
-        native, rows = self.store.index.search(q, k)
+        native, rows = self.store.index.search(q, within_index(k, self.store.index))
         id_at = self.store.index_to_docstore_id
         ids = [[id_at[r] for r in rr if r >= 0] for rr in rows.tolist()]
         return ids, np.where(rows >= 0, native.astype(np.float64), np.nan)
@@ -142,9 +153,8 @@ class FaissAdapter(FaissDocuments, MatrixBacked):
         self.store.index = self._rebuilt(ids, vectors)
 
     def clone_with(self, ids, vectors, name=None):
-        new = copy.copy(self.store)
+        new = own_documents(copy.copy(self.store))
         new.index = self._rebuilt(ids, vectors)
-        new.index_to_docstore_id = dict(self.store.index_to_docstore_id)
         return new
 
 
@@ -165,8 +175,7 @@ class LangChainFaissAnnAdapter(FaissDocuments, FaissPositionalAdapter):
         return bool(getattr(self.store, "_normalize_L2", False))
 
     def clone_with(self, ids, vectors, name=None):
-        new = copy.copy(self.store)
-        new.index_to_docstore_id = dict(self.store.index_to_docstore_id)
+        new = own_documents(copy.copy(self.store))
         rows = self._rows(ids)
         new.index = self._ivf_updated(rows, vectors) if self.ivf else \
             self._rebuilt(rows, np.asarray(vectors, np.float32))

@@ -24,8 +24,13 @@ from . import database
 from .database import DatabaseAdapter, LlamaNodeStore, copy_whole, database_errors, name_taken
 
 _METRICS = {"COSINE": "cosine", "IP": "dot", "L2": "l2"}
-#: the most results one Milvus search returns
+#: the most results one Milvus search returns, and the most query vectors it takes (nq)
 _MAX_LIMIT = 16_384
+_MAX_NQ = 16_384
+#: query vectors per search request, in bytes: well under a server's 64 MB request limit
+_REQUEST_BYTES = 16 * 2**20
+#: hits (queries × limit) per search request, so that a deep search's answer stays small
+_MAX_HITS = 1_000_000
 #: graph indexes whose search breadth (``ef``) must be at least the number of results asked for
 _GRAPH_INDEXES = ("HNSW", "HNSW_SQ", "HNSW_PQ", "HNSW_PRQ", "AUTOINDEX")
 
@@ -180,6 +185,13 @@ class MilvusAdapter(DatabaseAdapter):
             raise InputError("filter for a Milvus collection must be a boolean expression "
                              "such as 'parity == 1'")
         return filters
+
+    def queries_per_search(self, k):
+        """As many as Milvus takes in one request: it searches a request's queries together,
+        segment by segment, so the cost of visiting every segment (on milvus-lite, a pass
+        over every row's key in Python) is paid once per request, not once per 256."""
+        limit = max(1, min(int(k), _MAX_LIMIT))
+        return max(1, min(_MAX_NQ, _REQUEST_BYTES // (4 * self._dim), _MAX_HITS // limit))
 
     def _search(self, queries, k, filters):
         k = min(int(k), _MAX_LIMIT)  # deeper than Milvus answers: the competition stops there

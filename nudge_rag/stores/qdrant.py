@@ -272,6 +272,12 @@ class LangChainQdrantAdapter(QdrantAdapter):
 
     def __init__(self, store):
         self.store = store
+        mode = str(getattr(store.retrieval_mode, "value", store.retrieval_mode))
+        if mode != "dense":
+            raise InputError(f"langchain QdrantVectorStore with retrieval_mode={mode!r}: "
+                             "hybrid and sparse retrieval rank by more than the dense vectors "
+                             "NUDGE moves, so a nudged retriever would rank unlike the store's "
+                             "own; use a store with RetrievalMode.DENSE")
         super().__init__(store.client, store.collection_name, store.vector_name, owner=store)
 
     def embed_model(self):

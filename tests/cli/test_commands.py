@@ -6,7 +6,7 @@ import pytest
 
 from nudge_rag.cli import build_parser
 
-from .conftest import run
+from .conftest import refit_with_moves, run
 
 COMMANDS = [[], ["demo"], ["questions"], ["questions", "generate"],
             ["questions", "import-logs"], ["fit"], ["eval"], ["apply"], ["revert"], ["inspect"]]
@@ -38,7 +38,7 @@ def test_generate_fit_eval_inspect(work, tmp_path, capsys):
     assert "chosen by recall@10" in out and "delta written" in out
     assert run("eval", work / "index", tmp_path / "d", work / "test.jsonl", "--no-progress") == 0
     table = capsys.readouterr().out
-    assert "before" in table and "ndcg@10" in table
+    assert "original" in table and "nudged" in table and "ndcg@10" in table
     assert run("eval", work / "index", tmp_path / "d", work / "test.jsonl", "--json") == 0
     result = json.loads(capsys.readouterr().out)
     assert set(result) >= {"before", "after", "gamma", "n_questions"}
@@ -63,13 +63,14 @@ def test_eval_matches_the_finetuner(work, capsys):
 
 
 def test_apply_new_inplace_and_revert(work, tmp_path, capsys):
+    refit_with_moves(work)
     before = snapshot(work / "index")
     assert run("apply", work / "index", work / "delta", "-o", tmp_path / "new") == 0
     assert snapshot(work / "index") == before
     assert (tmp_path / "new" / "docstore.json").is_file()
     assert snapshot(tmp_path / "new") != before
     assert run("apply", work / "index", work / "delta", "-o", tmp_path / "new") == 1
-    assert "already exists" in capsys.readouterr().err
+    assert "--overwrite" in capsys.readouterr().err
 
     assert run("apply", work / "index", work / "delta", "--inplace") == 0
     assert snapshot(work / "index.bak") == before
@@ -196,6 +197,7 @@ def test_unwritable_output(work, capsys):
 def test_disk_full_leaves_the_input_untouched(work, monkeypatch, capsys):
     from nudge_rag.cli import indexes
 
+    refit_with_moves(work)
     before = snapshot(work / "index")
 
     def full(obj, kind, target):

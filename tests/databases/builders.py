@@ -501,7 +501,7 @@ def open_faiss_langchain(place: Place):
 
 def persist_faiss(obj, place: Place) -> None:
     """FAISS lives in the process's memory; nudge-rag's own writer (what ``nudge-rag apply
-    --inplace`` runs) puts it on disk: into a sibling folder, then renamed over the old one."""
+    --inplace`` runs) puts it on disk: into a sibling folder, then swapped in for the old one."""
     from nudge_rag.cli.indexes import save_index
 
     kind = "llama-index" if type(obj).__module__.startswith("llama_index") else "faiss"

@@ -86,15 +86,18 @@ def _mid_persist(obj) -> None:
     _die_after(faiss, "write_index")
 
 
-def _between_renames(obj) -> None:
-    """FAISS: the new copy is whole beside the old one, which was just moved aside."""
-    _die_after(os, "replace")
+def _after_swap(obj) -> None:
+    """FAISS: the new copy was just swapped in (one atomic exchange of the two folders); the
+    old one, now beside it, is not removed yet."""
+    import nudge_rag._fs as fs
+
+    _die_after(fs, "_exchange")
 
 
 #: kill point -> how it is armed
 ARM = {"between-batches": _between_batches, "before-commit": _before_commit,
        "after-apply": _after_apply, "mid-persist": _mid_persist,
-       "between-renames": _between_renames}
+       "after-swap": _after_swap}
 
 
 def main(name: str, place, delta_path: str, kill_at: str, error_file: str) -> None:

@@ -12,8 +12,8 @@ Where the kill lands, and what it leaves:
   child loads the persisted index, applies, and persists it with nudge-rag's writer (a sibling
   folder renamed over the old one, as ``nudge-rag apply --inplace`` does). Killed after the
   in-memory apply, or while the new copy is being written, the folder on disk is the old
-  index, whole. Killed between the writer's two renames it is missing: see
-  ``test_killed_between_the_renames_of_a_faiss_persist``.
+  index, whole. Killed right after the new copy was swapped in, it is the new one, whole:
+  see ``test_killed_right_after_the_swap_of_a_faiss_persist``.
 """
 
 from __future__ import annotations
@@ -98,26 +98,23 @@ def test_killed_mid_apply_then_rerun(name, kill_at, place, tmp_path):
 
 
 @pytest.mark.parametrize("name", ["faiss-hnsw-llama", "faiss-ivf-langchain"])
-def test_killed_between_the_renames_of_a_faiss_persist(name, place, tmp_path):
-    """Documents a gap in nudge-rag's writer (``nudge_rag.cli.indexes.save_index``): it moves
-    the old folder aside, then renames the new one into place. A kill between the two leaves
-    no index at the path, though both copies lie whole beside it: the new one as
-    ``.NAME.tmp-*``, the old one as ``.NAME.old-*`` (or the ``--backup`` path). A re-run
-    cannot open the index until someone renames one of them back."""
-    from nudge_rag.cli.indexes import load_index
-    from nudge_rag.errors import InputError
+def test_killed_right_after_the_swap_of_a_faiss_persist(name, place, tmp_path):
+    """nudge-rag's writer (``nudge_rag.cli.indexes.save_index``) swaps the new folder in
+    with one atomic exchange (renameat2), so no instant leaves the path without an index.
+    Killed right after the swap, the path holds the new index, whole; the old one lies beside
+    it as ``.NAME.tmp-PID-*`` until the next write to the path removes it."""
+    from nudge_rag import _fs
 
-    pair, where, prob, delta, before = _killed(name, "between-renames", place, tmp_path)
+    if not _fs.exchange_supported(tmp_path):
+        pytest.skip("no renameat2(RENAME_EXCHANGE) here: the writer falls back to two renames")
+    pair, where, prob, delta, before = _killed(name, "after-swap", place, tmp_path)
     folder = Path(where.dir)
-    assert not folder.exists()
-    with pytest.raises(InputError, match="does not exist"):  # what `nudge-rag apply` says
-        load_index(folder)
-    (new,) = folder.parent.glob(f".{folder.name}.tmp-*")
-    (old,) = folder.parent.glob(f".{folder.name}.old-*")
-    for copy, want in ((old, 0), (new, len(delta))):
+    (old,) = folder.parent.glob(f".{folder.name}.tmp-*")
+    for copy, want in ((folder, len(delta)), (old, 0)):
         obj = pair.open(replace(where, dir=str(copy)))
         assert check_store(obj, before, delta, prob.ids) == want
-    new.rename(folder)  # the recovery by hand: the re-run then finds the job done
-    obj = pair.open(where)
+    obj = pair.open(where)  # the re-run finds the job done, and its write tidies up
     delta.apply(obj, inplace=True)
     assert check_store(obj, before, delta, prob.ids) == len(delta)
+    pair.persist(obj, where)
+    assert not list(folder.parent.glob(f".{folder.name}.*"))

@@ -165,3 +165,37 @@ def test_unloaded_collection_is_refused_not_loaded(prob, tmp_path):
         adapt(obj)
     assert str(client.get_load_state("docs")["state"]).endswith("NotLoad")
 
+
+
+def test_many_questions_go_in_one_search_request(prob, tmp_path):
+    """Milvus searches a request's queries together, and each request visits every segment
+    (milvus-lite passes over every row's key once per request, and once per count): the
+    competition of 600 validation questions is one request and no count, and its answers are
+    those of one question asked alone."""
+    from nudge_rag.stores import adapt
+
+    obj, counter = milvus_llama(tmp_path / "db", prob)
+    adapter = adapt(obj)
+    rng = np.random.default_rng(0)
+    queries = prob.docs[rng.integers(0, len(prob.docs), 600)] + \
+        0.1 * rng.standard_normal((600, prob.dim))
+    sizes, counts = [], []
+    search, query = counter.__getattr__("search"), counter.__getattr__("query")
+
+    def spy(*args, **kwargs):
+        sizes.append(len(kwargs["data"]))
+        return search(*args, **kwargs)
+
+    def spy_query(*args, **kwargs):
+        counts.append("count(*)" in kwargs.get("output_fields", ()))
+        return query(*args, **kwargs)
+
+    counter.search, counter.query = spy, spy_query
+    ids, scores = adapter.competition(queries, 10, prob.ids[:20])
+    assert sizes == [600]
+    assert not any(counts)  # milvus-lite counts by reading every row's key
+    assert all(len(i) == 10 and not set(i) & set(prob.ids[:20]) for i in ids)
+    for j in (0, 299, 599):
+        alone, alone_scores = adapter.competition(queries[j:j + 1], 10, prob.ids[:20])
+        assert alone[0] == ids[j]
+        np.testing.assert_allclose(alone_scores[0], scores[j], atol=1e-6)

@@ -117,9 +117,15 @@ def test_overlay_retriever(built, prob):
     assert len(texts) == 4 and all(t.startswith("document ") for t in texts)
 
 
-def test_failed_write_rolls_back_everything(built, prob):
+def _nan_reaches_the_database(monkeypatch):
+    """The delta refuses NaN itself, before writing anything (issue 11); these tests switch
+    that check off, so that NaN reaches pgvector and makes its last UPDATE fail."""
+    monkeypatch.setattr("nudge_rag.delta.check_finite", lambda *args: None)
+
+
+def test_failed_write_rolls_back_everything(built, prob, monkeypatch):
     from nudge_rag import EmbeddingFinetuner
-    from nudge_rag.errors import StoreError
+    from nudge_rag.errors import InputError, StoreError
 
     kind, obj = built
     delta = EmbeddingFinetuner(obj, show_progress=False).fit(prob.train, prob.val)
@@ -128,6 +134,9 @@ def test_failed_write_rolls_back_everything(built, prob):
     bad = delta.vectors.copy()
     bad[-1, 0] = np.nan  # pgvector refuses NaN: the last UPDATE fails
     delta.vectors = bad
+    with pytest.raises(InputError, match="NaN"):  # nudge-rag refuses it first
+        delta.apply(obj, inplace=True)
+    _nan_reaches_the_database(monkeypatch)
     with pytest.raises(StoreError, match="writing nudged vectors"):
         delta.apply(obj, inplace=True)
     np.testing.assert_array_equal(adapter.fetch(prob.ids)[1], before)  # the first ones too
@@ -171,7 +180,7 @@ def test_copy(built, prob):
     assert _adapter(copy).count() == _adapter(obj).count() + 1
 
 
-def test_failed_copy_leaves_no_table(built, prob):
+def test_failed_copy_leaves_no_table(built, prob, monkeypatch):
     from nudge_rag import EmbeddingFinetuner
     from nudge_rag.errors import StoreError
 
@@ -179,6 +188,7 @@ def test_failed_copy_leaves_no_table(built, prob):
     delta = EmbeddingFinetuner(obj, show_progress=False).fit(prob.train, prob.val)
     before = _adapter(obj).fetch(prob.ids)[1]
     delta.vectors[-1, 0] = np.nan  # pgvector refuses NaN: the copy's last UPDATE fails
+    _nan_reaches_the_database(monkeypatch)
     with pytest.raises(StoreError, match="copying into .*docs_fault"):
         delta.apply(obj, copy_name="docs_fault")
     # the table (LlamaIndex) or schema (LangChain) was created and filled in the same

@@ -133,7 +133,7 @@ def test_questions_are_embedded_with_the_index_model_and_docs_never_again():
     index, model = small_index()
     text_calls = model.calls["text"]
     delta = EmbeddingFinetuner(index, gamma=0.3, show_progress=False).fit(QUESTIONS)
-    assert model.calls["query"] == len(QUESTIONS)
+    assert model.calls["query"] == len(QUESTIONS) + 1  # and the probe text (its fingerprint)
     new = delta.apply(index)
     delta.apply(index, inplace=True)
     delta.revert(index)
@@ -266,13 +266,13 @@ def test_save_load_roundtrip_and_tampering(fitted, tmp_path):
     np.testing.assert_array_equal(loaded.vectors, delta.vectors)
     np.testing.assert_array_equal(loaded.original, delta.original)
     assert loaded.fit_report == delta.fit_report
-    delta.save(path)  # over an existing one: replaced whole, no leftovers
+    delta.save(path, overwrite=True)  # over an existing one: replaced whole, no leftovers
     assert sorted(p.name for p in tmp_path.iterdir()) == ["nudge"]
     raw = (path / "arrays.npz").read_bytes()
     (path / "arrays.npz").write_bytes(raw[: len(raw) // 2])
     with pytest.raises(InputError, match="truncated"):
         NudgeDelta.load(path)
-    delta.save(path)
+    delta.save(path, overwrite=True)
     meta = (path / "delta.json").read_text()
     (path / "delta.json").write_text(meta[:100])
     with pytest.raises(InputError, match="truncated or corrupt"):

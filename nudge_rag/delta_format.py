@@ -1,0 +1,231 @@
+"""The on-disk form of a delta: a folder holding ``delta.json`` (the facts) and
+``arrays.npz`` (ids' vectors), written atomically and read as untrusted input.
+
+Reading checks everything before anything is used: the folder is whole (the checksum in
+``delta.json`` matches ``arrays.npz``), every field has its type, every array its shape and
+dtype (read from the ``.npy`` headers before any data, so a forged shape cannot ask for
+terabytes), every number is finite, and neither file is a link out of the folder."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import numbers
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+from ._fs import check_output, interrupted_copies, listing, staged
+from ._readers import read_json
+from .core.method import Method
+from .core.metrics import parse_metric
+from .errors import InputError
+
+FORMAT = "nudge-rag-delta"
+FORMAT_VERSION = 1
+ARRAYS = "arrays.npz"
+META = "delta.json"
+METHODS = tuple(m.value for m in Method)
+SIMILARITIES = ("cosine", "dot", "l2")
+_FLOAT_ARRAYS = ("vectors", "original", "sums")
+_CORRUPT = "the delta is truncated or corrupt: save it again from a fit"
+
+
+# -- writing ---------------------------------------------------------------------------------
+def delta_problem(path: Path) -> str | None:
+    """Why ``path`` is not a delta folder (``None`` when it is one: ``delta.json`` and
+    nothing but ``arrays.npz`` beside it, even if damaged)."""
+    if not path.is_dir():
+        return "is a file, not a nudge-rag delta folder"
+    names = set(os.listdir(path))
+    if META not in names:
+        return f"is not a nudge-rag delta (it holds {listing(path)}, and no {META})"
+    extra = sorted(names - {META, ARRAYS})
+    if extra:
+        return (f"holds files a nudge-rag delta does not ({', '.join(extra[:4])}), so "
+                "replacing it would lose them")
+    return None
+
+
+def check_delta_output(path, overwrite: bool, flag: str = "overwrite=True") -> None:
+    """The output rule for deltas: see :func:`nudge_rag._fs.check_output`."""
+    check_output(path, "a nudge-rag delta", delta_problem, overwrite, flag)
+
+
+def write_delta(delta, path, overwrite: bool = False) -> Path:
+    path = Path(path)
+    check_finite(delta.__dict__, delta.ids, "this delta")  # changed in memory since?
+    check_delta_output(path, overwrite)
+    with staged(path) as tmp:
+        tmp.mkdir()
+        with open(tmp / ARRAYS, "wb") as fh:
+            np.savez(fh, vectors=delta.vectors.astype(np.float32),
+                     original=delta.original.astype(np.float64),
+                     sums=delta.sums.astype(np.float64), counts=delta.counts.astype(np.int64))
+        meta = {"format": FORMAT, "version": FORMAT_VERSION, "nudge_rag": __version__,
+                "ids": delta.ids, "method": delta.method, "gamma": delta.gamma,
+                "metric": delta.metric, "similarity": delta.similarity, "dim": delta.dim,
+                "model": delta.model, "questions": delta.questions,
+                "report": delta.fit_report, "arrays_sha256": _sha256(tmp / ARRAYS)}
+        with open(tmp / META, "w", encoding="utf-8") as fh:
+            json.dump(meta, fh, indent=1, default=_json_default)
+    return path
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _json_default(obj):
+    if isinstance(obj, np.generic):
+        return obj.item()
+    raise TypeError(f"cannot store {type(obj).__name__} in delta.json")
+
+
+# -- reading ---------------------------------------------------------------------------------
+def read_delta(path) -> dict:
+    """The checked fields of the delta saved at ``path``, as ``NudgeDelta`` keywords."""
+    path = Path(path)
+    if path.is_file():
+        raise InputError(f"{path} is a file; pass the folder that delta.save() wrote")
+    if not path.is_dir():
+        raise InputError(_missing(path))
+    meta_path = _inside(path, META)
+    if not meta_path.is_file():
+        raise InputError(f"{path} holds no {META}; pass the folder that delta.save() wrote")
+    meta = read_json(meta_path, _CORRUPT)
+    fields = _check_meta(meta, meta_path)
+    arrays_path = _inside(path, ARRAYS)
+    if not arrays_path.is_file() or _sha256(arrays_path) != meta.get("arrays_sha256"):
+        raise InputError(f"{arrays_path} is missing, truncated or was modified after saving "
+                         "(checksum mismatch); save the delta again")
+    fields.update(_read_arrays(arrays_path, len(fields["ids"]), fields["dim"]))
+    check_finite(fields, fields["ids"], str(arrays_path))
+    return fields
+
+
+def _missing(path: Path) -> str:
+    for copy in interrupted_copies(path):
+        if (copy / META).is_file():
+            try:
+                read_delta(copy)
+            except InputError:
+                continue
+            return (f"{path} does not exist, but {copy} beside it holds a whole delta (a save "
+                    f"was interrupted); rename it back to {path.name}")
+    return f"{path} does not exist (no delta.json to read); pass the folder that delta.save() wrote"
+
+
+def _inside(folder: Path, name: str) -> Path:
+    """``folder/name``, refusing a symbolic link that leads out of ``folder``."""
+    path = folder / name
+    if path.is_symlink():
+        real, root = Path(os.path.realpath(path)), Path(os.path.realpath(folder))
+        if root not in real.parents:
+            raise InputError(f"{path} is a symbolic link to {real}, outside the delta folder; "
+                             f"copy the file into {folder} instead")
+    return path
+
+
+def _bad(where: Path, key: str, want: str, value) -> InputError:
+    shown = repr(value)
+    shown = shown if len(shown) <= 40 else shown[:37] + "..."
+    return InputError(f"{where}: field {key!r} must be {want}, got {shown}; {_CORRUPT}")
+
+
+def _check_meta(meta, where: Path) -> dict:
+    if not isinstance(meta, dict):
+        raise InputError(f"{where} must hold a JSON object, got {type(meta).__name__}; "
+                         f"{_CORRUPT}")
+    if meta.get("format") != FORMAT or meta.get("version") != FORMAT_VERSION:
+        raise InputError(f"{where.parent} is not a nudge-rag delta of format version "
+                         f"{FORMAT_VERSION}")
+    for key in ("ids", "method", "gamma", "metric", "similarity", "dim", "model"):
+        if key not in meta:
+            raise InputError(f"{where}: field {key!r} is missing; {_CORRUPT}")
+    ids = meta["ids"]
+    if not isinstance(ids, list) or not all(
+            isinstance(i, str) or (isinstance(i, int) and not isinstance(i, bool)) for i in ids):
+        raise _bad(where, "ids", "a list of record ids (strings)", ids)
+    dim, gamma = meta["dim"], meta["gamma"]
+    if not isinstance(dim, int) or isinstance(dim, bool) or dim < 1:
+        raise _bad(where, "dim", "a positive integer", dim)
+    if isinstance(gamma, bool) or not isinstance(gamma, numbers.Real) \
+            or not math.isfinite(gamma) or gamma < 0:
+        raise _bad(where, "gamma", "a finite number ≥ 0", gamma)
+    if meta["method"] not in METHODS:
+        raise _bad(where, "method", f"one of {', '.join(METHODS)}", meta["method"])
+    if meta["similarity"] not in SIMILARITIES:
+        raise _bad(where, "similarity", f"one of {', '.join(SIMILARITIES)}",
+                   meta["similarity"])
+    try:
+        parse_metric(meta["metric"], "metric")
+    except InputError:
+        raise _bad(where, "metric", "a metric such as 'ndcg@10'", meta["metric"]) from None
+    for key, kind, want in (("model", dict, "an object"), ("report", dict, "an object"),
+                            ("questions", str, "a string")):
+        if not isinstance(meta.get(key, kind()), kind):
+            raise _bad(where, key, want, meta[key])
+    return {"ids": [str(i) for i in ids], "method": meta["method"], "gamma": float(gamma),
+            "metric": meta["metric"], "similarity": meta["similarity"], "dim": dim,
+            "model": meta["model"], "questions": meta.get("questions", ""),
+            "fit_report": meta.get("report", {})}
+
+
+def _read_arrays(path: Path, n: int, dim: int) -> dict:
+    """The four arrays, each checked from its ``.npy`` header before its data is read."""
+    want = {"vectors": (n, dim), "original": (n, dim), "sums": (n, dim), "counts": (n,)}
+    try:
+        with zipfile.ZipFile(path) as zf:
+            members = {info.filename: info for info in zf.infolist()}
+            for name, shape in want.items():
+                info = members.get(f"{name}.npy")
+                if info is None:
+                    raise InputError(f"{path} holds no array {name!r}; {_CORRUPT}")
+                with zf.open(info) as fh:
+                    _check_header(fh, info.file_size, name, shape, path)
+        with np.load(path, allow_pickle=False) as npz:
+            return {name: npz[name] for name in want}
+    except InputError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - whatever a damaged zip or .npy raises
+        raise InputError(f"{path} cannot be read ({type(exc).__name__}: {exc}); "
+                         f"{_CORRUPT}") from None
+
+
+def _check_header(fh, size: int, name: str, shape: tuple, path: Path) -> None:
+    from numpy.lib import format as npy
+
+    version = npy.read_magic(fh)
+    read_header = npy.read_array_header_1_0 if version == (1, 0) else \
+        npy.read_array_header_2_0
+    got, _, dtype = read_header(fh)
+    kinds = "iu" if name == "counts" else "f"
+    if dtype.kind not in kinds or dtype.hasobject:
+        raise InputError(f"{path}: array {name!r} has dtype {dtype}, expected "
+                         f"{'integers' if name == 'counts' else 'floats'}; {_CORRUPT}")
+    if tuple(got) != shape:
+        raise InputError(f"{path}: array {name!r} has shape {tuple(got)}, expected {shape} "
+                         f"(one row per id); {_CORRUPT}")
+    if math.prod(got) * dtype.itemsize > size:
+        raise InputError(f"{path}: array {name!r} is shorter than its header says; {_CORRUPT}")
+
+
+def check_finite(arrays: dict, ids, where: str) -> None:
+    """Refuse NaN or infinite values in a delta's float arrays, and negative counts."""
+    for name in _FLOAT_ARRAYS:
+        bad = ~np.isfinite(arrays[name]).all(axis=1)
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise InputError(f"{where}: {name!r} row {row} (record {ids[row]!r}) holds NaN or "
+                             f"inf ({int(bad.sum())} such rows); {_CORRUPT}")
+    if (np.asarray(arrays["counts"]) < 0).any():
+        raise InputError(f"{where}: 'counts' holds a negative count; {_CORRUPT}")
