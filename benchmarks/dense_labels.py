@@ -96,7 +96,7 @@ def fit(engine: str, method: str, prob: Problem, old=None) -> tuple[float, float
         from nudge_rag import NudgeM, NudgeN
     else:
         NudgeN, NudgeM = old.NudgeN, old.NudgeM
-    est = NudgeN() if method == "N" else NudgeM()
+    est = baseline_engine.paper_protocol(NudgeN if method == "N" else NudgeM)
     start = time.perf_counter()
     out = est.fit(*prob.fit_args).transform(prob.docs)
     return time.perf_counter() - start, float(est.gamma_), out
@@ -142,7 +142,7 @@ def sweep_facts(prob: Problem, old) -> dict:
 
     gamma_search.crossing_events = spy
     try:
-        peak = _peak_mb(lambda: NudgeM().fit(*prob.fit_args))
+        peak = _peak_mb(lambda: baseline_engine.paper_protocol(NudgeM).fit(*prob.fit_args))
     finally:
         gamma_search.crossing_events = real
     facts = {"problem": prob.name, "pairs": int(len(seen["lines"].pair_query)),
@@ -151,7 +151,8 @@ def sweep_facts(prob: Problem, old) -> dict:
              "events_kept": int(len(seen["result"].gamma)),
              "complete": bool(seen["result"].complete), "peak_mb": peak}
     if old is not None:
-        facts["peak_mb_before"] = _peak_mb(lambda: old.NudgeM().fit(*prob.fit_args))
+        facts["peak_mb_before"] = _peak_mb(
+            lambda: baseline_engine.paper_protocol(old.NudgeM).fit(*prob.fit_args))
     return facts
 
 
@@ -172,9 +173,9 @@ def search_facts(prob: Problem, old) -> dict:
     facts = {}
     for tag, problem_cls, sweep_owner, n_cls, m_cls in engines:
         with _timed(problem_cls, "metric") as n:
-            n_cls().fit(*prob.fit_args)
+            baseline_engine.paper_protocol(n_cls).fit(*prob.fit_args)
         with _timed(problem_cls, "__init__") as build, _timed(sweep_owner, "sweep_linear") as m:
-            m_cls().fit(*prob.fit_args)
+            baseline_engine.paper_protocol(m_cls).fit(*prob.fit_args)
         facts[f"n_eval_ms{tag}"] = 1e3 * float(np.median(n["seconds"]))
         facts[f"m_sweep_s{tag}"] = sum(build["seconds"]) + sum(m["seconds"])
     return facts
