@@ -198,8 +198,10 @@ class EmbeddingFinetuner:
         try:
             return group_fold_labels(train, k=int(self.folds), seed=self.seed)
         except InputError as exc:
-            raise InputError(f"folds={self.folds!r}: {exc}; or use "
-                             "selection='validation'") from None
+            raise InputError(f"folds={self.folds!r} cannot be cut from these {len(train)} "
+                             f"training questions ({exc}); pass fewer folds, more questions, "
+                             "or selection='validation' with validation questions; or fix "
+                             "gamma and alpha (or memory=False)") from None
 
     def _delta(self, adapter, est, ids, original, counts, sizes: dict,
                questions_fp: str) -> NudgeDelta:
