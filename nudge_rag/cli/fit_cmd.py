@@ -101,19 +101,20 @@ def check_model(delta, loaded) -> None:
 def run_fit(args) -> int:
     from ..finetuner import EmbeddingFinetuner
 
-    if args.val is None and args.gamma is None and not 0 < args.val_fraction < 1:
+    # --val-fraction is read only when γ is chosen on held-out questions
+    holds_out = args.val is None and args.gamma is None
+    if holds_out and not 0 < args.val_fraction < 1:
         raise InputError(f"--val-fraction {args.val_fraction} must be between 0 and 1")
     check_delta_out(args.output, args.overwrite)  # before the fit, not after it
     loaded = load_index(args.index, args.kind, args.model, args.allow_pickle)
     qs = read_questions(args.questions, loaded)
-    val = None
-    if args.val is not None:
-        val = read_questions(args.val, loaded)
-    elif args.gamma is None:
-        qs, val, _ = qs.split(train=1 - args.val_fraction, val=args.val_fraction, test=0,
-                              seed=args.seed)
+    # without --val, the finetuner holds out --val-fraction with its own group-aware split,
+    # so the command and the API choose γ on the same questions
+    val = None if args.val is None else read_questions(args.val, loaded)
+    held_out = {"val_fraction": args.val_fraction} if holds_out else {}
     ft = EmbeddingFinetuner(loaded.obj, method=args.method, metric=args.metric,
-                            gamma=args.gamma, seed=args.seed, show_progress=not args.no_progress)
+                            gamma=args.gamma, seed=args.seed, show_progress=not args.no_progress,
+                            **held_out)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         delta = ft.fit(qs, val)
