@@ -192,16 +192,17 @@ class EmbeddingFinetuner:
             self._check_ids(adapter, val, "val_questions")
         return train, val
 
-    def _fold_labels(self, train: QuestionSet) -> np.ndarray:
+    def _fold_labels(self, train: QuestionSet) -> np.ndarray | None:
         """The training questions' folds: duplicates and near-duplicates share one (by text,
-        as the group-aware split keeps them together)."""
-        try:
-            return group_fold_labels(train, k=int(self.folds), seed=self.seed)
-        except InputError as exc:
-            raise InputError(f"folds={self.folds!r} cannot be cut from these {len(train)} "
-                             f"training questions ({exc}); pass fewer folds, more questions, "
-                             "or selection='validation' with validation questions; or fix "
-                             "gamma and alpha (or memory=False)") from None
+        as the group-aware split keeps them together). A small set gets fewer folds, down to
+        two, as the array estimator does; ``None`` where not even two can be cut (then the
+        validation questions alone choose)."""
+        for k in range(min(int(self.folds), len(train)), 1, -1):
+            try:
+                return group_fold_labels(train, k=k, seed=self.seed)
+            except InputError:  # fewer groups than k, or a group larger than n / k
+                continue
+        return None
 
     def _delta(self, adapter, est, ids, original, counts, sizes: dict,
                questions_fp: str) -> NudgeDelta:
