@@ -3,8 +3,11 @@
 Full SciFact with its cached all-MiniLM-L6-v2 embeddings: the stores are built from those
 vectors and questions come pre-embedded, so question embedding is excluded and what is timed
 is what nudge-rag adds. Every row is measured in this process; ratios are against the array
-engine (fit) and against the store's plain retriever (query latency), vector in and then text
-in (the retrievers as users call them, the offline model embedding each question).
+engine at the same settings (fit: the defaults, cross-validated choice, refit and query
+memory) and against the store's plain retriever (query latency), vector in and then text in
+(the retrievers as users call them, the offline model embedding each question). The nudged
+retriever is timed twice: with the delta's query memory (the default) and without it (the
+same delta, memory dropped), each against the plain retriever in the same rounds.
 
     python benchmarks/frameworks.py [--data ../shared/data/scifact] [--repeat 5]
                                     [--queries 100] [--blas-threads 1]
@@ -20,14 +23,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import dataclasses  # noqa: E402
+
 from nudge_rag import EmbeddingFinetuner, NudgeN  # noqa: E402
 from nudge_rag.datasets import data_root, load_beir, load_split  # noqa: E402
 
 
-def per_query(fns, queries) -> tuple[list[float], list[float]]:
+def per_query(fns, queries) -> tuple[list[float], list[float], list[list[float]]]:
     """Median seconds per query of each of ``fns``, called in turn on every query so that
     they meet the same machine conditions: wall-clock, and CPU time of this process (which
-    other programs on a shared machine do not inflate)."""
+    other programs on a shared machine do not inflate); and each function's CPU time per
+    query (for paired ratios: calls on one query run back to back, under one load)."""
     wall = [[] for _ in fns]
     cpu = [[] for _ in fns]
     for q in queries:
@@ -36,7 +42,12 @@ def per_query(fns, queries) -> tuple[list[float], list[float]]:
             fn(q)
             c.append(time.process_time() - start_cpu)
             w.append(time.perf_counter() - start)
-    return [statistics.median(t) for t in wall], [statistics.median(t) for t in cpu]
+    return [statistics.median(t) for t in wall], [statistics.median(t) for t in cpu], cpu
+
+
+def paired(times: list[float], base: list[float]) -> float:
+    """Median over queries of one path's time over the baseline's on the same query."""
+    return statistics.median(t / max(b, 1e-9) for t, b in zip(times, base))
 
 
 def build_stores(split, texts):
@@ -106,6 +117,8 @@ def main(argv=None) -> int:
     ap.add_argument("--data", type=Path, default=root / "scifact" if root else None)
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--queries", type=int, default=100, help="test questions timed per store")
+    ap.add_argument("--skip-fits", action="store_true",
+                    help="fit once per store (untimed) and time the retrievers only")
     ap.add_argument("--blas-threads", type=int, default=None,
                     help="limit BLAS/OpenMP threads (1 keeps spinning idle threads out of the "
                          "CPU-time columns on a busy machine)")
@@ -114,6 +127,12 @@ def main(argv=None) -> int:
         from threadpoolctl import threadpool_limits
 
         threadpool_limits(args.blas_threads)
+        try:  # torch keeps threads of its own (the model embedding the questions)
+            import torch
+
+            torch.set_num_threads(args.blas_threads)
+        except ImportError:
+            pass
     if args.data is None:
         ap.error("no data: pass --data DIR (a BEIR folder with cached embeddings)")
     split = load_split(args.data)
@@ -122,8 +141,22 @@ def main(argv=None) -> int:
     stores = build_stores(split, beir)
     train, val = questions(split, "train"), questions(split, "val")
 
-    # every path once per round, rounds repeated, best per path: all meet the same machine
-    # and allocator state (a first call pays page faults that later ones do not)
+    deltas = {name: EmbeddingFinetuner(store, show_progress=False).fit(train, val)
+              for name, store in stores.items()} if args.skip_fits else \
+        time_fits(split, stores, train, val, args.repeat)
+    print()
+    queries = list(split.test_q[:args.queries])
+    latency_table("vector in", stores, deltas, plain_query, overlay_query, queries)
+    print()
+    texts_in = [split_texts[q] for q in split.query_ids["test"][:args.queries]]
+    latency_table("text in: the index's all-MiniLM-L6-v2 embeds each question", stores,
+                  deltas, plain_retriever, overlay_retriever, texts_in)
+    return 0
+
+
+def time_fits(split, stores, train, val, repeat: int) -> dict:
+    """Print the fit table (every path once per round, rounds repeated, best per path: all
+    meet the same machine and allocator state) and return each store's delta."""
     fits = {"array engine NudgeN": lambda: NudgeN().fit(split.doc_emb, split.train_q,
                                                         split.train_rel, split.val_q,
                                                         split.val_rel)}
@@ -131,9 +164,12 @@ def main(argv=None) -> int:
                   for name, store in stores.items()}
     for name, ft in finetuners.items():
         fits[name] = lambda ft=ft: ft.fit(train, val)
+    fits["array engine NudgeN, paper protocol"] = lambda: NudgeN(
+        selection="validation", refit=False, memory=False).fit(
+        split.doc_emb, split.train_q, split.train_rel, split.val_q, split.val_rel)
     best = dict.fromkeys(fits, float("inf"))
     best_cpu = dict.fromkeys(fits, float("inf"))
-    for round_ in range(args.repeat + 1):
+    for round_ in range(repeat + 1):
         for name, fn in fits.items():
             start, start_cpu = time.perf_counter(), time.process_time()
             fn()
@@ -141,41 +177,34 @@ def main(argv=None) -> int:
                 best_cpu[name] = min(best_cpu[name], time.process_time() - start_cpu)
                 best[name] = min(best[name], time.perf_counter() - start)
     array_s, array_cpu = best["array engine NudgeN"], best_cpu["array engine NudgeN"]
-    print(f"| path | fit s (best of {args.repeat} interleaved rounds) | × array engine | "
-          "CPU s | × array engine (CPU) |")
+    print(f"| path (defaults: cv, refit, memory) | fit s (best of {repeat} interleaved rounds) "
+          "| × array engine | CPU s | × array engine (CPU) |")
     print("|---|---|---|---|---|")
     for name, t in best.items():
         print(f"| {name} | {t:.3f} | {t / array_s:.2f} | {best_cpu[name]:.3f} | "
               f"{best_cpu[name] / array_cpu:.2f} |")
-    deltas = {name: ft.delta_ for name, ft in finetuners.items()}
-    print()
-    print(f"| store | plain ms/query | overlay ms/query | × plain | × plain (CPU) |  (median "
-          f"over {args.queries} test questions, top-10)")
-    print("|---|---|---|---|---|")
-    queries = list(split.test_q[:args.queries])
+    return {name: ft.delta_ for name, ft in finetuners.items()}
+
+
+def latency_table(title, stores, deltas, plain_of, nudged_of, queries) -> None:
+    """Median ms per query of the plain retriever, the nudged one with the query memory and
+    without it, all three called in turn on every query."""
+    print(f"| store | plain ms/query | nudged, memory | × plain | × plain (CPU) | × plain "
+          f"(CPU, paired) | nudged, no memory | × plain | × plain (CPU) | × plain (CPU, "
+          f"paired) |  ({title}; median over {len(queries)} test questions, top-10)")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for name, store in stores.items():
-        plain = plain_query(name, store)
-        overlay = overlay_query(name, store, deltas[name])
-        for q in queries[:5]:  # warm both paths
-            plain(q)
-            overlay(q)
-        (p, o), (pc, oc) = per_query((plain, overlay), queries)
-        print(f"| {name} | {1e3 * p:.2f} | {1e3 * o:.2f} | {o / p:.2f} | {oc / pc:.2f} |")
-    print()
-    print(f"| store | plain retriever ms/query | nudged retriever ms/query | × plain | × plain "
-          f"(CPU) |  (text in: the index's all-MiniLM-L6-v2 embeds each of {args.queries} "
-          "test questions)")
-    print("|---|---|---|---|---|")
-    texts_in = [split_texts[q] for q in split.query_ids["test"][:args.queries]]
-    for name, store in stores.items():
-        plain = plain_retriever(name, store)
-        overlay = overlay_retriever(name, store, deltas[name])
-        for t in texts_in[:5]:
-            plain(t)
-            overlay(t)
-        (p, o), (pc, oc) = per_query((plain, overlay), texts_in)
-        print(f"| {name} | {1e3 * p:.2f} | {1e3 * o:.2f} | {o / p:.2f} | {oc / pc:.2f} |")
-    return 0
+        delta = deltas[name]
+        bare = dataclasses.replace(delta, alpha=0.0, memory_keys=None, memory_links=None)
+        fns = (plain_of(name, store), nudged_of(name, store, delta),
+               nudged_of(name, store, bare))
+        for q in queries[:5]:  # warm every path
+            for fn in fns:
+                fn(q)
+        (p, m, b), (pc, mc, bc), (cp, cm, cb) = per_query(fns, queries)
+        print(f"| {name} | {1e3 * p:.2f} | {1e3 * m:.2f} | {m / p:.2f} | {mc / pc:.2f} | "
+              f"{paired(cm, cp):.2f} | {1e3 * b:.2f} | {b / p:.2f} | {bc / pc:.2f} | "
+              f"{paired(cb, cp):.2f} |")
 
 
 if __name__ == "__main__":

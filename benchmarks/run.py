@@ -25,7 +25,7 @@ if __package__ in (None, ""):   # run as a script: make the repository importabl
 
 from benchmarks.adaptor import AdaptorConfig  # noqa: E402
 from benchmarks.encode import DEFAULT_MODEL, encode_dataset, resolve_model_path  # noqa: E402
-from benchmarks.evaluate import evaluate  # noqa: E402
+from benchmarks.evaluate import top_k as rank_top_k  # noqa: E402
 from benchmarks.gamma_curve import validation_curve  # noqa: E402
 from benchmarks.methods import (  # noqa: E402
     METHODS,
@@ -35,7 +35,8 @@ from benchmarks.methods import (  # noqa: E402
 )
 from benchmarks.ptft import PtftConfig  # noqa: E402
 from benchmarks.report import checks, dataset_table  # noqa: E402
-from nudge_rag.datasets import data_root, load_beir, load_cached_embeddings, load_split  # noqa: E402
+from benchmarks.splits import make_split, score_ranking, summary_table  # noqa: E402
+from nudge_rag.datasets import data_root, load_beir, load_cached_embeddings  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -56,6 +57,12 @@ def parse_args(argv=None):
                    help="keep only the first N records (a quick slice; questions whose "
                         "positives all fall outside are dropped)")
     p.add_argument("--seed", type=int, default=0, help="split seed (paper: 0)")
+    p.add_argument("--splits", default="paper",
+                   help="comma-separated splits to run: paper (the NUDGE paper's 70/10/20) "
+                        "and/or group (group-aware 70/10/20); default %(default)s")
+    p.add_argument("--seeds", default=None,
+                   help="comma-separated split seeds (default: --seed); with several splits "
+                        "or seeds a summary table over them follows")
     p.add_argument("--ptft-steps", type=int, default=60, help="PTFT step cap (paper: 20,000)")
     p.add_argument("--ptft-max-train-s", type=float, default=None,
                    help="PTFT training-time cap in seconds per dataset")
@@ -107,7 +114,8 @@ def machine_info(threads: int | None) -> dict:
     return info
 
 
-def load_bench_data(path: str, args, log) -> BenchData:
+def load_bench_data(path: str, args, log, kind: str = "paper",
+                    seed: int | None = None) -> BenchData:
     root = Path(path)
     data = load_beir(root)
     cached = root / "embeddings" / args.model
@@ -120,8 +128,8 @@ def load_bench_data(path: str, args, log) -> BenchData:
         source = f"live-encoded, cache {folder}"
     if args.max_docs:
         doc_ids, doc_emb = doc_ids[:args.max_docs], doc_emb[:args.max_docs]
-    split = load_split(root, seed=args.seed, doc_emb=doc_emb, doc_ids=doc_ids,
-                       query_emb=query_emb, query_ids=query_ids)
+    split = make_split(root, kind, args.seed if seed is None else seed, doc_emb, doc_ids,
+                       query_emb, query_ids)
     return BenchData(root.name, data, split, args.model, resolve_model_path(args.model), source)
 
 
@@ -165,7 +173,9 @@ def run_dataset(bench: BenchData, methods: list[str], cfg: BenchConfig, log) -> 
             log(f"  {name}: {rows[name]['skipped']}")
             continue
         out = method.run(bench, cfg)
-        scores = evaluate(out.test_q, out.doc_emb, s.test_rel)
+        ranked = out.ranked if out.ranked is not None else rank_top_k(
+            np.asarray(out.test_q, dtype=np.float32), np.asarray(out.doc_emb, np.float32), 10)
+        scores = score_ranking(ranked, s)
         rows[name] = {**scores, "fit_s": out.fit_s, "info": out.info}
         log(f"  {name:15s} NDCG@10 {scores['ndcg@10']:.4f}  R@1 {scores['recall@1']:.4f}  "
             f"R@10 {scores['recall@10']:.4f}  fit {out.fit_s:.3f} s  {out.info or ''}")
@@ -218,19 +228,24 @@ def main(argv=None) -> dict:
               "datasets": {}}
     start = time.perf_counter()
     json_path = out_dir / f"results-{tag}.json"
+    runs = split_runs(args)
     for path in paths:
-        bench = load_bench_data(path, args, log)
-        rows = run_dataset(bench, methods, cfg, log)
-        s = bench.split
-        entry = {"path": str(path), "source": bench.source, "model": bench.model,
-                 "n_records": len(s.doc_ids),
-                 "n_questions": {"train": len(s.train_rel), "val": len(s.val_rel),
-                                 "test": len(s.test_rel)},
-                 "methods": rows, "gamma_curves": gamma_curves(bench, rows),
-                 "checks": [[text, ok] for text, ok in checks(bench.name, rows)]}
-        result["datasets"][bench.name] = entry
-        result["elapsed_s"] = time.perf_counter() - start
-        json_path.write_text(json.dumps(result, indent=1, default=float))  # saved as we go
+        for kind, seed in runs:
+            bench = load_bench_data(path, args, log, kind, seed)
+            rows = run_dataset(bench, methods, cfg, log)
+            s = bench.split
+            key = bench.name if len(runs) == 1 else f"{bench.name} {kind} {seed}"
+            entry = {"path": str(path), "source": bench.source, "model": bench.model,
+                     "split": kind, "seed": seed, "dataset": bench.name,
+                     "n_records": len(s.doc_ids),
+                     "n_questions": {"train": len(s.train_rel), "val": len(s.val_rel),
+                                     "test": len(s.test_rel)},
+                     "methods": rows,
+                     "gamma_curves": gamma_curves(bench, rows) if len(runs) == 1 else {},
+                     "checks": [[text, ok] for text, ok in checks(key, rows)]}
+            result["datasets"][key] = entry
+            result["elapsed_s"] = time.perf_counter() - start
+            json_path.write_text(json.dumps(result, indent=1, default=float))  # as we go
     result["load_average_end"] = list(os.getloadavg())
     json_path.write_text(json.dumps(result, indent=1, default=float))
     markdown = render_markdown(result)
@@ -242,8 +257,29 @@ def main(argv=None) -> dict:
     return result
 
 
-def render_markdown(result: dict) -> str:
+def split_runs(args) -> list[tuple[str, int]]:
+    """The (split, seed) pairs a run covers."""
+    seeds = [int(x) for x in args.seeds.split(",")] if args.seeds else [args.seed]
+    return [(kind.strip(), seed) for kind in args.splits.split(",") if kind.strip()
+            for seed in seeds]
+
+
+def render_summaries(result: dict) -> list[str]:
+    """Per dataset run on several splits: the table over them."""
+    by_dataset: dict = {}
+    for entry in result["datasets"].values():
+        key = (entry.get("split", "paper"), entry.get("seed", 0))
+        by_dataset.setdefault(entry.get("dataset", ""), {})[key] = entry["methods"]
     parts = []
+    for name, entries in by_dataset.items():
+        if len(entries) > 1:
+            parts += [f"### {name}: test NDCG@10 over {len(entries)} splits\n",
+                      summary_table(entries, result["labels"]) + "\n"]
+    return parts
+
+
+def render_markdown(result: dict) -> str:
+    parts = render_summaries(result)
     for name, entry in result["datasets"].items():
         q = entry["n_questions"]
         parts.append(f"### {name} ({entry['n_records']:,} records; {q['train']}/{q['val']}/"

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .core.memory import QueryMemory
 from .core.method import Method
 from .delta_format import FORMAT, FORMAT_VERSION, check_finite, read_delta, write_delta
 from .errors import InputError, MismatchError
@@ -20,6 +21,35 @@ from .stores import adapt
 from .stores.base import check_target, held_states
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "NudgeDelta"]
+
+
+def _metric_table(before: dict, after: dict, title: str) -> list[str]:
+    lines = [f"{title:<18} {'before':>8} {'after':>8} {'change':>8}"]
+    for name in before:
+        b, a = before[name], after[name]
+        lines.append(f"{name:<18} {b:>8.4f} {a:>8.4f} {a - b:>+8.4f}")
+    return lines
+
+
+def _warm_cold_lines(r: dict) -> list[str]:
+    """NDCG@10 (or the first metric) of warm and cold held-out questions apart."""
+    parts = [(p, r.get(p)) for p in ("warm", "cold")]
+    if not all(isinstance(v, dict) and "after" in v for _, v in parts):
+        return []
+    name = "ndcg@10" if "ndcg@10" in r["after"] else next(iter(r["after"]))
+    lines = []
+    for part, v in parts:
+        if v["n_questions"] == 0:
+            lines.append(f"  {part}: no questions")
+            continue
+        b, a = v["before"][name], v["after"][name]
+        lines.append(f"  {part} ({v['n_questions']} questions{_WHY[part]}): {name} "
+                     f"{b:.4f} -> {a:.4f} ({a - b:+.4f})")
+    return lines
+
+
+_WHY = {"warm": ", some relevant record named by a fit question",
+        "cold": ", no relevant record named: NUDGE cannot help them"}
 
 
 @dataclass
@@ -41,6 +71,11 @@ class NudgeDelta:
     model: dict = field(default_factory=dict)
     questions: str = ""
     fit_report: dict = field(default_factory=dict)
+    #: query memory: the weight α of its scores (0: none), its unit question vectors
+    #: (float32, one row per key) and its links ``(key, position in ids)``, one row each
+    alpha: float = 0.0
+    memory_keys: np.ndarray | None = None
+    memory_links: np.ndarray | None = None
 
     def __post_init__(self):
         self.method = Method.parse(self.method, "method")  # saved deltas hold its name
@@ -55,7 +90,47 @@ class NudgeDelta:
         if np.shape(self.counts) != (n,):
             raise InputError(f"delta counts has shape {np.shape(self.counts)}, expected ({n},); "
                              "the delta is corrupt")
+        self._check_memory()
         check_finite(self.__dict__, self.ids, "this delta")
+
+    def _check_memory(self) -> None:
+        """The memory's arrays as the format keeps them: keys float32 of the delta's
+        dimension, links naming a key and a record of this delta each."""
+        keys = np.zeros((0, self.dim), np.float32) if self.memory_keys is None \
+            else np.asarray(self.memory_keys, dtype=np.float32)
+        links = np.zeros((0, 2), np.int64) if self.memory_links is None \
+            else np.asarray(self.memory_links)
+        if keys.ndim != 2 or keys.shape[1] != self.dim:
+            raise InputError(f"delta memory_keys has shape {keys.shape}, expected (n, "
+                             f"{self.dim}); the delta is corrupt")
+        if links.ndim != 2 or links.shape[1] != 2 or links.dtype.kind not in "iu":
+            raise InputError(f"delta memory_links has shape {links.shape} and dtype "
+                             f"{links.dtype}, expected integer (n, 2); the delta is corrupt")
+        if len(links) and (links.min() < 0 or links[:, 0].max() >= len(keys)
+                           or links[:, 1].max() >= len(self.ids)):
+            raise InputError("delta memory_links name a key or record the delta does not "
+                             "hold; the delta is corrupt")
+        alpha = self.alpha
+        if isinstance(alpha, bool) or not np.isfinite(alpha) or alpha < 0:
+            raise InputError(f"delta alpha={alpha!r} must be a finite number ≥ 0; the delta "
+                             "is corrupt")
+        self.memory_keys, self.memory_links = keys, links.astype(np.int64)
+        self.alpha = float(alpha)
+
+    @property
+    def n_memory(self) -> int:
+        """How many question vectors the delta keeps as memory (0 when it keeps none)."""
+        return len(self.memory_keys) if self.alpha > 0 else 0
+
+    def query_memory(self):
+        """The memory as :class:`~nudge_rag.core.memory.QueryMemory` over the delta's records
+        (columns are positions in ``ids``), or ``None`` when the delta keeps none."""
+        if self.n_memory == 0:
+            return None
+        order = np.lexsort((self.memory_links[:, 0], self.memory_links[:, 1]))
+        keys = np.asarray(self.memory_keys, dtype=np.float64)
+        return QueryMemory(keys, self.memory_links[order, 0], self.memory_links[order, 1],
+                           len(self.ids))
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -69,27 +144,50 @@ class NudgeDelta:
                       axis=1)
 
     def __repr__(self) -> str:
-        return (f"NudgeDelta(method={self.method!r}, gamma={self.gamma:.4g}, "
+        memory = f", alpha={self.alpha:.4g}, memory={self.n_memory}" if self.n_memory else ""
+        return (f"NudgeDelta(method={self.method!r}, gamma={self.gamma:.4g}{memory}, "
                 f"moved={int(self.moved.sum())}, dim={self.dim}, "
                 f"similarity={self.similarity!r})")
 
     # -- reading it ------------------------------------------------------------------------------
     def report(self) -> str:
-        """The fit at a glance: γ, records moved, validation metrics before and after."""
+        """The fit at a glance: γ and α, records moved, held-out metrics before and after
+        (cross-validated where folds chose, and then the validation questions' own figures,
+        the paper's protocol, too), warm and cold questions apart, and what the query memory
+        holds and needs."""
         r = self.fit_report
-        lines = [f"NUDGE fit: {self.method}, gamma={self.gamma:.4g} (chosen by {self.metric}), "
-                 f"{int(self.moved.sum())} records moved, store scores by {self.similarity}",
+        alpha = f", alpha={self.alpha:.4g}" if self.alpha > 0 else ""
+        lines = [f"NUDGE fit: {self.method}, gamma={self.gamma:.4g}{alpha} (chosen by "
+                 f"{self.metric}), {int(self.moved.sum())} records moved, store scores by "
+                 f"{self.similarity}",
                  f"questions: {r.get('n_train_questions', '?')} train, "
-                 f"{r.get('n_val_questions', 0)} validation"]
-        before, after = r.get("before"), r.get("after")
-        if before and after:
-            lines.append(f"{'validation metric':<18} {'before':>8} {'after':>8} {'change':>8}")
-            for name in before:
-                b, a = before[name], after[name]
-                lines.append(f"{name:<18} {b:>8.4f} {a:>8.4f} {a - b:>+8.4f}")
+                 f"{r.get('n_val_questions', 0)} validation"
+                 + ("; the final fit used both (refit)" if r.get("refit") else "")]
+        if r.get("before") and r.get("after"):
+            cv = r.get("estimate") == "cross-validated"
+            lines.append(f"{'cross-validated' if cv else 'validation'} estimate: each "
+                         "held-out question scored against a fit that did not see it"
+                         + (f" ({r.get('folds')} folds of the training questions"
+                            + (" plus the validation questions)" if r.get("n_val_questions")
+                               else ")") if cv else ""))
+            lines += _metric_table(r["before"], r["after"], "held-out metric")
+            lines += _warm_cold_lines(r)
+            if r.get("validation"):
+                lines.append("validation questions alone (the paper's protocol):")
+                lines += _metric_table(r["validation"]["before"], r["validation"]["after"],
+                                       "validation metric")
         else:
-            lines.append("gamma was fixed: no validation report")
-        return "\n".join(lines)
+            lines.append("gamma was fixed: no held-out report")
+        return "\n".join(lines + self._memory_lines())
+
+    def _memory_lines(self) -> list[str]:
+        if self.n_memory == 0:
+            return ["query memory: none kept; apply() writes everything this delta does"]
+        return [f"query memory: {self.n_memory} question vectors kept, linked to the records "
+                "they name; they can reveal what users asked (fit with memory=False to keep "
+                "none)",
+                "apply() writes only the nudged records: an applied store does not have the "
+                "memory, nor its share of the gain; use delta.as_retriever(...) to keep it"]
 
     # -- stores ------------------------------------------------------------------------------------
     def _check_target(self, adapter, allow_model_mismatch: bool) -> None:

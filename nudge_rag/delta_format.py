@@ -31,7 +31,7 @@ ARRAYS = "arrays.npz"
 META = "delta.json"
 METHODS = tuple(m.value for m in Method)
 SIMILARITIES = ("cosine", "dot", "l2")
-_FLOAT_ARRAYS = ("vectors", "original", "sums")
+_FLOAT_ARRAYS = ("vectors", "original", "sums", "memory_keys")
 _CORRUPT = "the delta is truncated or corrupt: save it again from a fit"
 
 
@@ -65,12 +65,16 @@ def write_delta(delta, path, overwrite: bool = False) -> Path:
         with open(tmp / ARRAYS, "wb") as fh:
             np.savez(fh, vectors=delta.vectors.astype(np.float32),
                      original=delta.original.astype(np.float64),
-                     sums=delta.sums.astype(np.float64), counts=delta.counts.astype(np.int64))
+                     sums=delta.sums.astype(np.float64), counts=delta.counts.astype(np.int64),
+                     memory_keys=delta.memory_keys.astype(np.float32),
+                     memory_links=delta.memory_links.astype(np.int64))
         meta = {"format": FORMAT, "version": FORMAT_VERSION, "nudge_rag": __version__,
                 "ids": delta.ids, "method": delta.method, "gamma": delta.gamma,
                 "metric": delta.metric, "similarity": delta.similarity, "dim": delta.dim,
                 "model": delta.model, "questions": delta.questions,
-                "report": delta.fit_report, "arrays_sha256": _sha256(tmp / ARRAYS)}
+                "report": delta.fit_report, "alpha": delta.alpha,
+                "memory": {"keys": len(delta.memory_keys), "links": len(delta.memory_links)},
+                "arrays_sha256": _sha256(tmp / ARRAYS)}
         with open(tmp / META, "w", encoding="utf-8") as fh:
             json.dump(meta, fh, indent=1, default=_json_default)
     return path
@@ -107,7 +111,8 @@ def read_delta(path) -> dict:
     if not arrays_path.is_file() or _sha256(arrays_path) != meta.get("arrays_sha256"):
         raise InputError(f"{arrays_path} is missing, truncated or was modified after saving "
                          "(checksum mismatch); save the delta again")
-    fields.update(_read_arrays(arrays_path, len(fields["ids"]), fields["dim"]))
+    fields.update(_read_arrays(arrays_path, len(fields["ids"]), fields["dim"],
+                               fields.pop("memory_sizes")))
     check_finite(fields, fields["ids"], str(arrays_path))
     return fields
 
@@ -179,7 +184,7 @@ def _check_meta(meta, where: Path) -> dict:
     return {"ids": [str(i) for i in ids], "method": meta["method"], "gamma": float(gamma),
             "metric": meta["metric"], "similarity": meta["similarity"], "dim": dim,
             "model": meta["model"], "questions": meta.get("questions", ""),
-            "fit_report": meta.get("report", {})}
+            "fit_report": meta.get("report", {}), **_check_memory_meta(meta, where)}
 
 
 def _finite_number(value) -> bool:
@@ -221,9 +226,26 @@ def _check_report(report: dict, where: Path) -> None:
                    "metrics", report)
 
 
-def _read_arrays(path: Path, n: int, dim: int) -> dict:
-    """The four arrays, each checked from its ``.npy`` header before its data is read."""
+def _check_memory_meta(meta: dict, where: Path) -> dict:
+    """α and the memory's sizes; a delta saved before query memory existed has neither (and
+    no memory)."""
+    alpha, sizes = meta.get("alpha", 0.0), meta.get("memory", {"keys": 0, "links": 0})
+    if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) \
+            or not math.isfinite(alpha) or alpha < 0:
+        raise _bad(where, "alpha", "a finite number ≥ 0", alpha)
+    if not isinstance(sizes, dict) or set(sizes) != {"keys", "links"} or not all(
+            isinstance(v, int) and not isinstance(v, bool) and v >= 0
+            for v in sizes.values()):
+        raise _bad(where, "memory", "an object with counts 'keys' and 'links'", sizes)
+    return {"alpha": float(alpha), "memory_sizes": (sizes["keys"], sizes["links"])}
+
+
+def _read_arrays(path: Path, n: int, dim: int, memory: tuple[int, int] = (0, 0)) -> dict:
+    """The arrays, each checked from its ``.npy`` header before its data is read; the
+    memory's two only where ``delta.json`` says it holds some (older deltas have none)."""
     want = {"vectors": (n, dim), "original": (n, dim), "sums": (n, dim), "counts": (n,)}
+    if memory != (0, 0):
+        want.update({"memory_keys": (memory[0], dim), "memory_links": (memory[1], 2)})
     try:
         with zipfile.ZipFile(path) as zf:
             members = {info.filename: info for info in zf.infolist()}
@@ -249,10 +271,10 @@ def _check_header(fh, size: int, name: str, shape: tuple, path: Path) -> None:
     read_header = npy.read_array_header_1_0 if version == (1, 0) else \
         npy.read_array_header_2_0
     got, _, dtype = read_header(fh)
-    kinds = "iu" if name == "counts" else "f"
-    if dtype.kind not in kinds or dtype.hasobject:
+    integers = name in ("counts", "memory_links")
+    if dtype.kind not in ("iu" if integers else "f") or dtype.hasobject:
         raise InputError(f"{path}: array {name!r} has dtype {dtype}, expected "
-                         f"{'integers' if name == 'counts' else 'floats'}; {_CORRUPT}")
+                         f"{'integers' if integers else 'floats'}; {_CORRUPT}")
     if tuple(got) != shape:
         raise InputError(f"{path}: array {name!r} has shape {tuple(got)}, expected {shape} "
                          f"(one row per id); {_CORRUPT}")
@@ -268,11 +290,14 @@ def check_finite(arrays: dict, ids, where: str) -> None:
     """Refuse NaN or infinite values in a delta's float arrays, nudged vectors that float32
     cannot hold, and negative counts."""
     for name in _FLOAT_ARRAYS:
+        if arrays.get(name) is None:  # no memory
+            continue
         bad = ~np.isfinite(arrays[name]).all(axis=1)
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
-            raise InputError(f"{where}: {name!r} row {row} (record {ids[row]!r}) holds NaN or "
-                             f"inf ({int(bad.sum())} such rows); {_CORRUPT}")
+            what = f"key {row}" if name == "memory_keys" else f"record {ids[row]!r}"
+            raise InputError(f"{where}: {name!r} row {row} ({what}) holds NaN or inf "
+                             f"({int(bad.sum())} such rows); {_CORRUPT}")
     big = np.abs(arrays["vectors"]).max(axis=1, initial=0.0) > _FLOAT32_MAX
     if big.any():
         row = int(np.flatnonzero(big)[0])

@@ -11,12 +11,13 @@ from __future__ import annotations
 import numpy as np
 
 from .core.checks import check_finite_nonzero
-from .core.closed_form import Geometry, question_sums
+from .core.closed_form import Geometry
 from .core.estimators import NudgeM, NudgeN
-from .core.gamma_search import Competition, ValidationProblem
+from .core.gamma_search import ValidationProblem
+from .core.memory import QueryMemory
 from .core.method import Method
-from .core.metrics import REPORT_METRICS, parse_metric
-from .core.relevance import Pairs, to_pairs
+from .core.metrics import REPORT_METRICS, parse_metric, questions_with
+from .core.relevance import Pairs
 from .delta import NudgeDelta
 from .embedding import (
     PROBE_TEXT,
@@ -26,8 +27,9 @@ from .embedding import (
     remember_probe,
 )
 from .errors import InputError, MismatchError, StoreError
-from .questions import QuestionSet
+from .questions import QuestionSet, group_fold_labels
 from .questions.split import group_split
+from .store_parts import add_questions, held_out, relevance_pairs, store_parts, summed_parts
 from .stores import adapt
 from .stores.base import check_method_fits_store, check_unit_norm
 
@@ -39,15 +41,27 @@ class EmbeddingFinetuner:
 
     Parameters are stored as given; ``fit`` returns the fitted :class:`NudgeDelta` and keeps
     it as ``delta_``. ``method`` is ``"nudge-n"`` (unit-norm output, safe for every store) or
-    ``"nudge-m"`` (inner-product stores only). ``metric`` chooses γ on validation questions;
-    ``gamma`` fixes it instead. ``val_fraction`` holds out part of the training questions when
-    no validation questions are given. ``embed_model`` overrides the index's own model.
+    ``"nudge-m"`` (inner-product stores only). ``metric`` chooses γ (and α) on held-out
+    questions; ``gamma`` (and ``alpha``) fix them instead. ``embed_model`` overrides the
+    index's own model.
+
+    How the fit chooses and what it keeps, as :class:`~nudge_rag.NudgeN` does:
+    ``selection="cv"`` (default) chooses on the validation questions plus ``folds`` folds of
+    the training questions, duplicates kept in one fold; ``"validation"`` on validation
+    questions alone, the paper's protocol (without them ``val_fraction`` of the training
+    questions is held out). ``refit=True`` then fits on training and validation questions
+    together. ``memory=True`` keeps the questions' vectors in the delta as extra keys
+    pointing at the records they name (the retriever scores them; ``apply`` cannot write
+    them, and they can reveal what users asked: ``memory=False`` keeps none).
+    ``selection="validation", refit=False, memory=False`` is the paper's protocol.
     """
 
     def __init__(self, index_or_store, method: str = "nudge-n", metric: str = "ndcg@10",
                  gamma: float | None = None, val_fraction: float = 0.1, seed: int = 0,
                  embed_model=None, show_progress: bool = True, batch_size: int = 64,
-                 nudge_ft_compat: bool = False, device: str = "cpu"):
+                 nudge_ft_compat: bool = False, device: str = "cpu", selection: str = "cv",
+                 folds: int = 5, refit: bool = True, memory: bool = True,
+                 alpha: float | None = None):
         self.index_or_store = index_or_store
         self.method = method
         self.metric = metric
@@ -59,6 +73,11 @@ class EmbeddingFinetuner:
         self.batch_size = batch_size
         self.nudge_ft_compat = nudge_ft_compat
         self.device = device
+        self.selection = selection
+        self.folds = folds
+        self.refit = refit
+        self.memory = memory
+        self.alpha = alpha
 
     # -- helpers ---------------------------------------------------------------------------------
     def _adapter(self):
@@ -77,9 +96,18 @@ class EmbeddingFinetuner:
 
     def _check_params(self):
         Method.parse(self.method)
-        parse_metric(self.metric, "metric")
         if not 0 < self.val_fraction < 1:
             raise InputError(f"val_fraction={self.val_fraction!r} must be between 0 and 1")
+        self._estimator()._check_params()
+
+    def _estimator(self, **override):
+        """The array estimator this finetuner runs, with its settings (``override`` changes
+        some, as an update does)."""
+        params = {"metric": self.metric, "gamma": self.gamma, "device": self.device,
+                  "nudge_ft_compat": self.nudge_ft_compat, "selection": self.selection,
+                  "folds": self.folds, "refit": self.refit, "memory": self.memory,
+                  "alpha": self.alpha, "seed": self.seed, **override}
+        return METHODS[self._method](**params)
 
     def _embed(self, qs: QuestionSet, adapter, name: str, probe: bool = False) -> np.ndarray:
         if qs.embeddings is not None:
@@ -121,122 +149,152 @@ class EmbeddingFinetuner:
 
     # -- fit -------------------------------------------------------------------------------------
     def fit(self, train_questions, val_questions=None, *, val_fraction: float | None = None):
-        """Fit on ``train_questions``; choose γ on ``val_questions`` (or on a held-out
-        ``val_fraction`` of the training questions, split group-aware). Questions are a
-        ``QuestionSet`` or anything ``QuestionSet.coerce`` takes (a JSONL path, ``(text or
-        embedding, relevant)`` pairs, dict rows). Returns the :class:`NudgeDelta`."""
+        """Fit on ``train_questions``. γ and the memory weight α are chosen on
+        ``val_questions`` plus ``folds`` folds of the training questions (``selection="cv"``,
+        the default; without validation questions the folds alone choose) or on validation
+        questions alone (``selection="validation"``; without them ``val_fraction`` of the
+        training questions is held out, split group-aware). With ``refit`` the final fit uses
+        the validation questions too. Questions are a ``QuestionSet`` or anything
+        ``QuestionSet.coerce`` takes (a JSONL path, ``(text or embedding, relevant)`` pairs,
+        dict rows). Returns the :class:`NudgeDelta`."""
         if val_fraction is not None:
             self.val_fraction = val_fraction
         self._check_params()
         check_method_fits_store(adapt(self.index_or_store), self._method)
         adapter = self._adapter()
+        est = self._estimator()
+        train, val = self._question_sets(adapter, est, train_questions, val_questions)
+        train_q = self._embed(train, adapter, "train_questions", probe=True)
+        val_q = None if val is None else self._embed(val, adapter, "val_questions")
+        folds = self._fold_labels(train) if est._uses_folds() else None
+        depth = min(est._depth(), adapter.count()) if est._searching() else None
+        got = store_parts(adapter, train, train_q, val, val_q, depth=depth, folds=folds,
+                          refit=est._refits())
+        _check_stored(np.asarray(got.original), got.ids, adapter.kind)
+        check_unit_norm(adapter, got.original, self._method)
+        est.fit_prepared(got.parts)
+        fp = fit_fingerprint(train, val if est._refits() else None, got)
+        counts = {"n_train_questions": len(train),
+                  "n_val_questions": 0 if val is None else len(val)}
+        self.delta_ = self._delta(adapter, est, got.ids, got.original, got.counts, counts, fp)
+        return self.delta_
+
+    def _question_sets(self, adapter, est, train_questions, val_questions):
+        """The training and validation question sets, checked against the store; the
+        validation set is split off the training one where the protocol needs one and none
+        is given (``None`` where there is none)."""
         train = QuestionSet.coerce(train_questions, "train_questions")
         val = None
-        if self.gamma is None:
-            if val_questions is None:
-                train, val = self._split(train)
-            else:
-                val = QuestionSet.coerce(val_questions, "val_questions")
+        if val_questions is not None and (est._searching() or est._refits()):
+            val = QuestionSet.coerce(val_questions, "val_questions")
+        elif val_questions is None and est._needs_validation():
+            train, val = self._split(train)
         self._check_ids(adapter, train, "train_questions")
         if val is not None:
             self._check_ids(adapter, val, "val_questions")
-        train_q = self._embed(train, adapter, "train_questions", probe=True)
-        ids = sorted({i for rel in train.relevance for i in rel})
-        row = {i: r for r, i in enumerate(ids)}
-        pairs = _pairs(train.relevance, row)
-        _, sums = question_sums(train_q, pairs)
-        counts = np.bincount(pairs.row, minlength=len(ids))
-        found, original = adapter.fetch(ids)
-        if found != ids:
-            raise StoreError("the store changed while fitting: some records vanished")
-        fp = questions_fingerprint(train.ids, train.texts, ids, pairs)
-        self.delta_ = self._fit_from_sums(adapter, ids, original, sums, counts, val,
-                                          len(train), fp)
-        return self.delta_
+        return train, val
 
-    def _fit_from_sums(self, adapter, ids, original, sums, counts, val: QuestionSet | None,
-                       n_train: int, questions_fp: str, gamma=None) -> NudgeDelta:
-        _check_stored(np.asarray(original), ids, adapter.kind)
-        check_unit_norm(adapter, np.asarray(original), self._method)
-        gamma = self.gamma if gamma is None else gamma
-        est = METHODS[self._method](metric=self.metric, gamma=gamma, device=self.device,
-                                    nudge_ft_compat=self.nudge_ft_compat)
-        rows = np.arange(len(ids))
-        if gamma is not None:
-            est.fit_prepared(rows, original, sums)
-        else:
-            val_q = self._embed(val, adapter, "val_questions")
-            k = max(parse_metric(est._selection_metric())[1],
-                    *(parse_metric(m)[1] for m in REPORT_METRICS))
-            k = min(k, adapter.count())  # no more competitors than records
-            val_pairs, competition, unmoved = _competition(adapter, val_q, val.relevance, ids, k)
-            # the γ search scores questions against the stored vectors: at their precision
-            # (float32 for most stores), as the array engine does with float32 records
-            val_q = val_q.astype(np.result_type(np.asarray(original).dtype, np.float32))
-            est.fit_prepared(rows, original, sums, val_q, val_pairs, competition, unmoved)
+    def _fold_labels(self, train: QuestionSet) -> np.ndarray | None:
+        """The training questions' folds: duplicates and near-duplicates share one (by text,
+        as the group-aware split keeps them together). A small set gets fewer folds, down to
+        two, as the array estimator does; ``None`` where not even two can be cut (then the
+        validation questions alone choose)."""
+        for k in range(min(int(self.folds), len(train)), 1, -1):
+            try:
+                return group_fold_labels(train, k=k, seed=self.seed)
+            except InputError:  # fewer groups than k, or a group larger than n / k
+                continue
+        return None
+
+    def _delta(self, adapter, est, ids, original, counts, sizes: dict,
+               questions_fp: str) -> NudgeDelta:
+        """The delta of a fitted estimator whose records are ``ids`` (stored as
+        ``original``)."""
+        if not np.array_equal(est.rows_, np.arange(len(ids))):
+            raise AssertionError("the fit's records are not the delta's")  # a bug, not input
         report = dict(est.report_)
-        report.update({"n_train_questions": int(n_train),
-                       "n_val_questions": 0 if val is None else len(val),
-                       "store": adapter.kind, "similarity": adapter.similarity})
+        report.update({**sizes, "store": adapter.kind, "similarity": adapter.similarity})
         model = self._model(adapter)
         # records that do not move (γ = 0, or questions that give no direction) keep the
         # stored vector exactly, so that applying the delta rewrites nothing of theirs
         vectors = est.vectors_.copy()
         vectors[~est.moved_] = np.asarray(original)[~est.moved_]
+        memory = est.memory_
         return NudgeDelta(
             ids=list(ids), vectors=vectors, original=np.asarray(original),
             sums=est.sums_, counts=np.asarray(counts, dtype=np.int64), method=self._method,
             gamma=float(est.gamma_), metric=est._selection_metric(),
             similarity=adapter.similarity, dim=int(adapter.dimension()),
             model=model_fingerprint(model, adapter.dimension()), questions=questions_fp,
-            fit_report=report)
+            fit_report=report, alpha=float(est.alpha_) if len(memory) else 0.0,
+            memory_keys=memory.keys.astype(np.float32),
+            memory_links=np.stack([memory.key, memory.col], axis=1).astype(np.int64))
 
     def update(self, delta: NudgeDelta, new_questions, val_questions=None) -> NudgeDelta:
         """Fold ``new_questions`` into ``delta`` without re-embedding the old ones: the delta
-        keeps each moved record's sum of question vectors. With ``val_questions`` γ is chosen
-        again; without, the delta's γ is kept. Equals a full refit on the union."""
+        keeps each moved record's sum of question vectors (and, with memory, the question
+        vectors themselves). Without ``val_questions`` the delta's γ and α are kept, and the
+        result equals a fit on the union at them; with ``val_questions`` they are chosen
+        again on those questions (the old questions cannot be cut into folds: only their sums
+        are kept)."""
         self._check_params()
         adapter = self._adapter()
         new = QuestionSet.coerce(new_questions, "new_questions")
         self._check_ids(adapter, new, "new_questions")
         new_q = self._embed(new, adapter, "new_questions", probe=True)
-        ids = sorted(set(delta.ids) | {i for rel in new.relevance for i in rel})
+        ids = sorted(set(delta.ids) | new.record_ids)
         row = {i: r for r, i in enumerate(ids)}
+        pairs = relevance_pairs(new.relevance, row)
+        sums, counts, original = self._grown(adapter, delta, ids, row)
+        sums, counts = add_questions(sums, counts, new_q, pairs)
+        memory = grown_memory(delta, new_q, pairs, row, len(ids))
+        parts = summed_parts(original, sums, memory, delta.dim)
+        keep = val_questions is None
+        est = self._estimator(gamma=delta.gamma if keep else None,
+                              alpha=delta.alpha if keep else None, memory=memory is not None,
+                              selection="validation")
+        if not keep:
+            val = QuestionSet.coerce(val_questions, "val_questions")
+            self._check_ids(adapter, val, "val_questions")
+            val_q = self._embed(val, adapter, "val_questions")
+            parts.validation = held_out(adapter, val_q, val.relevance, row, ids,
+                                        min(est._depth(), adapter.count()))
+        _check_stored(np.asarray(original), ids, adapter.kind)
+        check_unit_norm(adapter, original, self._method)
+        est.fit_prepared(parts)
+        fp = questions_fingerprint([delta.questions, *new.ids], [None, *new.texts], ids, pairs)
+        sizes = {"n_train_questions": delta.fit_report.get("n_train_questions", 0) + len(new),
+                 "n_val_questions": 0 if keep else len(val)}
+        self.delta_ = self._delta(adapter, est, ids, original, counts, sizes, fp)
+        return self.delta_
+
+    def _grown(self, adapter, delta: NudgeDelta, ids: list[str], row: dict[str, int]):
+        """The delta's sums, counts and original vectors spread over ``ids`` (a superset of
+        its records); the records new to it are read from the store."""
         sums = np.zeros((len(ids), delta.dim))
         counts = np.zeros(len(ids), dtype=np.int64)
         old_rows = [row[i] for i in delta.ids]
         sums[old_rows] = delta.sums
         counts[old_rows] = delta.counts
-        pairs = _pairs(new.relevance, row)
-        new_rows, new_sums = question_sums(new_q, pairs)
-        sums[new_rows] += new_sums
-        counts += np.bincount(pairs.row, minlength=len(ids))
         # old records keep their pre-nudge vectors, even if the delta was applied in place
         original = np.zeros((len(ids), delta.dim))
         original[old_rows] = delta.original
-        fresh = [i for i in ids if i not in set(delta.ids)]
-        found, vecs = adapter.fetch(fresh)
-        if found != fresh:
-            raise StoreError("some records named by new_questions vanished from the store")
+        known = set(delta.ids)
+        fresh = [i for i in ids if i not in known]
         if fresh:
+            found, vecs = adapter.fetch(fresh)
+            if found != fresh:
+                raise StoreError("some records named by new_questions vanished from the store")
             original[[row[i] for i in fresh]] = vecs
-        val = None
-        gamma = None
-        if val_questions is None:
-            gamma = delta.gamma
-        else:
-            val = QuestionSet.coerce(val_questions, "val_questions")
-            self._check_ids(adapter, val, "val_questions")
-        fp = questions_fingerprint([delta.questions, *new.ids], [None, *new.texts], ids, pairs)
-        n_train = delta.fit_report.get("n_train_questions", 0) + len(new)
-        self.delta_ = self._fit_from_sums(adapter, ids, original, sums, counts, val, n_train,
-                                          fp, gamma=gamma)
-        return self.delta_
+        return sums, counts, original
 
     def evaluate(self, questions, delta: NudgeDelta | None = None,
                  metrics=REPORT_METRICS) -> dict:
         """Metrics of ``questions`` on the store as it is (``before``) and with ``delta``
-        overlaid (``after``), exact, from the store's own search and the delta's records."""
+        overlaid (``after``, its memory included), exact, from the store's own search and the
+        delta's records; ``warm`` and ``cold`` give them apart for the questions of which
+        some relevant record the fit's questions named and for the others (NUDGE cannot
+        help a cold question)."""
         delta = delta if delta is not None else getattr(self, "delta_", None)
         if delta is None:
             raise InputError("no delta to evaluate; fit first or pass delta=...")
@@ -246,41 +304,53 @@ class EmbeddingFinetuner:
         q = self._embed(qs, adapter, "questions")
         metrics = (metrics,) if isinstance(metrics, str) else tuple(metrics)
         k = min(max([10, *(parse_metric(m, "metrics")[1] for m in metrics)]), adapter.count())
-        pairs, competition, unmoved = _competition(adapter, q, qs.relevance, delta.ids, k)
+        row = {i: r for r, i in enumerate(delta.ids)}
+        held = held_out(adapter, q, qs.relevance, row, delta.ids, k)
         skip = delta.method is Method.N and bool(delta.fit_report.get("nudge_ft_compat"))
         geometry = Geometry.build(delta.original, delta.sums, skip_opposed=skip)
-        problem = ValidationProblem(q, pairs, np.arange(len(delta.ids)), geometry, competition,
-                                    unmoved)
-        return {"n_questions": len(qs), "gamma": delta.gamma,
+        problem = ValidationProblem(q, held.pairs, np.arange(len(delta.ids)), geometry,
+                                    held.competition, held.unmoved, delta.query_memory())
+        warm = questions_with(held.pairs, held.pairs.row < len(delta.ids))
+        return {"n_questions": len(qs), "gamma": delta.gamma, "alpha": delta.alpha,
                 "before": problem.report(0.0, delta.method, metrics),
-                "after": problem.report(delta.gamma, delta.method, metrics)}
+                "after": problem.report(delta.gamma, delta.method, metrics, delta.alpha),
+                **warm_cold(problem, delta, warm, metrics)}
 
 
-def _competition(adapter, q: np.ndarray, relevance, moved_ids: list[str], k: int):
-    """Relevant pairs, the top-k unmoved competitors per question (from the store's search)
-    and the scores of relevant records that do not move, all over one row numbering where the
-    moved records come first."""
-    comp_ids, comp_scores = adapter.competition(q, k, moved_ids)
-    row = {i: r for r, i in enumerate(moved_ids)}
-    for ids in [*(list(rel) for rel in relevance), *comp_ids]:
-        for i in ids:
-            row.setdefault(i, len(row))
-    comp_rows = np.full(comp_scores.shape, -1, dtype=np.int64)
-    for qi, ids in enumerate(comp_ids):
-        comp_rows[qi, :len(ids)] = [row[i] for i in ids]
-    pairs = _pairs(relevance, row)
-    # a relevant record that does not move and is not among its question's top-k unmoved
-    # records ranks below k whatever γ is: -inf says exactly that
-    unmoved = np.full(len(pairs), -np.inf)
-    match = comp_rows[pairs.query] == pairs.row[:, None]
-    found = match.any(axis=1) & (pairs.row >= len(moved_ids))
-    unmoved[found] = comp_scores[pairs.query[found], match[found].argmax(axis=1)]
-    return pairs, Competition(comp_scores, comp_rows), unmoved
+def fit_fingerprint(train: QuestionSet, val: QuestionSet | None, got) -> str:
+    """The fingerprint of the questions a fit moved records with: the training ones, and the
+    validation ones after them where the final fit used them too."""
+    sets = [train] if val is None else [train, val]
+    ids = [f"{n}:{i}" if n else i for n, qs in enumerate(sets) for i in qs.ids]
+    texts = [t for qs in sets for t in qs.texts]
+    pairs = Pairs.concat([relevance_pairs(qs.relevance, got.row) for qs in sets])
+    return questions_fingerprint(ids, texts, got.ids, pairs)
 
 
-def _pairs(relevance: list[dict[str, float]], row: dict[str, int]) -> Pairs:
-    rel_rows = [{row[i]: g for i, g in rel.items()} for rel in relevance]
-    return to_pairs(rel_rows, len(rel_rows), len(row), "relevance")
+def warm_cold(problem: ValidationProblem, delta: NudgeDelta, warm: np.ndarray,
+              metrics) -> dict:
+    """Before and after means of ``metrics`` over the ``warm`` questions and the others."""
+    out = {}
+    for part, mask in (("warm", warm), ("cold", ~warm)):
+        out[part] = {"n_questions": int(mask.sum())}
+        for key, (g, a) in (("before", (0.0, 0.0)), ("after", (delta.gamma, delta.alpha))):
+            out[part][key] = {
+                m: float(problem.per_question(g, delta.method, m, None, a)[mask].mean())
+                if mask.any() else None for m in metrics}
+    return out
+
+
+def grown_memory(delta: NudgeDelta, new_q: np.ndarray, pairs: Pairs, row: dict[str, int],
+                 n_cols: int) -> QueryMemory | None:
+    """The delta's memory with the new questions added, over the records ``row`` numbers
+    (``None`` when the delta keeps no memory)."""
+    old = delta.query_memory()
+    if old is None:
+        return None
+    where = np.array([row[i] for i in delta.ids], dtype=np.int64)
+    old_pairs = Pairs(old.key, where[old.col], np.ones(len(old.key)), len(old.keys))
+    both = Pairs.concat([old_pairs, pairs])
+    return QueryMemory.build(np.concatenate([old.keys, new_q]), both, both.row, n_cols)
 
 
 def _check_stored(original: np.ndarray, ids, kind: str) -> None:

@@ -29,9 +29,23 @@ from typing import NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 
+from .core.memory import QueryMemory
 from .errors import MismatchError
 from .stores import adapt
 from .stores.base import check_target, held_states, run_blocking
+
+
+def native_of_inner(similarity: str, query: np.ndarray, inner: np.ndarray) -> np.ndarray:
+    """The scores a store ranking by ``similarity`` would report for unit records whose inner
+    products with ``query`` are ``inner`` (how a memory score ``α·q·t̂`` becomes the store's
+    own score, as if each key were a unit record)."""
+    inner = np.asarray(inner, dtype=np.float64)
+    if similarity == "dot":
+        return inner
+    qq = float(query @ query)
+    if similarity == "cosine":
+        return inner / np.sqrt(qq)
+    return 1.0 - 2.0 * inner + qq
 
 
 def native_scores(similarity: str, query: np.ndarray, vectors: np.ndarray,
@@ -77,6 +91,7 @@ class MovedRecords:
     own score, while the store still holds them as the fit saw them (or as applied)."""
 
     replaces = True
+    follows_moved = True
 
     def __init__(self, delta, similarity: str):
         self.ids = list(delta.ids)
@@ -108,6 +123,57 @@ class MovedRecords:
         return {i for i, ok in zip(found, is_original | is_nudged) if ok}
 
 
+class RememberedRecords:
+    """The delta's query memory: the records its training questions named, each offering
+    ``α · max q·t̂`` over the questions ``t`` that named it, in the store's units. It does not
+    replace the store's score (the better of the two counts) and, like a moved record, a
+    remembered one only speaks while the store holds it as the fit saw it (or as applied):
+    a deleted record never comes back through the memory, a re-embedded one loses it."""
+
+    replaces = False
+    follows_moved = True
+
+    def __init__(self, delta, similarity: str):
+        memory = delta.query_memory()
+        cols = np.unique(memory.col)
+        self.ids = [delta.ids[c] for c in cols]
+        self.row = {i: r for r, i in enumerate(self.ids)}
+        self._memory = QueryMemory(memory.keys, memory.key,
+                                   np.searchsorted(cols, memory.col), len(cols))
+        self.alpha = float(delta.alpha)
+        self.similarity = similarity
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def scores(self, query: np.ndarray, rows: np.ndarray | None) -> np.ndarray:
+        """The memory score of rows ``rows`` (all when ``None``) as the store reports scores."""
+        best = self._memory.best(query[None, :])[0]
+        best = best if rows is None else best[rows]
+        return native_of_inner(self.similarity, query, self.alpha * best)
+
+
+def memory_source(delta, similarity: str) -> list:
+    """The delta's memory as a source (none when it keeps no memory)."""
+    if getattr(delta, "n_memory", 0) == 0:
+        return []
+    return [RememberedRecords(delta, similarity)]
+
+
+def ranked(scored: dict[str, float], sourced: set[str], better: bool) -> list:
+    """``scored`` best first. Records scored by the store keep its order among equal scores
+    and come before the sources' records; those tie by id, as an array ranks tied rows (a
+    memory key that names several records gives them all one score)."""
+    order = {i: n for n, i in enumerate(scored)}
+
+    def key(item):
+        i, s = item
+        mine = i in sourced
+        return (-s if better else s, mine, i if mine else "", order[i])
+
+    return sorted(scored.items(), key=key)
+
+
 class Overlay:
     """A delta overlaid on a store that it leaves untouched. Checks on construction that the
     delta fits the store (dimension, embedding model, method); every search then reads the
@@ -120,7 +186,7 @@ class Overlay:
         self.moved = MovedRecords(delta, self.adapter.similarity)
         self._check_holds_some()
         #: every source of candidate scores, fixed at construction; moved records first
-        self.sources: list = [self.moved]
+        self.sources: list = [self.moved, *memory_source(delta, self.adapter.similarity)]
         #: the records whose store score a source replaces
         self._replaced = set().union(*(s.ids for s in self.sources if s.replaces))
 
@@ -180,6 +246,7 @@ class Overlay:
         for j in [j for j, i in enumerate(found) if i in spoken]:
             vectors[j] = self.moved.vectors[self.moved.row[found[j]]]
         scores = native_scores(self.adapter.similarity, query, vectors)
+        self._remembered(found, spoken, query, scores)
         keep = np.flatnonzero(self.adapter.admits_score(scores, options))
         order = keep[np.argsort(-scores[keep] if self.adapter.higher_is_better
                                 else scores[keep], kind="stable")][:k]
@@ -188,6 +255,20 @@ class Overlay:
             return []
         payloads = self.adapter.payloads([i for i, _ in best])
         return [Hit(i, s, p) for (i, s), p in zip(best, payloads) if p is not None]
+
+    def _remembered(self, found: list[str], spoken: set[str], query, scores) -> None:
+        """Raise ``scores`` of the ``found`` records to their memory score where it is better
+        (records a replacing source still speaks for only)."""
+        better = np.greater if self.adapter.higher_is_better else np.less
+        for source in self.sources:
+            if source.replaces:
+                continue
+            at = [(j, source.row[i]) for j, i in enumerate(found)
+                  if i in source.row and i in spoken]
+            if at:
+                j, r = (np.array(x, dtype=np.int64) for x in zip(*at))
+                offered = source.scores(query, r)
+                scores[j] = np.where(better(offered, scores[j]), offered, scores[j])
 
     def _spoken_for(self, found: list[str], stored) -> set[str]:
         """The records a replacing source still speaks for, of those the store holds
@@ -201,13 +282,19 @@ class Overlay:
 
     # -- the plan --------------------------------------------------------------------------------
     def _plan(self, query, k: int, filters, options) -> Generator[tuple, object, list[Hit]]:
+        """The search as requests to the store (see the module's docstring)."""
         query = np.asarray(query, dtype=np.float64)
         better = self.adapter.higher_is_better
         offers = []  # per source: (admitted rows, their scores)
+        moved_admitted = None
         for source in self.sources:
             rows = np.arange(len(source))
             if filters is not None or options:
-                admitted = yield ("filter_ids", (source.ids, filters, options))
+                if source.replaces or not source.follows_moved or moved_admitted is None:
+                    admitted = yield ("filter_ids", (source.ids, filters, options))
+                    moved_admitted = set(admitted) if source.replaces else moved_admitted
+                else:  # remembered records are moved ones: the store already answered
+                    admitted = [i for i in source.ids if i in moved_admitted]
                 rows = np.array([source.row[i] for i in admitted], dtype=np.int64)
             scores = source.scores(query, rows)
             passes = self.adapter.admits_score(scores, options)
@@ -235,7 +322,7 @@ class Overlay:
             spoken = self._spoken_for(found, stored)
             scored = {i: s for i, s in zip(ids, native) if i not in spoken}
             for source, (rows, scores), pick in zip(self.sources, offers, picks):
-                usable = spoken if source.replaces else held
+                usable = spoken if source.replaces or source.follows_moved else held
                 for r, s in zip(rows[pick].tolist(), scores[pick].tolist()):
                     i = source.ids[r]
                     if i in usable and (i not in scored or (s > scored[i] if better
@@ -244,7 +331,7 @@ class Overlay:
             if exhausted or len(scored) >= k:
                 break
             depth *= 2
-        best = sorted(scored.items(), key=lambda item: -item[1] if better else item[1])[:k]
+        best = ranked(scored, spoken, better)[:k]
         if not best:
             return []
         payloads = yield ("payloads", ([i for i, _ in best],))

@@ -17,10 +17,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from .core.array_parts import gather_parts
 from .core.checks import as_matrix, check_finite_nonzero, check_same_dim
-from .core.closed_form import question_sums
 from .core.gamma_search import Competition
-from .core.metrics import REPORT_METRICS, parse_metric
 from .core.relevance import to_pairs
 from .errors import InputError
 from .shards import merge_competition, scan_shard, shard_files, take_rows
@@ -133,28 +132,40 @@ def fit_shards(estimator, shards, train_q, train_rel, val_q=None, val_rel=None, 
     if len(train_pairs) == 0:
         raise InputError("train_rel names no relevant record (grade > 0) for any question; "
                          "give at least one (question, record) pair")
-    rows, sums = question_sums(tq, train_pairs)
-    if estimator.gamma is not None:
-        return estimator.fit_prepared(rows, corpus.take(rows), sums)
-    if val_q is None or val_rel is None:
-        raise InputError("val_q and val_rel are needed to choose gamma; pass validation "
-                         "questions, or fix the step with gamma=...")
-    vq = as_matrix(val_q, "val_q")
-    check_same_dim(tq, "train_q", vq, "val_q")
-    check_finite_nonzero(vq, "val_q")
-    val_pairs = to_pairs(val_rel, len(vq), corpus.total, "val_rel", require_each=True)
-    k = max(parse_metric(estimator._selection_metric())[1],
-            *(parse_metric(m)[1] for m in REPORT_METRICS))
-    scores, comp_rows = corpus.competition(vq, k, rows)
-    named = np.union1d(rows, val_pairs.row)
-    vectors = corpus.take(named)
-    rel = vectors[np.searchsorted(named, val_pairs.row)]
-    # as the in-process fit scores them: float64 rows times their inverse norms
-    rel = np.asarray(rel, dtype=np.float64) * (1.0 / check_finite_nonzero(rel, "doc_emb"))[:,
-                                                                                           None]
-    unmoved = np.einsum("ij,ij->i", np.asarray(vq, dtype=np.float64)[val_pairs.query], rel)
-    return estimator.fit_prepared(rows, vectors[np.searchsorted(named, rows)], sums, vq,
-                                  val_pairs, Competition(scores, comp_rows), unmoved)
+    estimator._check_params()
+    val = None
+    if val_q is not None and val_rel is not None:
+        vq = as_matrix(val_q, "val_q")
+        check_same_dim(tq, "train_q", vq, "val_q")
+        check_finite_nonzero(vq, "val_q")
+        val = (vq, to_pairs(val_rel, len(vq), corpus.total, "val_rel", require_each=True))
+    elif estimator._needs_validation():
+        raise InputError("val_q and val_rel are needed to choose gamma with "
+                         "selection='validation'; pass validation questions, use "
+                         "selection='cv', or fix the step with gamma=...")
+    depth = min(estimator._depth(), corpus.total) if estimator._searching() else None
+    parts = gather_parts(corpus.take, lambda q, pairs, moved, k: _compete(corpus, q, pairs,
+                                                                          moved, k),
+                         tq, train_pairs, val, estimator._fold_labels(tq), depth,
+                         estimator._refits())
+    return estimator.fit_prepared(parts)
+
+
+def _compete(corpus, questions, pairs, moved, k):
+    """``(Competition, unmoved scores)`` of ``questions`` over the shards, as
+    :func:`.core.array_parts.array_competition` gives them over an array."""
+    scores, comp_rows = corpus.competition(questions, k, moved)
+    unmoved = np.zeros(len(pairs))
+    still = ~np.isin(pairs.row, moved)
+    if still.any():
+        named = np.unique(pairs.row[still])
+        rel = corpus.take(named)[np.searchsorted(named, pairs.row[still])]
+        # as the in-process fit scores them: float64 rows times their inverse norms
+        rel = np.asarray(rel, dtype=np.float64) * (
+            1.0 / check_finite_nonzero(rel, "doc_emb"))[:, None]
+        unmoved[still] = np.einsum("ij,ij->i", np.asarray(questions, dtype=np.float64)[
+            pairs.query[still]], rel)
+    return Competition(scores, comp_rows), unmoved
 
 
 def _embed_part(model, texts, batch_size: int, device: str | None):

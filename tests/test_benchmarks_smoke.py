@@ -57,7 +57,8 @@ def test_runner_on_a_cranfield_slice(tmp_path, monkeypatch):
     assert entry["n_records"] == 300
     saved = json.loads((tmp_path / "out" / "results-smoke.json").read_text())
     assert saved["datasets"]["cranfield"]["methods"].keys() == entry["methods"].keys()
-    assert "| NudgeN (nudge-rag) |" in (tmp_path / "out" / "results-smoke.md").read_text()
+    markdown = (tmp_path / "out" / "results-smoke.md").read_text()
+    assert "| NudgeN (nudge-rag, paper protocol) |" in markdown
     assert (tmp_path / "img" / "ndcg-by-method.png").stat().st_size > 0
     assert (tmp_path / "img" / "gamma-cranfield.png").stat().st_size > 0
 

@@ -143,6 +143,7 @@ def run_apply(args) -> int:
                      allow_model_mismatch=args.allow_model_mismatch)
         save_index(new, loaded.kind, out)
         print(f"wrote the nudged index ({int(delta.moved.sum())} records moved) to {out}")
+        _memory_note(delta)
         return 0
     if args.overwrite:
         raise InputError("--overwrite goes with -o; --inplace always rewrites the index")
@@ -156,7 +157,16 @@ def run_apply(args) -> int:
     save_index(loaded.obj, loaded.kind, loaded.path, backup=backup)
     kept = f"; original kept at {backup}" if backup else ""
     print(f"applied {len(todo)} moved records to {loaded.path} in place{kept}")
+    _memory_note(delta)
     return 0
+
+
+def _memory_note(delta) -> None:
+    """Say that what was written lacks the delta's query memory."""
+    if delta.n_memory:
+        print(f"note: the delta's query memory ({delta.n_memory} question vectors) is not "
+              "written: the index serves the nudged records only, without the memory's "
+              "share of the gain; serve it through delta.as_retriever(...) to keep it")
 
 
 def run_revert(args) -> int:

@@ -285,7 +285,12 @@ def fit_and_score(built: Built, n_chunks: int) -> None:
         warnings.simplefilter("ignore")
         built.delta = ft.fit(train, val)
         result = ft.evaluate(test, built.delta)
-    print(f"[4/6] NUDGE-N: gamma={built.delta.gamma:.4g} chosen on validation, "
+    report = built.delta.fit_report
+    how = f"validation + {report.get('folds')} folds" if report.get("estimate") == \
+        "cross-validated" else "validation"
+    memory = f", alpha={built.delta.alpha:.3g} with {built.delta.n_memory} remembered " \
+        "questions" if built.delta.n_memory else ""
+    print(f"[4/6] NUDGE-N: gamma={built.delta.gamma:.4g}{memory} chosen on {how}, "
           f"{int(built.delta.moved.sum())} of {n_chunks} chunks moved")
     print("[5/6] held-out test questions, before -> after:")
     print(metrics_table(result))

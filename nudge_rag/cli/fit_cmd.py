@@ -15,11 +15,19 @@ METRICS_HELP = "ndcg@10 (default), recall@k, mrr@k or hit@k"
 
 
 def register(sub) -> None:
+    _register_fit(sub)
+    _register_eval_and_inspect(sub)
+
+
+def _register_fit(sub) -> None:
     f = sub.add_parser("fit", help="fit NUDGE: index + questions -> delta directory",
-                       description="Fit NUDGE on a persisted index and a questions file. Part of "
-                                   "the questions (group-aware) chooses the step size γ; the "
-                                   "result is a delta directory that eval/apply/inspect read. "
-                                   "The index is not changed.")
+                       description="Fit NUDGE on a persisted index and a questions file. By "
+                                   "default the step size γ and the memory weight α are chosen "
+                                   "on 5 folds of the questions (duplicates kept in one fold) "
+                                   "plus any --val questions, the final fit uses every "
+                                   "question, and the delta keeps the questions' vectors as "
+                                   "query memory. The result is a delta directory that "
+                                   "eval/apply/inspect read. The index is not changed.")
     f.add_argument("index", help="persisted index")
     f.add_argument("questions", help="questions file (JSONL, as 'questions generate' writes)")
     f.add_argument("-o", "--output", required=True,
@@ -31,16 +39,36 @@ def register(sub) -> None:
                    help="nudge-n (default; unit-norm, safe for cosine stores) or nudge-m "
                         "(inner-product stores only)")
     f.add_argument("--metric", default="ndcg@10", help=f"validation metric for γ: {METRICS_HELP}")
+    f.add_argument("--selection", choices=("cv", "validation"), default="cv",
+                   help="cv (default): validation questions plus --folds folds of the "
+                        "training questions choose γ and α; validation: validation questions "
+                        "alone (the paper's protocol; without --val, --val-fraction of the "
+                        "questions is held out)")
+    f.add_argument("--folds", type=int, default=5,
+                   help="folds of the training questions with --selection cv (default 5)")
+    f.add_argument("--no-refit", action="store_true",
+                   help="fit the final delta on the training questions alone (the paper's "
+                        "protocol) instead of training + validation")
+    f.add_argument("--no-memory", action="store_true",
+                   help="keep no query memory: the delta then holds no question vectors "
+                        "(they can reveal what users asked), and apply writes all it does")
     f.add_argument("--val-fraction", type=float, default=0.1,
-                   help="share of the questions held out to choose γ (default 0.1)")
+                   help="share of the questions held out to choose γ with --selection "
+                        "validation and no --val (default 0.1)")
     f.add_argument("--val", default=None,
-                   help="validation questions file (instead of holding out --val-fraction)")
+                   help="validation questions file (with --selection validation: instead of "
+                        "holding out --val-fraction)")
     f.add_argument("--gamma", type=float, default=None, help="fix γ instead of choosing it")
-    f.add_argument("--seed", type=int, default=0, help="seed of the validation split (default 0)")
+    f.add_argument("--alpha", type=float, default=None,
+                   help="fix the memory weight α instead of choosing it")
+    f.add_argument("--seed", type=int, default=0,
+                   help="seed of the folds and the validation split (default 0)")
     f.add_argument("--no-progress", action="store_true", help="hide progress bars")
     add_index_options(f)
     f.set_defaults(run=run_fit)
 
+
+def _register_eval_and_inspect(sub) -> None:
     e = sub.add_parser("eval", help="metrics of a delta on test questions, without and with it",
                        description="Score test questions on the index with the delta's records "
                                    "at their original vectors (original) and at their nudged "
@@ -101,20 +129,20 @@ def check_model(delta, loaded) -> None:
 def run_fit(args) -> int:
     from ..finetuner import EmbeddingFinetuner
 
-    # --val-fraction is read only when γ is chosen on held-out questions
-    holds_out = args.val is None and args.gamma is None
-    if holds_out and not 0 < args.val_fraction < 1:
+    if args.val is None and args.selection == "validation" and args.gamma is None \
+            and not 0 < args.val_fraction < 1:
         raise InputError(f"--val-fraction {args.val_fraction} must be between 0 and 1")
     check_delta_out(args.output, args.overwrite)  # before the fit, not after it
     loaded = load_index(args.index, args.kind, args.model, args.allow_pickle)
     qs = read_questions(args.questions, loaded)
-    # without --val, the finetuner holds out --val-fraction with its own group-aware split,
-    # so the command and the API choose γ on the same questions
+    # without --val, the finetuner holds out --val-fraction (with --selection validation) with
+    # its own group-aware split, so the command and the API choose on the same questions
     val = None if args.val is None else read_questions(args.val, loaded)
-    held_out = {"val_fraction": args.val_fraction} if holds_out else {}
     ft = EmbeddingFinetuner(loaded.obj, method=args.method, metric=args.metric,
                             gamma=args.gamma, seed=args.seed, show_progress=not args.no_progress,
-                            **held_out)
+                            val_fraction=args.val_fraction, selection=args.selection,
+                            folds=args.folds, refit=not args.no_refit,
+                            memory=not args.no_memory, alpha=args.alpha)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         delta = ft.fit(qs, val)
@@ -128,11 +156,19 @@ def run_fit(args) -> int:
 
 def metrics_table(result: dict, labels=("before", "after")) -> str:
     before, after = result["before"], result["after"]
-    lines = [f"{result['n_questions']} test questions, gamma={result['gamma']:.4g}",
+    alpha = f", alpha={result['alpha']:.4g} (query memory)" if result.get("alpha") else ""
+    lines = [f"{result['n_questions']} test questions, gamma={result['gamma']:.4g}{alpha}",
              f"{'metric':<12} {labels[0]:>8} {labels[1]:>8} {'change':>8}"]
     for name in before:
         b, a = before[name], after[name]
         lines.append(f"{name:<12} {b:>8.4f} {a:>8.4f} {a - b:>+8.4f}")
+    for part, why in (("warm", "some relevant record named by a fit question"),
+                      ("cold", "none named: NUDGE cannot help them")):
+        got = result.get(part)
+        if got and got["n_questions"] and "ndcg@10" in got["after"]:
+            b, a = got["before"]["ndcg@10"], got["after"]["ndcg@10"]
+            lines.append(f"{part}: {got['n_questions']} questions ({why}), ndcg@10 "
+                         f"{b:.4f} -> {a:.4f} ({a - b:+.4f})")
     return "\n".join(lines)
 
 
@@ -167,7 +203,8 @@ def run_eval(args) -> int:
 def run_inspect(args) -> int:
     delta = load_delta(args.delta)
     if args.json:
-        facts = {"method": delta.method, "gamma": delta.gamma, "metric": delta.metric,
+        facts = {"method": delta.method, "gamma": delta.gamma, "alpha": delta.alpha,
+                 "memory_questions": delta.n_memory, "metric": delta.metric,
                  "moved": int(delta.moved.sum()), "records": len(delta), "dim": delta.dim,
                  "similarity": delta.similarity, "model": delta.model,
                  "questions": delta.questions, "report": delta.fit_report}

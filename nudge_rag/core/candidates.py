@@ -16,13 +16,14 @@ When neither pays, the γ search scores every (question, moved record) densely.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from .closed_form import Geometry
+from .memory import memory_high
 from .method import Method
-from .scores import Products, scores_at
+from .scores import Products, ScoresAtGamma
 
 # pairs per block when comparing pairs with every moved record (bounds memory); the first
 # block is small, so that giving up where nothing is pruned costs little
@@ -32,22 +33,53 @@ _FIRST_BLOCK = 256
 _CANDIDATE_COST = 2.0
 
 
+def _covered(gamma: float, alpha: float, method: Method, gamma_hi: float,
+             alphas: tuple[float, float]) -> bool:
+    """Whether candidates built for γ ≤ ``gamma_hi`` and memory weights in ``alphas`` serve
+    (γ, α)."""
+    return method is Method.N and gamma <= gamma_hi and (
+        alpha == 0 or alphas[0] <= alpha <= alphas[1])
+
+
+class _Pruned:
+    """What both prunings share: the (γ, α) they serve and their scores at a γ, the nudged
+    part computed once per γ (:class:`.scores.ScoresAtGamma`)."""
+
+    gamma_hi: float
+    alphas: tuple[float, float]
+    products: Products
+    _at: ScoresAtGamma | None
+
+    def covers(self, gamma: float, method: Method, alpha: float = 0.0) -> bool:
+        return _covered(gamma, alpha, method, self.gamma_hi, self.alphas)
+
+    def _scores(self, gamma: float, geometry: Geometry, alpha: float, cols) -> np.ndarray:
+        if self._at is None:
+            self._at = ScoresAtGamma(self.products, cols)
+        return self._at(gamma, Method.N, geometry, alpha)
+
+
 @dataclass
-class NCandidates:
-    """For γ ≤ ``gamma_hi``: candidate (pair, moved record) entries with their products."""
+class NCandidates(_Pruned):
+    """For γ ≤ ``gamma_hi`` and memory weight 0 or within ``alphas``: candidate (pair, moved
+    record) entries with their products."""
 
     gamma_hi: float
     pair: np.ndarray
     col: np.ndarray
     products: Products
+    alphas: tuple[float, float] = (0.0, 0.0)
+    _at: ScoresAtGamma | None = field(default=None, repr=False, compare=False)
 
-    def covers(self, gamma: float, method: Method) -> bool:
-        return method is Method.N and gamma <= self.gamma_hi
-
-    def count_above(self, gamma: float, geometry: Geometry, own: np.ndarray) -> np.ndarray:
-        """Moved records scoring strictly above each pair at γ (exact)."""
-        s = scores_at(gamma, Method.N, geometry, self.products, self.col)
-        return np.bincount(self.pair, weights=s > own[self.pair], minlength=len(own))
+    def count_above(self, gamma: float, geometry: Geometry, own: np.ndarray,
+                    alpha: float = 0.0, ties: np.ndarray | None = None) -> np.ndarray:
+        """Moved records scoring strictly above each pair at γ (exact); with ``ties`` (each
+        pair's own moved column, −1: none) also those tied with it at a lower column."""
+        s = self._scores(gamma, geometry, alpha, self.col)
+        above = s > own[self.pair]
+        if ties is not None:
+            above |= (s == own[self.pair]) & (self.col < ties[self.pair])
+        return np.bincount(self.pair, weights=above, minlength=len(own))
 
 
 def score_bounds(q_e, q_u, cos_phi, frozen, gamma_hi: float, low: bool = True,
@@ -73,11 +105,13 @@ def score_bounds(q_e, q_u, cos_phi, frozen, gamma_hi: float, low: bool = True,
 
 def n_candidates(products: Products, geometry: Geometry, pair_query: np.ndarray,
                  own_col: np.ndarray, fixed_scores: np.ndarray, gamma_hi: float,
-                 budget: float | None = None) -> NCandidates | None:
-    """Candidates for γ ∈ [0, gamma_hi], or ``None`` when there would be more than
-    ``budget`` of them (default: as many as cost the same as scoring every (question, moved
-    record) densely). ``own_col`` is each pair's moved column (−1 if its record does not
-    move, and then ``fixed_scores`` holds its score)."""
+                 budget: float | None = None,
+                 alphas: tuple[float, float] = (0.0, 0.0)) -> NCandidates | None:
+    """Candidates for γ ∈ [0, gamma_hi] and memory weights 0 or in ``alphas``, or ``None``
+    when there would be more than ``budget`` of them (default: as many as cost the same as
+    scoring every (question, moved record) densely). ``own_col`` is each pair's moved column
+    (−1 if its record does not move, and then ``fixed_scores`` holds its score). A pair's
+    own score is never below its nudged score, so memory only raises the records' bests."""
     g = geometry
     moved = own_col >= 0
     own_low = fixed_scores.copy()
@@ -100,6 +134,8 @@ def n_candidates(products: Products, geometry: Geometry, pair_query: np.ndarray,
         q_lo, q_hi = int(pair_query[lo]), int(pair_query[hi - 1]) + 1
         high = score_bounds(products.q_e[q_lo:q_hi], products.q_u[q_lo:q_hi], g.cos_phi,
                             g.n_frozen, gamma_hi, low=False)[1]
+        if products.q_mem is not None:
+            np.maximum(high, memory_high(products.q_mem[q_lo:q_hi], alphas), out=high)
         i, j = np.nonzero(high[pair_query[lo:hi] - q_lo] >= floor[lo:hi, None])
         found_pairs.append(i + lo)
         found_cols.append(j)
@@ -108,40 +144,61 @@ def n_candidates(products: Products, geometry: Geometry, pair_query: np.ndarray,
             return None
     pair = np.concatenate(found_pairs) if found_pairs else np.zeros(0, dtype=np.int64)
     col = np.concatenate(found_cols) if found_cols else np.zeros(0, dtype=np.int64)
-    return NCandidates(gamma_hi, pair, col, products.take(pair_query[pair], col))
+    return NCandidates(gamma_hi, pair, col, products.take(pair_query[pair], col), alphas)
 
 
 @dataclass
-class TopCandidates:
-    """For γ ≤ ``gamma_hi``: per question, the moved records that may be among its ``depth``
-    best (``cols``, questions × widest, ``-1`` pads) with their products."""
+class TopCandidates(_Pruned):
+    """For γ ≤ ``gamma_hi`` and memory weight 0 or within ``alphas``: per question, the
+    moved records that may be among its ``depth`` best (``cols``, questions × widest, ``-1``
+    pads) with their products."""
 
     gamma_hi: float
     depth: int
     cols: np.ndarray
     products: Products
     pair_query: np.ndarray
+    alphas: tuple[float, float] = (0.0, 0.0)
+    _at: ScoresAtGamma | None = field(default=None, repr=False, compare=False)
 
-    def covers(self, gamma: float, method: Method) -> bool:
-        return method is Method.N and gamma <= self.gamma_hi
-
-    def count_above(self, gamma: float, geometry: Geometry, own: np.ndarray) -> np.ndarray:
+    def count_above(self, gamma: float, geometry: Geometry, own: np.ndarray,
+                    alpha: float = 0.0, ties: np.ndarray | None = None) -> np.ndarray:
         """Moved records scoring strictly above each pair at γ, exact up to ``depth``: each
-        question's ``depth`` best candidates are its ``depth`` best moved records."""
-        s = scores_at(gamma, Method.N, geometry, self.products, np.maximum(self.cols, 0))
+        question's ``depth`` best candidates are its ``depth`` best moved records. With
+        ``ties`` (each pair's own moved column, −1: none) those tied with it at a lower
+        column count too (a tied record left out ranks below ``depth`` anyway)."""
+        s = self._scores(gamma, geometry, alpha, np.maximum(self.cols, 0))
         s[self.cols < 0] = -np.inf
+        tied = 0.0 if ties is None else tied_below(s, self.pair_query, own, ties, self.cols)
         width = s.shape[1]
         keep = min(self.depth, width)
         s.partition(width - keep, axis=1)
         best = s[:, width - keep:]
-        return (best[self.pair_query] > own[:, None]).sum(axis=1).astype(np.float64)
+        return (best[self.pair_query] > own[:, None]).sum(axis=1) + tied
+
+
+def tied_below(scores: np.ndarray, pair_row: np.ndarray, own: np.ndarray, own_col: np.ndarray,
+               cols: np.ndarray) -> np.ndarray:
+    """Per pair, the entries of its row ``pair_row`` of ``scores`` (columns ``cols``: one per
+    entry, or per row and entry) that tie with its score ``own`` at a column below its own
+    moved column ``own_col`` (−1: it does not move, and nothing counts)."""
+    out = np.zeros(len(own))
+    for lo in range(0, len(own), PAIR_BLOCK):  # bounds the pairs × entries masks
+        hi = min(lo + PAIR_BLOCK, len(own))
+        c = cols[pair_row[lo:hi]] if cols.ndim == 2 else cols[None, :]
+        tied = (scores[pair_row[lo:hi]] == own[lo:hi, None]) & (c >= 0) \
+            & (c < own_col[lo:hi, None])
+        out[lo:hi] = tied.sum(axis=1)
+    return out
 
 
 def top_candidates(products: Products, geometry: Geometry, pair_query: np.ndarray, depth: int,
-                   gamma_hi: float, block: int) -> TopCandidates | None:
-    """Per question, the moved records whose best score over γ ∈ [0, gamma_hi] reaches the
-    ``depth``-th best worst score (the others stay below ``depth`` records throughout), or
-    ``None`` when that keeps more than half of them. ``block`` bounds the entries held."""
+                   gamma_hi: float, block: int,
+                   alphas: tuple[float, float] = (0.0, 0.0)) -> TopCandidates | None:
+    """Per question, the moved records whose best score over γ ∈ [0, gamma_hi] (and memory
+    weights 0 or in ``alphas``) reaches the ``depth``-th best worst score (the others stay
+    below ``depth`` records throughout), or ``None`` when that keeps more than half of them.
+    ``block`` bounds the entries held."""
     g = geometry
     n_q, m = products.q_e.shape
     if m <= depth:
@@ -152,6 +209,8 @@ def top_candidates(products: Products, geometry: Geometry, pair_query: np.ndarra
         part = (slice(lo, lo + step), slice(None))
         low, high = score_bounds(products.q_e[part], products.q_u[part], g.cos_phi,
                                  g.n_frozen, gamma_hi)
+        if products.q_mem is not None:  # memory raises a record's best, never its worst
+            np.maximum(high, memory_high(products.q_mem[part], alphas), out=high)
         floor = np.partition(low, m - depth, axis=1)[:, m - depth]
         floor -= 1e-9 * (1.0 + np.abs(floor))  # float rounding never drops a record
         keep[lo:lo + step] = high >= floor[:, None]
@@ -160,7 +219,7 @@ def top_candidates(products: Products, geometry: Geometry, pair_query: np.ndarra
         return None
     rows = np.arange(n_q)[:, None]
     return TopCandidates(gamma_hi, depth, cols, products.take(rows, np.maximum(cols, 0)),
-                         pair_query)
+                         pair_query, alphas)
 
 
 def kept_columns(keep: np.ndarray, most: float = 0.5) -> np.ndarray | None:

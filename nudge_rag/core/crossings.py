@@ -109,9 +109,11 @@ def crossing_events(lines: LineSet, scorer: RankScorer, metric: str,
     rank0 = np.full(n_pairs, np.inf)
     budget = EVENT_BUDGET if event_budget is None else event_budget
     store = _EventStore(k, budget, complete=table is None)
+    # relevant records on the same line never cross: they keep ranks by row throughout
+    tied = scorer.pairs.tied_before(lines.own_intercept, lines.own_slope)
     for block in _blocks(pairs, table, lines):
         d0, d1 = _differences(lines, block, table)
-        rank0[block] = 1.0 + ((d0 > 0) | ((d0 == 0) & (d1 > 0))).sum(axis=1)
+        rank0[block] = 1.0 + ((d0 > 0) | ((d0 == 0) & (d1 > 0))).sum(axis=1) + tied[block]
         with np.errstate(divide="ignore", invalid="ignore"):
             cross = -d0 / d1
         i, j = np.nonzero((d1 != 0) & (cross > 0) & np.isfinite(cross))

@@ -1,8 +1,20 @@
 """``NudgeM`` and ``NudgeN``: NUDGE on embedding arrays, in scikit-learn's estimator style.
 
-``fit`` reads the corpus once (a blocked top-k scan for the validation competition) and keeps
-only the moved records: ``rows_``, their new ``vectors_`` and the per-record question sums
-``sums_`` that later updates fold new questions into.
+``fit`` reads the corpus once per question set (a blocked top-k scan for each held-out
+question's competition), chooses γ and the memory weight α on held-out questions
+(:mod:`.selection`), and keeps only the moved records: ``rows_``, their new ``vectors_``, the
+per-record question sums ``sums_`` that later updates fold new questions into, and the query
+memory ``memory_`` (:mod:`.memory`) that :meth:`top_k` scores.
+
+The defaults go beyond the paper's protocol: γ and α are chosen on the validation questions
+plus 5 folds of the training questions (``selection="cv"``), the model is then fitted on every
+labelled question (``refit=True``), and it remembers the questions (``memory=True``). Under
+cross-validation the choice is the centre of the best 3 × 3 neighbourhood of the (γ, α) grid
+(:func:`.selection.smoothed`), and ``report_`` holds that pool's cross-validated estimate
+(``"estimate": "cross-validated"``), its warm and cold questions apart, and under
+``"validation"`` the validation questions' own figures against the fit on the training
+questions (the paper's). ``selection="validation", refit=False, memory=False`` is the paper's
+protocol, unchanged.
 """
 
 from __future__ import annotations
@@ -12,46 +24,35 @@ import numbers
 import numpy as np
 
 from ..errors import InputError, NotFittedError
+from .array_parts import array_parts, check_groups, check_validation
 from .checks import as_matrix, check_finite_nonzero, check_same_dim
-from .closed_form import Geometry, question_sums
-from .gamma_search import (
-    Competition,
-    SearchResult,
-    ValidationProblem,
-    search_grid,
-    sweep_linear,
-)
+from .closed_form import Geometry
+from .crossings import TIE
+from .folds import cosine_groups, fold_labels_at_most
+from .memory import DEFAULT_ALPHAS, QueryMemory
 from .method import Method
 from .metrics import REPORT_METRICS, parse_metric
-from .relevance import Pairs, to_pairs
-from .topk import topk_scan
+from .relevance import to_pairs
+from .selection import (
+    Choice,
+    FinalFit,
+    FitParts,
+    Pool,
+    build_pool,
+    check_protocol,
+    search_table,
+    sweep_pool,
+)
+from .topk import nudged_top_k
 
 #: nudge-ft's γ grid for NUDGE-N: 0, 0.02, …, 0.48
 NUDGE_FT_GRID = tuple(0.02 * i for i in range(25))
-
-
-def array_competition(docs: np.ndarray, norms: np.ndarray, val_q: np.ndarray, val_pairs: Pairs,
-                      moved_rows: np.ndarray, k: int, device: str = "cpu"):
-    """``(Competition, unmoved scores)`` of validation questions over records held in an
-    array: each question's top ``k`` records among those that do not move (one blocked scan
-    of the corpus, by cosine), and the cosine of every relevant pair whose record does not
-    move (0 for the others)."""
-    exclude = np.zeros(len(docs), dtype=bool)
-    exclude[moved_rows] = True
-    inv_norm = 1.0 / norms
-    # unit-norm records (most embedding models) need no rescaling pass over the corpus
-    unit = bool(np.all(np.abs(norms - 1.0) < 1e-6))
-    scores, comp_rows = topk_scan(docs, val_q, k, row_scale=None if unit else inv_norm,
-                                  exclude=exclude, device=device)
-    # relevant records that move are scored by the search itself
-    unmoved = np.zeros(len(val_pairs))
-    still = ~exclude[val_pairs.row]
-    if still.any():
-        rows = val_pairs.row[still]
-        rel_vecs = np.asarray(docs[rows], dtype=np.float64) * inv_norm[rows, None]
-        unmoved[still] = np.einsum("ij,ij->i", np.asarray(val_q, dtype=np.float64)[
-            val_pairs.query[still]], rel_vecs)
-    return Competition(scores, comp_rows), unmoved
+#: NUDGE-M's γ grid where memory is on: 0, 0.025, …, 1
+M_GRID = tuple(0.025 * i for i in range(41))
+#: NUDGE-M's (γ, α) grid under cross-validation: every other point of ``M_GRID`` and of the
+#: memory weights. NUDGE-M has no pruned evaluation, so each point costs a dense count over
+#: every fold; the coarser grid keeps the fit within a few times NudgeN's.
+M_CV_GRID = M_GRID[::2]
 
 
 class _Nudge:
@@ -60,11 +61,19 @@ class _Nudge:
     _method: Method
 
     def __init__(self, metric: str = "ndcg@10", gamma: float | None = None,
-                 device: str = "cpu", nudge_ft_compat: bool = False):
+                 device: str = "cpu", nudge_ft_compat: bool = False, selection: str = "cv",
+                 folds: int = 5, refit: bool = True, memory: bool = True,
+                 alpha: float | None = None, seed: int = 0):
         self.metric = metric
         self.gamma = gamma
         self.device = device
         self.nudge_ft_compat = nudge_ft_compat
+        self.selection = selection
+        self.folds = folds
+        self.refit = refit
+        self.memory = memory
+        self.alpha = alpha
+        self.seed = seed
 
     # -- parameters ----------------------------------------------------------------------------
     def get_params(self, deep: bool = True) -> dict:
@@ -79,7 +88,8 @@ class _Nudge:
         return self
 
     def _param_names(self):
-        return ("metric", "gamma", "device", "nudge_ft_compat")
+        return ("metric", "gamma", "device", "nudge_ft_compat", "selection", "folds", "refit",
+                "memory", "alpha", "seed")
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
@@ -90,21 +100,45 @@ class _Nudge:
 
     def _check_params(self) -> None:
         parse_metric(self.metric, "metric")
-        if self.gamma is not None:
-            g = self.gamma
-            if isinstance(g, bool) or not isinstance(g, numbers.Real) or not np.isfinite(g) \
-                    or g < 0:
-                raise InputError(f"gamma={g!r} must be a finite number ≥ 0, or None to choose "
-                                 "it on validation questions")
+        for name in ("gamma", "alpha"):
+            v = getattr(self, name)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, numbers.Real)
+                                  or not np.isfinite(v) or v < 0):
+                raise InputError(f"{name}={v!r} must be a finite number ≥ 0, or None to choose "
+                                 "it on held-out questions")
         if not isinstance(self.device, str):
             raise InputError(f"device={self.device!r} must be a string such as 'cpu' or 'cuda'")
+        check_protocol(self.selection, self.folds, self.refit, self.memory)
+
+    # -- the protocol --------------------------------------------------------------------------
+    def _uses_folds(self) -> bool:
+        return self._searching() and self.selection == "cv" and not self.nudge_ft_compat
+
+    def _refits(self) -> bool:
+        return bool(self.refit) and not self.nudge_ft_compat
+
+    def _alphas(self) -> tuple[float, ...]:
+        """The memory weights a fit may choose from (``(0,)``: no memory)."""
+        if not self.memory or self.nudge_ft_compat:
+            return (0.0,)
+        return DEFAULT_ALPHAS if self.alpha is None else (float(self.alpha),)
+
+    def _searching(self) -> bool:
+        return self.gamma is None or len(self._alphas()) > 1
+
+    def _depth(self) -> int:
+        return max(parse_metric(self._selection_metric())[1],
+                   *(parse_metric(m)[1] for m in REPORT_METRICS))
 
     # -- fit -----------------------------------------------------------------------------------
-    def fit(self, doc_emb, train_q, train_rel, val_q=None, val_rel=None):
-        """Fit on records ``doc_emb`` (n × d), training questions ``train_q`` (m × d) with
-        relevance ``train_rel`` and, unless ``gamma`` is fixed, validation questions
-        ``val_q`` with ``val_rel``. Relevance: one entry per question, a list of rows or a
-        dict ``{row: grade}`` (grade > 0 is relevant). Returns ``self``."""
+    def fit(self, doc_emb, train_q, train_rel, val_q=None, val_rel=None, groups=None):
+        """Fit on records ``doc_emb`` (n × d) and training questions ``train_q`` (m × d) with
+        relevance ``train_rel``; ``val_q`` with ``val_rel`` are validation questions (needed
+        by ``selection="validation"``; optional with the default cross-validation, where
+        K folds of the training questions choose too). Relevance: one entry per question, a
+        list of rows or a dict ``{row: grade}`` (grade > 0 is relevant). ``groups``: a label
+        per training question, equal for questions that are the same question (they share a
+        fold); default: questions whose vectors have cosine ≥ 0.995. Returns ``self``."""
         self._check_params()
         docs = as_matrix(doc_emb, "doc_emb")
         tq = as_matrix(train_q, "train_q")
@@ -114,64 +148,90 @@ class _Nudge:
         if len(train_pairs) == 0:
             raise InputError("train_rel names no relevant record (grade > 0) for any question; "
                              "give at least one (question, record) pair")
-        searching = self.gamma is None
-        if searching:
-            if val_q is None or val_rel is None:
-                raise InputError("val_q and val_rel are needed to choose gamma; pass "
-                                 "validation questions, or fix the step with gamma=...")
-            vq = as_matrix(val_q, "val_q")
-            check_same_dim(docs, "doc_emb", vq, "val_q")
-            check_finite_nonzero(vq, "val_q")
-            val_pairs = to_pairs(val_rel, len(vq), len(docs), "val_rel", require_each=True)
+        val = check_validation(docs, val_q, val_rel, self._needs_validation())
+        folds = self._fold_labels(tq, groups)
         norms = check_finite_nonzero(docs, "doc_emb")
-        rows, sums = question_sums(tq, train_pairs)
-        if not searching:
-            return self._finish(rows, docs[rows], sums, None, None, None, None)
+        # no question has more competitors than there are records
+        depth = min(self._depth(), len(docs)) if self._searching() else None
+        parts = array_parts(docs, norms, tq, train_pairs, val, folds, depth, self._refits(),
+                            self.device)
+        return self.fit_prepared(parts)
 
-        k = max(parse_metric(self._selection_metric())[1],
-                *(parse_metric(m)[1] for m in REPORT_METRICS))
-        k = min(k, len(docs))  # no question has more competitors than there are records
-        competition, unmoved = array_competition(docs, norms, vq, val_pairs, rows, k,
-                                                 self.device)
-        return self._finish(rows, docs[rows], sums, vq, val_pairs, competition, unmoved)
+    def _fold_labels(self, train_q: np.ndarray, groups=None) -> np.ndarray | None:
+        """The training questions' fold labels where cross-validation chooses, else
+        ``None``; questions of one group (default: cosine ≥ 0.995) share a fold. Fewer
+        groups than ``folds`` get fewer folds (``None`` below two)."""
+        if not self._uses_folds():
+            return None
+        labels = cosine_groups(train_q) if groups is None else check_groups(groups,
+                                                                            len(train_q))
+        return fold_labels_at_most(labels, int(self.folds), self.seed)
 
-    def fit_prepared(self, rows: np.ndarray, vectors: np.ndarray, sums: np.ndarray,
-                     val_q=None, val_pairs: Pairs | None = None,
-                     competition: Competition | None = None, unmoved_scores=None):
-        """Fit from parts a caller has gathered itself (a vector store, say): the moved
-        ``rows`` (sorted, unique), their stored ``vectors``, their question ``sums``, and for
-        validation the question vectors, relevant pairs, the top-K unmoved competitors per
-        question and the scores of relevant records that do not move. Returns ``self``."""
+    def _needs_validation(self) -> bool:
+        return self._searching() and (self.selection == "validation" or self.nudge_ft_compat)
+
+    def fit_prepared(self, parts: FitParts):
+        """Fit from parts a caller has gathered itself (:class:`.selection.FitParts`: from an
+        array, shards or a vector store). Returns ``self``."""
         self._check_params()
-        return self._finish(np.asarray(rows, dtype=np.int64), vectors, sums, val_q, val_pairs,
-                            competition, unmoved_scores)
-
-    def _finish(self, rows, vectors, sums, vq, val_pairs, competition, unmoved):
-        geometry = Geometry.build(vectors, sums, skip_opposed=self._skip_opposed())
-        report = {"method": self._method, "metric": self._selection_metric(),
-                  "nudge_ft_compat": bool(self.nudge_ft_compat)}
-        if self.gamma is not None:
-            gamma = float(self.gamma)
-            self.search_ = None
+        training = parts.training
+        geometry = Geometry.build(training.vectors, training.sums(),
+                                  skip_opposed=self._skip_opposed())
+        gamma, alpha, report = self._choose(parts, geometry)
+        final = parts.final if parts.final is not None and self._refits() else None
+        if final is None:
+            final = FinalFit(training.rows, training.vectors, training.sums(),
+                             training.memory() if alpha > 0 else None)
+            geometry_final = geometry
         else:
-            problem = ValidationProblem(vq, val_pairs, rows, geometry, competition, unmoved)
-            self.search_ = self._search(problem)
-            gamma = self.search_.gamma
-            metrics = tuple(dict.fromkeys((self._selection_metric(), *REPORT_METRICS)))
-            report["n_val_questions"] = int(val_pairs.n_queries)
-            report["before"] = problem.report(0.0, self._method, metrics)
-            report["after"] = problem.report(gamma, self._method, metrics)
-        report["gamma"] = gamma
+            geometry_final = Geometry.build(final.vectors, final.sums,
+                                            skip_opposed=self._skip_opposed())
         self.gamma_ = gamma
-        self.rows_ = rows
-        self.sums_ = sums
-        self.geometry_ = geometry
-        self.vectors_ = _as_float32(self._vectors(geometry, gamma), gamma)
-        self.moved_ = self._moved_mask(geometry, gamma)
-        report["n_moved"] = int(np.count_nonzero(self.moved_))
-        self.n_features_in_ = int(sums.shape[1])
+        self.alpha_ = alpha
+        self.rows_ = np.asarray(final.rows, dtype=np.int64)
+        self.sums_ = final.sums
+        self.geometry_ = geometry_final
+        self.vectors_ = _as_float32(self._vectors(geometry_final, gamma), gamma)
+        self.moved_ = self._moved_mask(geometry_final, gamma)
+        self.memory_ = final.memory if alpha > 0 and final.memory is not None else \
+            QueryMemory.empty(final.sums.shape[1], len(final.rows))
+        self.n_features_in_ = int(final.sums.shape[1])
+        report.update({"n_moved": int(np.count_nonzero(self.moved_)),
+                       "refit": final is parts.final,
+                       "n_memory_questions": len(self.memory_)})
         self.report_ = report
         return self
+
+    def _choose(self, parts: FitParts, geometry: Geometry) -> tuple[float, float, dict]:
+        """``(γ, α, report)``: fixed, or chosen on the held-out questions of ``parts``."""
+        alphas = self._alphas()
+        report = {"method": self._method, "metric": self._selection_metric(),
+                  "nudge_ft_compat": bool(self.nudge_ft_compat),
+                  "selection": "cv" if self._uses_folds() else "validation"}
+        if not self._searching():
+            self.search_ = None
+            report.update({"gamma": float(self.gamma), "alpha": alphas[0]})
+            return float(self.gamma), alphas[0], report
+        cv = self._uses_folds() and parts.folds is not None
+        if parts.validation is None and not cv:
+            raise InputError("no held-out questions to choose gamma on: pass validation "
+                             "questions, give at least 2 distinct training questions (for "
+                             "selection='cv'), or fix gamma (and alpha)")
+        pool = build_pool(parts, geometry, self._skip_opposed(), cv,
+                          len(alphas) > 1 or alphas[0] > 0)
+        choice = self._search(pool, alphas)
+        self.search_ = choice.search
+        metrics = tuple(dict.fromkeys((self._selection_metric(), *REPORT_METRICS)))
+        estimate = pool.report(choice.gamma, choice.alpha, self._method, metrics)
+        report.update({"gamma": choice.gamma, "alpha": choice.alpha,
+                       "estimate": "cross-validated" if cv else "validation",
+                       "folds": len(np.unique(parts.folds)) if cv else 0,
+                       "n_val_questions": 0 if parts.validation is None else
+                       int(parts.validation.pairs.n_queries), **estimate})
+        if cv and parts.validation is not None:
+            report["validation"] = pool.problem_report(0, choice.gamma, choice.alpha,
+                                                      self._method, metrics)
+        return choice.gamma, choice.alpha, report
 
     # -- use -----------------------------------------------------------------------------------
     def _check_fitted(self):
@@ -179,9 +239,8 @@ class _Nudge:
             raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit() "
                                  "first")
 
-    def transform(self, doc_emb) -> np.ndarray:
-        """A copy of ``doc_emb`` with rows L2-normalised and the moved rows replaced. Keeps
-        the input's float dtype."""
+    def _check_records(self, doc_emb) -> tuple[np.ndarray, np.ndarray]:
+        """``doc_emb`` as a matrix, checked against the fit, and its row norms."""
         self._check_fitted()
         docs = as_matrix(doc_emb, "doc_emb")
         if docs.shape[1] != self.n_features_in_:
@@ -190,13 +249,32 @@ class _Nudge:
         if len(docs) <= int(self.rows_.max()):
             raise InputError(f"doc_emb has {len(docs)} rows but the fit moved row "
                              f"{int(self.rows_.max())}; pass the records it was fitted on")
-        norms = check_finite_nonzero(docs, "doc_emb")
+        return docs, check_finite_nonzero(docs, "doc_emb")
+
+    def transform(self, doc_emb) -> np.ndarray:
+        """A copy of ``doc_emb`` with rows L2-normalised and the moved rows replaced. Keeps
+        the input's float dtype. The query memory is not in it: :meth:`top_k` scores it."""
+        docs, norms = self._check_records(doc_emb)
         out = (docs / norms[:, None].astype(docs.dtype)).astype(docs.dtype, copy=False)
         out[self.rows_] = self.vectors_.astype(out.dtype)
         return out
 
     def fit_transform(self, doc_emb, train_q, train_rel, val_q=None, val_rel=None):
         return self.fit(doc_emb, train_q, train_rel, val_q, val_rel).transform(doc_emb)
+
+    def top_k(self, doc_emb, queries, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+        """The exact top ``k`` records of the nudged corpus for each query, memory applied:
+        ``(rows, scores)``, each queries × k, best first (ties to the lower row). Scores are
+        inner products with the records as :meth:`transform` gives them (for unit queries,
+        the cosine a store reports); a remembered record scores the better of that and
+        ``alpha_ · max q·t̂`` over the training questions ``t`` that named it."""
+        docs, norms = self._check_records(doc_emb)
+        q = as_matrix(queries, "queries")
+        check_same_dim(docs, "doc_emb", q, "queries")
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+            raise InputError(f"k={k!r} must be an integer ≥ 1")
+        return nudged_top_k(docs, norms, q, int(k), self.rows_, self.vectors_, self.memory_,
+                            self.alpha_, self.device)
 
 
 def _as_float32(vectors: np.ndarray, gamma: float) -> np.ndarray:
@@ -210,19 +288,40 @@ def _as_float32(vectors: np.ndarray, gamma: float) -> np.ndarray:
 
 
 class NudgeM(_Nudge):
-    """NUDGE-M: ``e' = ê + γĜ``, γ chosen by exact maximisation of the validation metric over
-    all γ ≥ 0. The output is not unit-norm: score it by inner product, never cosine.
+    """NUDGE-M: ``e' = ê + γĜ``. Under cross-validation (the default) γ and α are chosen
+    on a grid (``M_CV_GRID``: γ from 0 to 1 in steps of 0.05, α = 0 or 0.80 to 0.98 in steps
+    of 0.02) as NudgeN chooses them. With
+    ``selection="validation"`` and no memory γ is chosen by exact maximisation of the
+    held-out metric over all γ ≥ 0; with memory each α > 0 is also tried on the grid,
+    refined around its best. The output is not unit-norm: score it by inner
+    product, never cosine.
 
-    ``nudge_ft_compat=True`` reproduces nudge-ft 0.1.2: γ maximises validation hit@1 and is
-    the left end of the best interval (a crossing point) instead of its midpoint."""
+    ``nudge_ft_compat=True`` reproduces nudge-ft 0.1.2: the paper's protocol (validation
+    questions choose, no refit, no memory), γ maximises validation hit@1 and is the left end
+    of the best interval (a crossing point) instead of its midpoint."""
 
     _method = Method.M
 
     def _skip_opposed(self) -> bool:
         return False
 
-    def _search(self, problem: ValidationProblem) -> SearchResult:
-        return sweep_linear(problem, self._selection_metric(), left_end=self.nudge_ft_compat)
+    def _search(self, pool: Pool, alphas) -> Choice:
+        metric = self._selection_metric()
+        if self.gamma is not None:
+            return search_table(pool, Method.M, metric, [float(self.gamma)], alphas, 0)
+        if self._uses_folds():  # cross-validation: the best neighbourhood of the grid
+            if self.alpha is None and len(alphas) > 1:
+                alphas = (0.0, *[a for a in alphas if a > 0][::2])
+            return search_table(pool, Method.M, metric, M_CV_GRID, alphas, 0, smooth=True)
+        sweep = sweep_pool(pool, metric, left_end=self.nudge_ft_compat)
+        best = Choice(sweep.gamma, 0.0, sweep)
+        with_memory = [a for a in alphas if a > 0]
+        if with_memory:
+            value = pool.value(best.gamma, 0.0, Method.M, metric)
+            other = search_table(pool, Method.M, metric, M_GRID, with_memory, refine=10)
+            if pool.value(other.gamma, other.alpha, Method.M, metric) > value + TIE:
+                return other
+        return best
 
     def _vectors(self, geometry: Geometry, gamma: float) -> np.ndarray:
         return geometry.m_vectors(gamma)
@@ -236,20 +335,26 @@ class NudgeN(_Nudge):
     at most ``||e' − ê||² ≤ γ``. Output is unit-norm, so cosine and inner-product stores rank
     alike: the default for RAG vector stores.
 
-    γ is chosen on a grid (``grid``, default 0 to ``max_gamma`` in steps of 0.02) and refined
-    around the best point. ``skip_opposed`` leaves alone records whose questions point away
-    from them (``G·ê < 0``), as nudge-ft does; by default they move, which is the true optimum
-    of the constrained problem. ``nudge_ft_compat=True`` reproduces nudge-ft 0.1.2 exactly:
-    its grid (0 … 0.48), hit@1 selection, no refinement, ``skip_opposed=True``."""
+    γ is chosen on a grid (default 0 to ``max_gamma`` in steps of ``grid_step`` = 0.02), with
+    α when there is memory: under cross-validation (the default) the best neighbourhood of
+    the grid wins; with ``selection="validation"`` the best point, refined with ``refine``
+    points each side. ``skip_opposed`` leaves alone
+    records whose questions point away from them (``G·ê < 0``), as nudge-ft does; by default
+    they move, which is the true optimum of the constrained problem.
+    ``nudge_ft_compat=True`` reproduces nudge-ft 0.1.2 exactly: the paper's protocol
+    (validation questions choose, no refit, no memory), its grid (0 … 0.48), hit@1
+    selection, no refinement, ``skip_opposed=True``."""
 
     _method = Method.N
 
     def __init__(self, metric: str = "ndcg@10", gamma: float | None = None,
-                 device: str = "cpu", nudge_ft_compat: bool = False,
-                 max_gamma: float = 0.48, grid_step: float = 0.02, refine: int = 10,
-                 skip_opposed: bool = False):
+                 device: str = "cpu", nudge_ft_compat: bool = False, selection: str = "cv",
+                 folds: int = 5, refit: bool = True, memory: bool = True,
+                 alpha: float | None = None, seed: int = 0, max_gamma: float = 0.48,
+                 grid_step: float = 0.02, refine: int = 10, skip_opposed: bool = False):
         super().__init__(metric=metric, gamma=gamma, device=device,
-                         nudge_ft_compat=nudge_ft_compat)
+                         nudge_ft_compat=nudge_ft_compat, selection=selection, folds=folds,
+                         refit=refit, memory=memory, alpha=alpha, seed=seed)
         self.max_gamma = max_gamma
         self.grid_step = grid_step
         self.refine = refine
@@ -270,12 +375,21 @@ class NudgeN(_Nudge):
     def _skip_opposed(self) -> bool:
         return bool(self.skip_opposed or self.nudge_ft_compat)
 
-    def _search(self, problem: ValidationProblem) -> SearchResult:
-        if self.nudge_ft_compat:
-            return search_grid(problem, "hit@1", np.asarray(NUDGE_FT_GRID), refine=0)
-        n_steps = int(np.floor(self.max_gamma / self.grid_step + 1e-9))
-        grid = self.grid_step * np.arange(n_steps + 1)
-        return search_grid(problem, self.metric, grid, refine=int(self.refine))
+    def _search(self, pool: Pool, alphas) -> Choice:
+        smooth = False
+        if self.gamma is not None:
+            grid, refine = [float(self.gamma)], 0
+        elif self.nudge_ft_compat:
+            grid, refine = list(NUDGE_FT_GRID), 0
+        else:
+            n_steps = int(np.floor(self.max_gamma / self.grid_step + 1e-9))
+            grid, refine = list(self.grid_step * np.arange(n_steps + 1)), int(self.refine)
+            if self._uses_folds():  # cross-validation: the best neighbourhood of the grid
+                refine, smooth = 0, True
+        step = grid[1] - grid[0] if len(grid) > 1 else 0.0
+        pool.prune(Method.N, max(grid) + step, alphas)
+        return search_table(pool, Method.N, self._selection_metric(), grid, alphas, refine,
+                            smooth)
 
     def _vectors(self, geometry: Geometry, gamma: float) -> np.ndarray:
         return geometry.n_vectors(gamma)

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .candidates import NCandidates, TopCandidates, n_candidates, top_candidates
+from .candidates import NCandidates, TopCandidates, n_candidates, tied_below, top_candidates
 from .closed_form import Geometry
 from .crossings import (
     LineSet,
@@ -44,10 +44,11 @@ from .crossings import (
     first_best,
     next_crossing,
 )
+from .memory import QueryMemory
 from .method import Method
-from .metrics import RankScorer
+from .metrics import RankScorer, parse_metric
 from .relevance import Pairs
-from .scores import Products, scores_at
+from .scores import Products, ScoresAtGamma, scores_at
 
 # (question, moved record) scores held at once by the dense count (about 2 MB)
 _DENSE_BLOCK = 262_144
@@ -75,8 +76,10 @@ class ValidationProblem:
     with the moved records' directions (:class:`.scores.Products`, computed on first use)."""
 
     def __init__(self, val_q: np.ndarray, pairs: Pairs, moved_rows: np.ndarray,
-                 geometry: Geometry, competition: Competition, unmoved_scores: np.ndarray):
+                 geometry: Geometry, competition: Competition, unmoved_scores: np.ndarray,
+                 memory: QueryMemory | None = None):
         self.pairs = pairs
+        self.memory = memory
         self.geometry = geometry
         self.competition = competition
         self.scorer = RankScorer(pairs)
@@ -96,7 +99,7 @@ class ValidationProblem:
         #: ranks are exact down to this depth and reported as depth + 1 below it
         self.depth = int(competition.scores.shape[1]) or max(len(moved_rows), 1)
         self._products: dict[Method, Products] = {}
-        self._own_products: dict[Method, Products] = {}
+        self._own_products: dict[Method, ScoresAtGamma] = {}
         self._blocks = self._question_blocks(len(moved_rows))
 
     def _question_blocks(self, n_moved: int) -> list[tuple[int, int, int, int]]:
@@ -114,46 +117,58 @@ class ValidationProblem:
         if Method.N in self._products:  # NUDGE-N's products include NUDGE-M's
             return self._products[Method.N]
         if method not in self._products:
-            self._products[method] = Products.compute(self.questions, self.geometry, method)
+            self._products[method] = Products.compute(self.questions, self.geometry, method,
+                                                      self.memory)
         return self._products[method]
 
-    def _own(self, method: Method) -> Products:
-        """The products of each moved pair with its own record."""
+    def _own(self, method: Method) -> ScoresAtGamma:
+        """The scores of each moved pair's own record (from its products with it)."""
         if method not in self._own_products:
             moved = self.own_col >= 0
-            self._own_products[method] = self.products(method).take(
-                self.pairs.query[moved], self.own_col[moved])
+            self._own_products[method] = ScoresAtGamma(self.products(method).take(
+                self.pairs.query[moved], self.own_col[moved]), self.own_col[moved])
         return self._own_products[method]
 
     # -- scores and ranks at one γ -------------------------------------------------------------
-    def own_scores(self, gamma: float, method: Method) -> np.ndarray:
-        """Score of each pair's relevant record at γ."""
+    def own_scores(self, gamma: float, method: Method, alpha: float = 0.0) -> np.ndarray:
+        """Score of each pair's relevant record at γ, with the memory at weight ``alpha``."""
         method = Method.parse(method)
         own = self.fixed_scores.copy()
         moved = self.own_col >= 0
         if moved.any():
-            own[moved] = scores_at(gamma, method, self.geometry, self._own(method),
-                                   self.own_col[moved])
+            own[moved] = self._own(method)(gamma, method, self.geometry, alpha)
         return own
 
     def ranks(self, gamma: float, method: Method,
-              candidates: NCandidates | TopCandidates | None = None) -> np.ndarray:
-        """1-based rank of every relevant pair at γ (ties count in the pair's favour), exact
-        down to :attr:`depth`; a pair below it gets ``depth + 1``. With ``candidates`` that
-        cover γ the moved records are counted sparsely, else densely; both agree exactly."""
+              candidates: NCandidates | TopCandidates | None = None,
+              alpha: float = 0.0) -> np.ndarray:
+        """1-based rank of every relevant pair at γ, exact down to :attr:`depth`; a pair
+        below it gets ``depth + 1``. Ties with other records count in the pair's favour; tied
+        relevant records of one question are ranked by row (:meth:`.Pairs.tied_before`).
+        With ``candidates`` that cover (γ, α) the moved records are counted sparsely, else
+        densely; both agree exactly. ``alpha`` weighs the memory (0: none)."""
         method = Method.parse(method)
-        own = self.own_scores(gamma, method)
+        own = self.own_scores(gamma, method, alpha)
+        # memory scores tie systematically (every record a key names gets its score): there
+        # a pair counts the moved records tied with it at a lower row, as top_k ranks them
+        ties = self.own_col if alpha > 0 and self.memory is not None else None
         above = (self.rivals > own[:, None]).sum(axis=1).astype(np.float64)
-        if candidates is not None and candidates.covers(gamma, method):
-            above += candidates.count_above(gamma, self.geometry, own)
+        if candidates is not None and candidates.covers(gamma, method, alpha):
+            above += candidates.count_above(gamma, self.geometry, own, alpha, ties)
         else:
-            above += self._moved_above_dense(gamma, method, own)
+            above += self._moved_above_dense(gamma, method, own, alpha, ties)
+        tied = self.pairs.tied_before(own)
+        # with ``ties`` a moved pair has counted its tied moved records, relevant ones too (a
+        # tie with an unmoved record has probability zero, as in the paper's protocol)
+        above += tied if ties is None else np.where(ties >= 0, 0.0, tied)
         return np.minimum(1.0 + above, self.depth + 1.0)
 
-    def _moved_above_dense(self, gamma: float, method: Method, own: np.ndarray) -> np.ndarray:
+    def _moved_above_dense(self, gamma: float, method: Method, own: np.ndarray,
+                           alpha: float = 0.0, ties: np.ndarray | None = None) -> np.ndarray:
         """Moved records scoring above each pair, counted exactly up to :attr:`depth`: each
         question's ``depth`` best moved scores hold every one that can rank above a pair
-        that is itself within the depth."""
+        that is itself within the depth. With ``ties`` (each pair's own moved column, −1:
+        none) a moved record tied with a pair at a lower column counts too."""
         products = self.products(method)
         m = products.q_e.shape[1]
         above = np.zeros(len(own))
@@ -162,38 +177,54 @@ class ValidationProblem:
             return above
         query = self.pairs.query
         for q_lo, q_hi, p_lo, p_hi in self._blocks:
-            s = scores_at(gamma, method, self.geometry, products.take(slice(q_lo, q_hi),
-                                                                      slice(None)))
+            s = scores_at(gamma, method, self.geometry,
+                          products.take(slice(q_lo, q_hi), slice(None)), alpha=alpha)
+            if ties is not None:
+                above[p_lo:p_hi] = tied_below(s, query[p_lo:p_hi] - q_lo, own[p_lo:p_hi],
+                                              ties[p_lo:p_hi], np.arange(m))
             s.partition(m - keep, axis=1)  # s is a fresh array: partition it in place
             best = s[:, m - keep:]
-            above[p_lo:p_hi] = (best[query[p_lo:p_hi] - q_lo] > own[p_lo:p_hi, None]).sum(1)
+            above[p_lo:p_hi] += (best[query[p_lo:p_hi] - q_lo] > own[p_lo:p_hi, None]).sum(1)
         return above
 
     def metric(self, gamma: float, method: Method, metric: str,
-               candidates: NCandidates | TopCandidates | None = None) -> float:
-        return self.scorer.mean(self.ranks(gamma, method, candidates), metric)
+               candidates: NCandidates | TopCandidates | None = None,
+               alpha: float = 0.0) -> float:
+        return self.scorer.mean(self.ranks(gamma, method, candidates, alpha), metric)
 
-    def report(self, gamma: float, method: Method, metrics) -> dict[str, float]:
-        return self.scorer.report(self.ranks(gamma, method), metrics)
+    def per_question(self, gamma: float, method: Method, metric: str,
+                     candidates: NCandidates | TopCandidates | None = None,
+                     alpha: float = 0.0) -> np.ndarray:
+        """``metric`` of each question at (γ, α): what several problems pool."""
+        name, k = parse_metric(metric)
+        return self.scorer.per_query(self.ranks(gamma, method, candidates, alpha), name, k)
+
+    def report(self, gamma: float, method: Method, metrics,
+               alpha: float = 0.0) -> dict[str, float]:
+        return self.scorer.report(self.ranks(gamma, method, alpha=alpha), metrics)
 
     # -- the parts the searches need -----------------------------------------------------------
-    def n_candidates(self, gamma_hi: float, budget: float | None = None) -> NCandidates | None:
-        """NUDGE-N's candidates per pair for γ ∈ [0, gamma_hi], or ``None`` where the dense
-        count is cheaper (or there would be more than ``budget``)."""
+    def n_candidates(self, gamma_hi: float, budget: float | None = None,
+                     alphas: tuple[float, float] = (0.0, 0.0)) -> NCandidates | None:
+        """NUDGE-N's candidates per pair for γ ∈ [0, gamma_hi] (memory weights 0 or in
+        ``alphas``), or ``None`` where the dense count is cheaper (or there would be more
+        than ``budget``)."""
         return n_candidates(self.products(Method.N), self.geometry, self.pairs.query,
-                            self.own_col, self.fixed_scores, gamma_hi, budget)
+                            self.own_col, self.fixed_scores, gamma_hi, budget, alphas)
 
-    def top_candidates(self, gamma_hi: float) -> TopCandidates | None:
-        """NUDGE-N's candidates per question for γ ∈ [0, gamma_hi], or ``None`` where they
-        would prune too little to pay."""
+    def top_candidates(self, gamma_hi: float,
+                       alphas: tuple[float, float] = (0.0, 0.0)) -> TopCandidates | None:
+        """NUDGE-N's candidates per question for γ ∈ [0, gamma_hi] (memory weights 0 or in
+        ``alphas``), or ``None`` where they would prune too little to pay."""
         return top_candidates(self.products(Method.N), self.geometry, self.pairs.query,
-                              self.depth, gamma_hi, _DENSE_BLOCK)
+                              self.depth, gamma_hi, _DENSE_BLOCK, alphas)
 
-    def cheapest_candidates(self, gamma_hi: float) -> NCandidates | TopCandidates | None:
-        """The pruning that pays for γ ∈ [0, gamma_hi]: per pair where few records move, else
-        per question, else none (the dense count)."""
-        per_pair = self.n_candidates(gamma_hi)
-        return per_pair if per_pair is not None else self.top_candidates(gamma_hi)
+    def cheapest_candidates(self, gamma_hi: float, alphas: tuple[float, float] = (0.0, 0.0)
+                            ) -> NCandidates | TopCandidates | None:
+        """The pruning that pays for γ ∈ [0, gamma_hi] (memory weights 0 or in ``alphas``):
+        per pair where few records move, else per question, else none (the dense count)."""
+        per_pair = self.n_candidates(gamma_hi, alphas=alphas)
+        return per_pair if per_pair is not None else self.top_candidates(gamma_hi, alphas)
 
     def lines(self) -> LineSet:
         """The NUDGE-M score lines of every pair's question, and each pair's own line."""

@@ -106,3 +106,39 @@ def evaluate_topk(topk_rows, rel, metrics=REPORT_METRICS, n_rows: int | None = N
         name, k = parse_metric(m)
         out[m] = float(scorer.per_query(ranks, name, k)[keep].mean()) if keep.any() else 0.0
     return out
+
+
+def warm_questions(pairs: Pairs, named_rows) -> np.ndarray:
+    """Per question of ``pairs``: whether some relevant record of it is among
+    ``named_rows`` (records that training questions name). The others are *cold*: no
+    training question names their answers, so NUDGE moves none of them (and the query
+    memory holds no key for them)."""
+    return questions_with(pairs, np.isin(pairs.row, np.asarray(named_rows, dtype=np.int64)))
+
+
+def questions_with(pairs: Pairs, mask: np.ndarray) -> np.ndarray:
+    """Per question: whether ``mask`` (one flag per pair) holds for some pair of it."""
+    return np.bincount(pairs.query, weights=mask, minlength=pairs.n_queries) > 0
+
+
+def warm_cold_report(topk_rows, rel, named_rows, metrics=("ndcg@10",),
+                     n_rows: int | None = None) -> dict:
+    """``metrics`` of a retrieval run (as :func:`evaluate_topk`) over all questions, the warm
+    ones and the cold ones (see :func:`warm_questions`), with the count of each:
+    ``{"all": {...}, "warm": {"n_questions": ..., m: ...}, "cold": {...}}``; a part without
+    questions has ``None`` for each metric."""
+    topk_rows = np.asarray(topk_rows)
+    if n_rows is None:
+        n_rows = int(max(topk_rows.max(initial=0), np.max(named_rows, initial=0), max(
+            (max(r) if len(r) else 0 for r in rel), default=0))) + 1
+    pairs = to_pairs(rel, len(topk_rows), n_rows, "rel")
+    labelled = pairs.counts() > 0
+    warm = warm_questions(pairs, named_rows)
+    out = {}
+    for part, mask in (("all", labelled), ("warm", labelled & warm),
+                       ("cold", labelled & ~warm)):
+        idx = np.flatnonzero(mask)
+        out[part] = {"n_questions": int(len(idx)), **(
+            evaluate_topk(topk_rows[idx], [rel[i] for i in idx], metrics, n_rows)
+            if len(idx) else dict.fromkeys(metrics))}
+    return out

@@ -32,6 +32,43 @@ class Pairs:
         """Relevant records per question."""
         return np.bincount(self.query, minlength=self.n_queries)
 
+    def subset(self, keep: np.ndarray) -> Pairs:
+        """The pairs of the questions where ``keep`` (a mask over questions) is true, with
+        those questions numbered ``0, 1, ...`` in order."""
+        keep = np.asarray(keep, dtype=bool)
+        new_number = np.cumsum(keep) - 1
+        mine = keep[self.query]
+        return Pairs(new_number[self.query[mine]], self.row[mine], self.grade[mine],
+                     int(keep.sum()))
+
+    @staticmethod
+    def concat(parts: list[Pairs]) -> Pairs:
+        """The pairs of several question sets, their questions numbered one set after
+        another."""
+        offsets = np.cumsum([0, *(p.n_queries for p in parts)])
+        return Pairs(np.concatenate([p.query + o for p, o in zip(parts, offsets)]),
+                     np.concatenate([p.row for p in parts]),
+                     np.concatenate([p.grade for p in parts]), int(offsets[-1]))
+
+    def tied_before(self, *keys: np.ndarray) -> np.ndarray:
+        """Per pair, how many pairs of its question have exactly its ``keys`` (scores, say)
+        and a lower row. Ranks count ties with other records in the relevant record's favour;
+        relevant records that tie among themselves are ranked by row instead, so that each
+        holds a rank of its own and no metric exceeds its ideal."""
+        if not len(self.query):
+            return np.zeros(0)
+        # lexsort is stable: within a run of equal (question, keys) rows stay ascending
+        order = np.lexsort((*keys[::-1], self.query))
+        sorted_keys = [self.query[order], *(np.asarray(k)[order] for k in keys)]
+        new_run = np.zeros(len(order), dtype=bool)
+        new_run[0] = True
+        for key in sorted_keys:
+            new_run[1:] |= key[1:] != key[:-1]
+        start = np.maximum.accumulate(np.where(new_run, np.arange(len(order)), 0))
+        out = np.empty(len(order))
+        out[order] = np.arange(len(order)) - start
+        return out
+
 
 def _entry_items(entry, name: str, qi: int):
     if isinstance(entry, dict):

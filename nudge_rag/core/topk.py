@@ -135,3 +135,36 @@ def _topk_scan_torch(docs, queries, k, row_scale, exclude, device):
         best_s, idx = torch.topk(s, min(k, s.shape[1]), dim=1)
         best_r = torch.gather(r, 1, idx)
     return _finish(best_s.double().cpu().numpy(), best_r.cpu().numpy(), k)
+
+
+# (query, moved record) scores held at once by :func:`nudged_top_k` (about 32 MB)
+_MOVED_BLOCK = 4_000_000
+
+
+def nudged_top_k(docs, norms, queries, k: int, rows, vectors, memory, alpha: float,
+                 device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
+    """Exact top ``k`` of a nudged corpus: the records that do not move at their unit
+    vectors (one blocked scan that skips the moved ``rows``), the moved ones at ``vectors``
+    and, where ``alpha > 0``, at the better of that and ``alpha`` times their ``memory``
+    score. Returns ``(rows, scores)``, best first, ties to the lower row; ``-1`` / ``-inf``
+    pad a corpus smaller than ``k``."""
+    exclude = np.zeros(len(docs), dtype=bool)
+    exclude[rows] = True
+    unit = bool(np.all(np.abs(norms - 1.0) < 1e-6))
+    base_s, base_r = topk_scan(docs, queries, k, row_scale=None if unit else 1.0 / norms,
+                               exclude=exclude, device=device)
+    q = np.asarray(queries, dtype=np.float64)
+    moved = np.asarray(vectors, dtype=np.float64)
+    out_s, out_r = np.empty((len(q), k)), np.empty((len(q), k), dtype=np.int64)
+    step = max(1, _MOVED_BLOCK // max(len(rows), 1))
+    for lo in range(0, len(q), step):
+        s = q[lo:lo + step] @ moved.T
+        if alpha > 0 and len(memory):
+            np.maximum(s, alpha * memory.best(q[lo:lo + step]), out=s)
+        scores = np.concatenate([base_s[lo:lo + step], s], axis=1)
+        cand = np.concatenate([base_r[lo:lo + step], np.broadcast_to(rows, s.shape)], axis=1)
+        # padding rows (-1, -inf) sort last; equal scores go to the lower row
+        order = np.lexsort((np.where(cand < 0, len(docs), cand), -scores), axis=1)[:, :k]
+        out_s[lo:lo + step] = np.take_along_axis(scores, order, axis=1)
+        out_r[lo:lo + step] = np.take_along_axis(cand, order, axis=1)
+    return out_r, out_s

@@ -218,3 +218,33 @@ def test_corrupt_delta_and_debug(work, tmp_path, capsys):
     one_line_error(capsys, "delta.json")
     with pytest.raises(Exception):  # noqa: B017 - --debug lets the error through
         run("--debug", "inspect", tmp_path)
+
+
+def test_fit_flags_choose_the_protocol_and_the_memory(work, tmp_path, capsys):
+    """Issue 13: the defaults cross-validate, refit and keep a query memory, which ``inspect``
+    counts and ``apply`` says it cannot write; the flags give the paper's protocol."""
+    default, paper = tmp_path / "default", tmp_path / "paper"
+    assert run("fit", work / "index", work / "train.jsonl", "-o", default, "--val",
+               work / "val.jsonl", "--folds", "4", "--no-progress") == 0
+    out = capsys.readouterr().out
+    assert "cross-validated estimate" in out and "4 folds" in out
+    assert "question vectors kept" in out and "apply() writes only the nudged records" in out
+    assert run("inspect", default, "--json") == 0
+    facts = json.loads(capsys.readouterr().out)
+    assert facts["memory_questions"] > 0 and facts["report"]["refit"]
+    assert facts["memory_questions"] == facts["report"]["n_train_questions"] + \
+        facts["report"]["n_val_questions"]
+    assert run("apply", work / "index", default, "-o", tmp_path / "new") == 0
+    assert "query memory" in capsys.readouterr().out
+    assert run("fit", work / "index", work / "train.jsonl", "-o", paper, "--selection",
+               "validation", "--no-refit", "--no-memory", "--val-fraction", "0.2",
+               "--no-progress") == 0
+    out = capsys.readouterr().out
+    assert "cross-validated" not in out and "none kept" in out
+    assert run("inspect", paper, "--json") == 0
+    facts = json.loads(capsys.readouterr().out)
+    assert facts["memory_questions"] == 0 and facts["alpha"] == 0
+    assert facts["report"]["estimate"] == "validation" and not facts["report"]["refit"]
+    assert run("fit", work / "index", work / "train.jsonl", "-o", tmp_path / "x", "--folds",
+               "1", "--no-progress") == 1
+    assert "folds" in capsys.readouterr().err

@@ -12,10 +12,13 @@ from nudge_rag.core.topk import topk_scan
 
 from ..conftest import clustered_problem
 
+#: the paper's protocol: γ chosen on the validation questions alone, no refit, no memory
+PAPER = {"selection": "validation", "refit": False, "memory": False}
+
 
 def brute_metric(est_cls, gamma, docs, tq, tr, vq, vr, metric, **kw):
     """Validation metric at a fixed γ, by materialising the corpus and a full search."""
-    est = est_cls(gamma=gamma, **kw).fit(docs, tq, tr)
+    est = est_cls(gamma=gamma, **{**PAPER, **kw}).fit(docs, tq, tr)
     new = est.transform(docs)
     _, rows = topk_scan(new, vq, 20)
     return evaluate_topk(rows, vr, (metric,), n_rows=len(docs))[metric]
@@ -25,7 +28,7 @@ def brute_metric(est_cls, gamma, docs, tq, tr, vq, vr, metric, **kw):
 @pytest.mark.parametrize("seed", [0, 1])
 def test_nudge_m_gamma_is_never_beaten_by_a_dense_grid(metric, seed):
     docs, tq, tr, vq, vr = clustered_problem(seed, multi=seed == 1)
-    est = NudgeM(metric=metric).fit(docs, tq, tr, vq, vr)
+    est = NudgeM(metric=metric, **PAPER).fit(docs, tq, tr, vq, vr)
     chosen = brute_metric(NudgeM, est.gamma_, docs, tq, tr, vq, vr, metric)
     assert chosen == pytest.approx(est.report_["after"][metric], abs=1e-12)
     grid = np.r_[np.linspace(0, 2, 201), [3, 5, 10]]
@@ -37,7 +40,7 @@ def test_nudge_m_gamma_is_never_beaten_by_a_dense_grid(metric, seed):
 @pytest.mark.parametrize("metric", ["ndcg@10", "hit@1", "mrr@5"])
 def test_nudge_n_report_matches_brute_force_and_beats_its_grid(metric):
     docs, tq, tr, vq, vr = clustered_problem(3, multi=True)
-    est = NudgeN(metric=metric).fit(docs, tq, tr, vq, vr)
+    est = NudgeN(metric=metric, **PAPER).fit(docs, tq, tr, vq, vr)
     for key, gamma in (("after", est.gamma_), ("before", 0.0)):
         brute = brute_metric(NudgeN, gamma, docs, tq, tr, vq, vr, metric)
         assert est.report_[key][metric] == pytest.approx(brute, abs=1e-12)
@@ -51,8 +54,12 @@ def test_nudge_n_report_matches_brute_force_and_beats_its_grid(metric):
 def test_nudge_helps_on_a_realistic_problem():
     docs, tq, tr, vq, vr = clustered_problem(5)
     for cls in (NudgeM, NudgeN):
-        est = cls().fit(docs, tq, tr, vq, vr)
+        est = cls(**PAPER).fit(docs, tq, tr, vq, vr)
         assert est.gamma_ > 0
+        assert est.report_["after"]["ndcg@10"] > est.report_["before"]["ndcg@10"] + 0.05
+        # the default moves records or remembers questions (or both), and gains too
+        est = cls().fit(docs, tq, tr, vq, vr)
+        assert est.gamma_ > 0 or est.alpha_ > 0
         assert est.report_["after"]["ndcg@10"] > est.report_["before"]["ndcg@10"] + 0.05
 
 
@@ -84,7 +91,7 @@ def test_records_without_questions_never_move(problem, cls):
     docs, tq, tr, vq, vr = problem
     est = cls().fit(docs, tq, tr, vq, vr)
     out = est.transform(docs)
-    named = sorted({r for rel in tr for r in rel})
+    named = sorted({r for rel in tr + vr for r in rel})  # the refit: every labelled question
     assert list(est.rows_) == named
     still = np.setdiff1d(np.arange(len(docs)), est.rows_)
     np.testing.assert_allclose(out[still], docs[still] / np.linalg.norm(docs[still], axis=1,
@@ -185,13 +192,16 @@ def test_get_set_params_and_repr():
     assert est.set_params(gamma=0.1) is est and est.gamma == 0.1
     assert "NudgeN(" in repr(est)
     with pytest.raises(InputError, match="no parameter"):
-        est.set_params(alpha=1)
+        est.set_params(beta=1)
 
 
 def test_fit_twice_replaces_the_first_fit():
     docs, tq, tr, vq, vr = clustered_problem(13)
     est = NudgeN().fit(docs, tq, tr, vq, vr)
     est.fit(docs, tq[:10], tr[:10], vq, vr)
+    # the refit moves the records that the training and validation questions name
+    assert set(est.rows_) == {r for rel in tr[:10] + vr for r in rel}
+    est.set_params(refit=False).fit(docs, tq[:10], tr[:10], vq, vr)
     assert set(est.rows_) == {r for rel in tr[:10] for r in rel}
 
 
@@ -242,6 +252,7 @@ def test_bad_input_names_the_argument_and_the_fix(case, pattern):
         tr = tr[:-1]
     elif case == "no_val":
         vq = vr = None
+        kw["selection"] = "validation"
     elif case == "bad_grade":
         tr = [{0: "high"}] + tr[1:]
     elif case == "negative_gamma":

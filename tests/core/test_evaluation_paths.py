@@ -15,9 +15,9 @@ from hypothesis import strategies as st
 from nudge_rag import NudgeM, NudgeN
 from nudge_rag.core import candidates as candidates_module
 from nudge_rag.core import crossings
+from nudge_rag.core.array_parts import array_competition
 from nudge_rag.core.candidates import NCandidates, TopCandidates
 from nudge_rag.core.closed_form import Geometry, question_sums
-from nudge_rag.core.estimators import array_competition
 from nudge_rag.core.gamma_search import ValidationProblem, search_grid, sweep_linear
 from nudge_rag.core.method import Method
 from nudge_rag.core.relevance import to_pairs
@@ -62,11 +62,14 @@ def build(problem, k=10, skip_opposed=False):
 
 
 def full_count(vp: ValidationProblem, gamma: float, method: Method) -> np.ndarray:
-    """Ranks by comparing every pair with every moved record: the plain definition."""
+    """Ranks by comparing every pair with every moved record: the plain definition (tied
+    relevant records of a question ranked by row)."""
     s = scores_at(gamma, method, vp.geometry, vp.products(method))
     own = vp.own_scores(gamma, method)
     above = (s[vp.pairs.query] > own[:, None]).sum(1) + (vp.rivals > own[:, None]).sum(1)
-    return np.minimum(1.0 + above, vp.depth + 1.0)
+    tied = [((own == own[p]) & (vp.pairs.query == vp.pairs.query[p])
+             & (vp.pairs.row < vp.pairs.row[p])).sum() for p in range(len(own))]
+    return np.minimum(1.0 + above + np.array(tied), vp.depth + 1.0)
 
 
 shapes = st.one_of(
@@ -173,18 +176,22 @@ def test_line_filter_prunes_dense_labels():
     assert table is not None and table.count.mean() < 0.5 * lines.q_e.shape[1]
 
 
+@pytest.mark.parametrize("paper", [False, True], ids=["default", "paper"])
 @pytest.mark.parametrize("cls", [NudgeN, NudgeM])
-def test_estimators_give_the_same_fit_whichever_path_they_take(monkeypatch, cls):
+def test_estimators_give_the_same_fit_whichever_path_they_take(monkeypatch, cls, paper):
+    # the default (memory, whose scores tie) and the paper's protocol alike
+    kw = {"selection": "validation", "refit": False, "memory": False} if paper else {}
     problem = dense_problem(2, n_topics=4, per_topic=30, d=12, n_train=100, n_val=24)
-    chosen = cls().fit(*problem)
+    chosen = cls(**kw).fit(*problem)
     with monkeypatch.context() as m:  # the paths of sparse labels, forced
         m.setattr(candidates_module, "_CANDIDATE_COST", 1e-9)  # per-pair candidates, always
         m.setattr(crossings, "_FILTER_MIN_PAIRS_PER_QUESTION", np.inf)
         m.setattr(crossings, "EVENT_BUDGET", 10**9)
-        sparse = cls().fit(*problem)
+        sparse = cls(**kw).fit(*problem)
     with monkeypatch.context() as m:  # no pruning at all: every γ scored densely
-        m.setattr(ValidationProblem, "cheapest_candidates", lambda self, gamma_hi: None)
-        dense = cls().fit(*problem)
+        m.setattr(ValidationProblem, "cheapest_candidates",
+                  lambda self, gamma_hi, alphas=(0.0, 0.0): None)
+        dense = cls(**kw).fit(*problem)
     for other in (sparse, dense):
         assert chosen.gamma_ == other.gamma_
         assert chosen.report_ == other.report_
@@ -223,3 +230,45 @@ def test_grid_search_on_a_problem_equals_scoring_each_point():
     result = search_grid(vp, "ndcg@10", grid, refine=2)
     for g, v in zip(result.curve_gamma, result.curve_value):
         assert v == vp.metric(g, Method.N, "ndcg@10")
+
+
+# -- ties among a question's relevant records ----------------------------------------------------
+def saturating_problem():
+    """Two records named by one training question both land on its direction at γ ≥ 0.62 and
+    then tie for the validation question that asks for both (as NUDGE-N does with records
+    named by the same questions)."""
+    docs = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.6, 0.8, 0.2], [0.0, 0.3, 1.0]])
+    docs /= np.linalg.norm(docs, axis=1, keepdims=True)
+    tq = np.array([[0.72, 0.69, 0.05]])
+    return docs, tq, [[0, 1]], tq.copy(), [[0, 1]]
+
+
+def test_tied_relevant_records_hold_ranks_of_their_own():
+    vp = build(saturating_problem())
+    assert vp.geometry.n_saturated(0.8).all()
+    ranks = vp.ranks(0.8, Method.N)
+    np.testing.assert_array_equal(np.sort(ranks), [1.0, 2.0])
+    assert vp.metric(0.8, Method.N, "ndcg@10") == pytest.approx(1.0)
+    # the exact NUDGE-M sweep: records whose lines coincide (same direction, same questions)
+    docs = np.array([[1.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    tq = np.array([[0.5, 0.8, 0.0]])
+    vp = build((docs, tq, [[0, 1]], tq.copy(), [[0, 1]]))
+    assert sweep_linear(vp, "ndcg@10").curve_value.max() <= 1.0 + 1e-12
+    np.testing.assert_array_equal(np.sort(vp.ranks(0.7, Method.M)), [1.0, 2.0])
+
+
+@settings(max_examples=30, deadline=None)
+@given(shapes, st.sampled_from([Method.N, Method.M]), st.lists(st.floats(0.0, 4.0), min_size=2,
+                                                               max_size=5))
+def test_validation_metrics_never_exceed_their_ideal(problem, method, gammas):
+    vp = build(problem)
+    for g in gammas:
+        ranks = vp.ranks(g, method)
+        for metric in ("ndcg@10", "recall@10", "mrr@10"):
+            assert vp.scorer.mean(ranks, metric) <= 1.0 + 1e-12
+        # within the depth, no two relevant records of a question share a rank
+        inside = ranks <= vp.depth
+        keys = vp.pairs.query[inside] * (vp.depth + 2) + ranks[inside].astype(np.int64)
+        assert len(np.unique(keys)) == len(keys)
+    if method is Method.M:
+        assert sweep_linear(vp, "ndcg@10").curve_value.max() <= 1.0 + 1e-12

@@ -406,37 +406,37 @@ def pg_uri(place: Place, driver: str) -> str:
     return place.uri.replace("postgresql://", f"postgresql+{driver}://", 1)
 
 
-def _pg_llama_store(place: Place):
+def _pg_llama_store(place: Place, dim: int = DIM):
     from llama_index.vector_stores.postgres import PGVectorStore
 
     return PGVectorStore(connection_string=pg_uri(place, "psycopg2"),
                          async_connection_string=pg_uri(place, "asyncpg"),
-                         table_name=place.name, embed_dim=DIM,
+                         table_name=place.name, embed_dim=dim,
                          hnsw_kwargs={"hnsw_m": 16, "hnsw_ef_construction": 64,
                                       "hnsw_ef_search": 100,
                                       "hnsw_dist_method": "vector_cosine_ops"})
 
 
 def pg_llama(place: Place, p: Problem):
-    return _llama_index(_pg_llama_store(place), p)
+    return _llama_index(_pg_llama_store(place, p.dim), p)
 
 
 def open_pg_llama(place: Place):
     return _llama_index(_pg_llama_store(place))
 
 
-def open_pg_langchain(place: Place):
+def open_pg_langchain(place: Place, dim: int = DIM):
     from langchain_postgres import PGVector
 
-    return PGVector(_embedding("langchain"), collection_name=place.name,
-                    connection=pg_uri(place, "psycopg"), embedding_length=DIM, use_jsonb=True)
+    return PGVector(_embedding("langchain", dim), collection_name=place.name,
+                    connection=pg_uri(place, "psycopg"), embedding_length=dim, use_jsonb=True)
 
 
 def pg_langchain(place: Place, p: Problem):
     """A collection of LangChain's one shared table: ids must differ between collections."""
     from sqlalchemy import text
 
-    store = open_pg_langchain(place)
+    store = open_pg_langchain(place, p.dim)
     store.add_embeddings([p.text(r) for r in range(len(p.ids))], [v.tolist() for v in p.docs],
                          metadatas=[{"parity": r % 2} for r in range(len(p.ids))], ids=p.ids)
     with store._engine.begin() as conn:
@@ -573,7 +573,9 @@ PAIRS = {
 
 def build_and_fit(pair: Pair, where: Place):
     """Build ``pair`` at ``where`` over a fresh problem (skipping when its packages are
-    missing) and fit a delta on it: ``(obj, problem, delta)``."""
+    missing) and fit a delta on it: ``(obj, problem, delta)``. The delta keeps no query
+    memory: the tests hold the overlay to the applied store, which cannot have one (the
+    memory's own tests are in ``test_memory.py``)."""
     import pytest
 
     from nudge_rag import EmbeddingFinetuner
@@ -583,7 +585,8 @@ def build_and_fit(pair: Pair, where: Place):
     prob = fresh_problem()
     with unsynced_qdrant():
         obj = pair.build(where, prob)
-        delta = EmbeddingFinetuner(obj, show_progress=False).fit(prob.train, prob.val)
+        delta = EmbeddingFinetuner(obj, show_progress=False, memory=False).fit(prob.train,
+                                                                               prob.val)
     return obj, prob, delta
 
 

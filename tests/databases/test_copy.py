@@ -27,7 +27,7 @@ def fitted(request, tmp_path_factory, prob):
     for module in PACKAGES[request.param]:
         pytest.importorskip(module)
     obj, counter = BUILDERS[request.param](tmp_path_factory.mktemp("db"), prob)
-    delta = EmbeddingFinetuner(obj, show_progress=False).fit(prob.train, prob.val)
+    delta = EmbeddingFinetuner(obj, show_progress=False, memory=False).fit(prob.train, prob.val)
     return request.param, obj, counter, delta
 
 

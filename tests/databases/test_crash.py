@@ -63,7 +63,7 @@ def _killed(name, kill_at, place, tmp_path):
     prob = fresh_problem()
     where = place(name)
     obj = pair.build(where, prob)
-    delta = EmbeddingFinetuner(obj, show_progress=False).fit(prob.train, prob.val)
+    delta = EmbeddingFinetuner(obj, show_progress=False, memory=False).fit(prob.train, prob.val)
     assert len(delta) > 16  # more than the two batches written before a kill
     before = adapt(obj).fetch(prob.ids)[1]
     pair.close(obj)

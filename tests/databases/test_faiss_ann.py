@@ -39,7 +39,7 @@ def test_fit_apply_revert_overlay(built, monkeypatch):
         return found, rows
 
     monkeypatch.setattr(LangChainFaissAnnAdapter, "fetch", counted)
-    delta = EmbeddingFinetuner(store, show_progress=False).fit(prob.train, prob.val)
+    delta = EmbeddingFinetuner(store, show_progress=False, memory=False).fit(prob.train, prob.val)
     assert sum(read) == len(delta.ids)
     assert delta.similarity == "l2"
     before = adapt(store).fetch(prob.ids)[1]
@@ -59,7 +59,7 @@ def test_overlay_retriever(built):
     from nudge_rag import EmbeddingFinetuner
 
     kind, prob, store = built
-    delta = EmbeddingFinetuner(store, show_progress=False).fit(prob.train, prob.val)
+    delta = EmbeddingFinetuner(store, show_progress=False, memory=False).fit(prob.train, prob.val)
     docs = delta.as_retriever(store, k=4).invoke("document parity")
     assert len(docs) == 4 and all(d.page_content.startswith("document ") for d in docs)
 
@@ -86,7 +86,7 @@ def test_llama_index_faiss(kind):
 
     prob = problem()
     llama = faiss_llama(kind, prob)
-    delta = EmbeddingFinetuner(llama, show_progress=False).fit(prob.train, prob.val)
+    delta = EmbeddingFinetuner(llama, show_progress=False, memory=False).fit(prob.train, prob.val)
     before = adapt(llama).fetch(prob.ids)[1]
     q = prob.val[0][0]
     overlaid = overlay_hits(llama, delta, q, 10)
@@ -105,7 +105,7 @@ def _filtered_overlay_equals_filtered_store(obj, prob, filters):
     from nudge_rag import EmbeddingFinetuner
     from nudge_rag.stores import adapt
 
-    delta = EmbeddingFinetuner(obj, show_progress=False).fit(prob.train, prob.val)
+    delta = EmbeddingFinetuner(obj, show_progress=False, memory=False).fit(prob.train, prob.val)
     odd = {i for r, i in enumerate(prob.ids) if r % 2}
     assert set(adapt(obj).filter_ids(delta.ids, filters)) == set(delta.ids) & odd
     queries = [q for q, _ in prob.val[:8]]

@@ -37,7 +37,7 @@ def _vectors(obj, ids):
 def _finetuner(obj):
     from nudge_rag import EmbeddingFinetuner
 
-    return EmbeddingFinetuner(obj, show_progress=False)
+    return EmbeddingFinetuner(obj, show_progress=False, memory=False)
 
 
 def test_connection_refused_is_a_store_error():

@@ -32,7 +32,7 @@ def prob():
 def _fit(obj, prob):
     from nudge_rag import EmbeddingFinetuner
 
-    return EmbeddingFinetuner(obj, show_progress=False).fit(prob.train, prob.val)
+    return EmbeddingFinetuner(obj, show_progress=False, memory=False).fit(prob.train, prob.val)
 
 
 @pytest.mark.parametrize(("build", "metric", "similarity"),

@@ -98,7 +98,7 @@ def test_fit_apply_revert_overlay(built, prob, monkeypatch):
         real_init(self, counters[-1], *args, **kwargs)
 
     monkeypatch.setattr(PgVectorAdapter, "__init__", counting_init)
-    delta = EmbeddingFinetuner(obj, show_progress=False).fit(prob.train, prob.val)
+    delta = EmbeddingFinetuner(obj, show_progress=False, memory=False).fit(prob.train, prob.val)
     assert sum(c.vectors_read for c in counters) == len(delta.ids)
     monkeypatch.undo()
     check_apply_and_revert(obj, prob, delta)
@@ -108,7 +108,7 @@ def test_overlay_retriever(built, prob):
     from nudge_rag import EmbeddingFinetuner
 
     kind, obj = built
-    delta = EmbeddingFinetuner(obj, show_progress=False).fit(prob.train, prob.val)
+    delta = EmbeddingFinetuner(obj, show_progress=False, memory=False).fit(prob.train, prob.val)
     if kind == "llama":
         texts = [h.node.get_content() for h in
                  delta.as_retriever(obj, similarity_top_k=4).retrieve("document parity")]
@@ -128,7 +128,7 @@ def test_failed_write_rolls_back_everything(built, prob, monkeypatch):
     from nudge_rag.errors import InputError, StoreError
 
     kind, obj = built
-    delta = EmbeddingFinetuner(obj, show_progress=False).fit(prob.train, prob.val)
+    delta = EmbeddingFinetuner(obj, show_progress=False, memory=False).fit(prob.train, prob.val)
     adapter = _adapter(obj)
     before = adapter.fetch(prob.ids)[1]
     bad = delta.vectors.copy()
@@ -155,7 +155,7 @@ def test_copy(built, prob):
     from nudge_rag import EmbeddingFinetuner
 
     kind, obj = built
-    delta = EmbeddingFinetuner(obj, show_progress=False).fit(prob.train, prob.val)
+    delta = EmbeddingFinetuner(obj, show_progress=False, memory=False).fit(prob.train, prob.val)
     copy = check_copy(obj, delta, prob)
     extra = "00000000-0000-0000-0000-00000000ffff"
     if kind == "llama":
@@ -185,7 +185,7 @@ def test_failed_copy_leaves_no_table(built, prob, monkeypatch):
     from nudge_rag.errors import StoreError
 
     kind, obj = built
-    delta = EmbeddingFinetuner(obj, show_progress=False).fit(prob.train, prob.val)
+    delta = EmbeddingFinetuner(obj, show_progress=False, memory=False).fit(prob.train, prob.val)
     before = _adapter(obj).fetch(prob.ids)[1]
     delta.vectors[-1, 0] = np.nan  # pgvector refuses NaN: the copy's last UPDATE fails
     _nan_reaches_the_database(monkeypatch)
@@ -224,7 +224,7 @@ def test_filtered_overlay_equals_the_filtered_applied_store(built, prob):
     from nudge_rag import EmbeddingFinetuner
 
     kind, obj = built
-    delta = EmbeddingFinetuner(obj, show_progress=False).fit(prob.train, prob.val)
+    delta = EmbeddingFinetuner(obj, show_progress=False, memory=False).fit(prob.train, prob.val)
     adapter = _adapter(obj)
     odd = {i for r, i in enumerate(prob.ids) if r % 2}
     filters = _odd_filter(kind)
@@ -246,7 +246,7 @@ def test_filtered_retrievers_return_only_admitted_records(built, prob):
     from nudge_rag import EmbeddingFinetuner
 
     kind, obj = built
-    delta = EmbeddingFinetuner(obj, show_progress=False).fit(prob.train, prob.val)
+    delta = EmbeddingFinetuner(obj, show_progress=False, memory=False).fit(prob.train, prob.val)
     if kind == "llama":
         hits = delta.as_retriever(obj, similarity_top_k=6,
                                   filters=_odd_filter(kind)).retrieve("document parity")

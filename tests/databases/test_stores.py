@@ -29,6 +29,8 @@ def built(request, tmp_path, prob):
 def _fit(obj, prob, **kwargs):
     from nudge_rag import EmbeddingFinetuner
 
+    # no query memory: these tests hold the overlay to the applied store, which has none
+    kwargs.setdefault("memory", False)
     return EmbeddingFinetuner(obj, show_progress=False, **kwargs).fit(prob.train, prob.val)
 
 

@@ -94,7 +94,8 @@ def test_bad_shards_get_clear_errors(ray_local, scifact, tmp_path):
     paths = _write_shards(docs, tmp_path, [50], ["npy", "npy"])
     train_rel = [{0: 1.0}] * 3
     with pytest.raises(InputError, match="row 7 contains NaN.*global row 50"):
-        fit_shards(NudgeN(), paths, s.train_q[:3], train_rel, s.val_q[:2], [{1: 1.0}] * 2)
+        fit_shards(NudgeN(selection="validation"), paths, s.train_q[:3], train_rel, s.val_q[:2],
+                   [{1: 1.0}] * 2)
     with pytest.raises(InputError, match="train_rel"):
         fit_shards(NudgeN(), paths, s.train_q[:3], [{500: 1.0}] * 3, s.val_q[:2],
                    [{1: 1.0}] * 2)

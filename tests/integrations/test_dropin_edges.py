@@ -58,7 +58,8 @@ def scifact_inmemory_part(split, texts, n: int):
 @pytest.fixture(scope="module")
 def scifact_part(scifact_split, scifact_texts):
     store, train, val = scifact_inmemory_part(scifact_split, scifact_texts, 1500)
-    delta = EmbeddingFinetuner(store, show_progress=False).fit(train, val)
+    # compared with the applied store, which cannot hold a query memory
+    delta = EmbeddingFinetuner(store, show_progress=False, memory=False).fit(train, val)
     assert len(delta) > 50
     return store, delta, delta.apply(store)
 
@@ -154,7 +155,7 @@ def test_node_ids_check_the_moved_records_once_per_retrieval(scifact_llama_index
     """``node_ids`` retrievals checked every moved record's stored state once per candidate
     node (16 s a retrieval with all of SciFact's nodes); they check it once."""
     index = scifact_llama_index
-    delta = EmbeddingFinetuner(index, show_progress=False).fit(
+    delta = EmbeddingFinetuner(index, show_progress=False, memory=False).fit(
         as_id_questions(scifact_split, "train"), as_id_questions(scifact_split, "val"))
     among = list(delta.ids[:150]) + list(scifact_split.doc_ids[:250])
     ours = delta.as_retriever(index, similarity_top_k=10, node_ids=among)
@@ -211,7 +212,8 @@ def scifact_faiss_part(scifact_split, scifact_texts):
     kept = set(scifact_split.doc_ids[:n])
     train = [(q, {d: g for d, g in rel.items() if d in kept})
              for q, rel in as_id_questions(scifact_split, "train")]
-    delta = EmbeddingFinetuner(store, show_progress=False).fit([t for t in train if t[1]])
+    delta = EmbeddingFinetuner(store, show_progress=False, memory=False).fit(
+        [t for t in train if t[1]])
     return store, delta
 
 

@@ -28,7 +28,8 @@ def ndcg_of(ids_per_question, split):
 def inmemory_fit(scifact_inmemory, scifact_split):
     emb = scifact_inmemory.embeddings
     before = dict(emb.calls)
-    delta = EmbeddingFinetuner(scifact_inmemory, show_progress=False).fit(
+    # no query memory: the applied store it is compared with cannot hold one
+    delta = EmbeddingFinetuner(scifact_inmemory, show_progress=False, memory=False).fit(
         as_id_questions(scifact_split, "train"), as_id_questions(scifact_split, "val"))
     nudged = delta.apply(scifact_inmemory)
     assert emb.calls == before  # nothing embedded: no document, no pre-embedded question
@@ -55,7 +56,7 @@ def test_inmemory_full_scifact_and_overlay_equality(inmemory_fit, scifact_inmemo
 
 
 def test_faiss_full_scifact_l2(scifact_faiss, scifact_split):
-    delta = EmbeddingFinetuner(scifact_faiss, show_progress=False).fit(
+    delta = EmbeddingFinetuner(scifact_faiss, show_progress=False, memory=False).fit(
         as_id_questions(scifact_split, "train"), as_id_questions(scifact_split, "val"))
     assert delta.similarity == "l2"
     nudged = delta.apply(scifact_faiss)

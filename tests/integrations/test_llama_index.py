@@ -28,7 +28,8 @@ def retrieve_ids(retriever, q):
 def fitted(scifact_llama_index, scifact_split):
     model = scifact_llama_index._embed_model
     before = dict(model.calls)
-    ft = EmbeddingFinetuner(scifact_llama_index, show_progress=False)
+    # no query memory: the applied index it is compared with cannot hold one
+    ft = EmbeddingFinetuner(scifact_llama_index, show_progress=False, memory=False)
     delta = ft.fit(as_id_questions(scifact_split, "train"), as_id_questions(scifact_split, "val"))
     nudged = delta.apply(scifact_llama_index)
     assert model.calls == before  # nothing was embedded: questions came pre-embedded
@@ -184,31 +185,44 @@ def test_added_deleted_and_reembedded_records():
 def test_update_equals_refit_on_the_union():
     index, _ = small_index()
     first, second = QUESTIONS[:6], QUESTIONS[6:]
-    ft = EmbeddingFinetuner(index, gamma=0.25, show_progress=False)
+    fixed = {"gamma": 0.25, "alpha": 0.9, "show_progress": False}
+    ft = EmbeddingFinetuner(index, **fixed)
     updated = ft.update(ft.fit(first), second)
-    refit = EmbeddingFinetuner(index, gamma=0.25, show_progress=False).fit(QUESTIONS)
+    refit = EmbeddingFinetuner(index, **fixed).fit(QUESTIONS)
     assert updated.ids == refit.ids
     np.testing.assert_allclose(updated.vectors, refit.vectors, atol=1e-6)
     np.testing.assert_allclose(updated.sums, refit.sums, atol=1e-9)
-    # with validation questions γ is chosen again, as a refit would
+    # the memory grows with the new questions, as the refit's holds them all
+    assert updated.n_memory == refit.n_memory == len(QUESTIONS)
+    a_mem, b_mem = updated.query_memory(), refit.query_memory()
+    q = np.random.default_rng(0).standard_normal((5, updated.dim))
+    np.testing.assert_allclose(a_mem.best(q), b_mem.best(q), atol=1e-6)
+    # with validation questions γ is chosen again on them, as a paper-protocol refit would
     val = [("purring pet", {"cats": 1}), ("fetching sticks", {"dogs": 1})]
-    ft2 = EmbeddingFinetuner(index, show_progress=False)
+    paper = {"selection": "validation", "refit": False, "memory": False,
+             "show_progress": False}
+    ft2 = EmbeddingFinetuner(index, **paper)
     a = ft2.update(ft2.fit(first, val), second, val)
-    b = EmbeddingFinetuner(index, show_progress=False).fit(QUESTIONS, val)
+    b = EmbeddingFinetuner(index, **paper).fit(QUESTIONS, val)
     assert a.gamma == b.gamma
     np.testing.assert_allclose(a.vectors, b.vectors, atol=1e-6)
 
 
 def test_val_fraction_holds_out_questions():
     index, _ = small_index()
-    delta = EmbeddingFinetuner(index, show_progress=False).fit(QUESTIONS, val_fraction=0.3)
+    delta = EmbeddingFinetuner(index, show_progress=False, selection="validation").fit(
+        QUESTIONS, val_fraction=0.3)
     assert delta.fit_report["n_val_questions"] == 3
     assert delta.fit_report["n_train_questions"] == 7
+    # cross-validation needs no held-out part: the folds choose, every question moves records
+    cv = EmbeddingFinetuner(index, show_progress=False).fit(QUESTIONS, val_fraction=0.3)
+    assert cv.fit_report["n_val_questions"] == 0 and cv.fit_report["n_train_questions"] == 10
+    assert cv.fit_report["estimate"] == "cross-validated"
 
 
 def test_fit_twice_replaces_the_first():
     index, _ = small_index()
-    ft = EmbeddingFinetuner(index, gamma=0.2, show_progress=False)
+    ft = EmbeddingFinetuner(index, gamma=0.2, memory=False, show_progress=False)
     first = ft.fit(QUESTIONS[:3])
     second = ft.fit(QUESTIONS[5:])
     assert ft.delta_ is second

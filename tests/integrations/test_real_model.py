@@ -45,8 +45,8 @@ def test_llama_index_live(subset):
     delta = ft.fit(qs["train"], qs["val"])
     result = ft.evaluate(qs["test"], delta)
     assert result["after"]["ndcg@10"] > result["before"]["ndcg@10"] + 0.02
-    # the same through the real retrievers
-    nudged = delta.apply(index).as_retriever(similarity_top_k=10)
+    # the same through the real retrievers: the nudged one with the query memory
+    nudged = delta.as_retriever(index, similarity_top_k=10)
     plain = index.as_retriever(similarity_top_k=10)
     hits = np.zeros(2)
     for text, rel in qs["test"]:
