@@ -28,7 +28,7 @@ from .embedding import (
 )
 from .errors import InputError, MismatchError, StoreError
 from .questions import QuestionSet, group_fold_labels
-from .questions.split import group_split
+from .questions.split import check_seed, group_split
 from .store_parts import add_questions, held_out, relevance_pairs, store_parts, summed_parts
 from .stores import adapt
 from .stores.base import check_method_fits_store, check_unit_norm
@@ -98,6 +98,7 @@ class EmbeddingFinetuner:
         Method.parse(self.method)
         if not 0 < self.val_fraction < 1:
             raise InputError(f"val_fraction={self.val_fraction!r} must be between 0 and 1")
+        check_seed(self.seed)  # before the folds, whose cutting treats errors as too few
         self._estimator()._check_params()
 
     def _estimator(self, **override):

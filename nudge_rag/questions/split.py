@@ -38,7 +38,7 @@ def _check_fractions(train: float, val: float, test: float) -> None:
                          "validation questions, so give val a fraction > 0")
 
 
-def _check_seed(seed) -> None:
+def check_seed(seed) -> None:
     """numpy takes whole numbers ≥ 0 (or ``None``, for fresh entropy) as seeds."""
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)
                              or seed < 0):
@@ -50,7 +50,7 @@ def _group_order(qs, threshold, seed) -> tuple[np.ndarray, np.ndarray]:
 
     Groups are put in the order of their smallest question id before the seeded permutation,
     so the order does not depend on the order the questions came in."""
-    _check_seed(seed)
+    check_seed(seed)
     threshold = NEAR_DUPLICATE_JACCARD if threshold is None else threshold
     labels = duplicate_groups(qs.texts, qs.embeddings, threshold=threshold)
     n_groups = int(labels.max()) + 1
