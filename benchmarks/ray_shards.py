@@ -32,6 +32,7 @@ import time
 import numpy as np
 
 from benchmarks import synthetic
+from benchmarks.baseline_engine import paper_protocol
 from benchmarks.memory import peak_mb, timed
 
 
@@ -97,7 +98,7 @@ def driver(folder: str) -> dict:
     tq, tr, vq, vr = _questions(folder)
     cpu_before = {pid: _cpu_s(pid) for pid in _ray_workers()}
     t0 = time.perf_counter()
-    est = fit_shards(NudgeN(), _paths(folder), tq, tr, vq, vr)
+    est = fit_shards(paper_protocol(NudgeN), _paths(folder), tq, tr, vq, vr)
     fit_s = time.perf_counter() - t0
     peaks = _ray_workers()  # read before this driver exits: Ray then ends its workers
     busy = sorted((_cpu_s(pid) - cpu_before.get(pid, 0.0) for pid in peaks), reverse=True)
@@ -205,10 +206,10 @@ def check(folder: str, n_shards: int) -> None:
     paths = _paths(folder)[:n_shards]
     tq, tr, vq, vr = _questions(folder)
     docs = np.concatenate([np.load(p) for p in paths])
-    want = NudgeN().fit(docs, tq, tr, vq, vr)
+    want = paper_protocol(NudgeN).fit(docs, tq, tr, vq, vr)
     ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="ERROR",
              log_to_driver=False)
-    got = fit_shards(NudgeN(), paths, tq, tr, vq, vr)
+    got = fit_shards(paper_protocol(NudgeN), paths, tq, tr, vq, vr)
     ray.shutdown()
     same = (got.gamma_ == want.gamma_ and np.array_equal(got.rows_, want.rows_)
             and np.array_equal(got.vectors_, want.vectors_) and got.report_ == want.report_)
