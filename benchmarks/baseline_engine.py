@@ -37,3 +37,14 @@ def load(ref: str = BEFORE_ISSUE_17, repo: Path = ROOT):
     (folder / name / "__init__.py").write_text(f'"""nudge_rag core at {ref}"""\n')
     sys.path.insert(0, str(folder))
     return importlib.import_module(f"{name}.core.estimators")
+
+
+def paper_protocol(cls, **params):
+    """``cls(**params)`` with the paper's protocol (γ on the validation questions alone, no
+    refit, no query memory): the defaults since issue 13 go beyond it, and engines before
+    issue 13 know no other, so they take no protocol parameters."""
+    import inspect
+
+    if "selection" in inspect.signature(cls).parameters:
+        params = {"selection": "validation", "refit": False, "memory": False, **params}
+    return cls(**params)

@@ -96,7 +96,7 @@ def fit(engine: str, method: str, prob: Problem, old=None) -> tuple[float, float
         from nudge_rag import NudgeM, NudgeN
     else:
         NudgeN, NudgeM = old.NudgeN, old.NudgeM
-    est = NudgeN() if method == "N" else NudgeM()
+    est = baseline_engine.paper_protocol(NudgeN if method == "N" else NudgeM)
     start = time.perf_counter()
     out = est.fit(*prob.fit_args).transform(prob.docs)
     return time.perf_counter() - start, float(est.gamma_), out
@@ -131,27 +131,28 @@ def sweep_facts(prob: Problem, old) -> dict:
     """Crossings in all, events kept, and peak traced memory of one NudgeM fit (and of the
     old engine's, when loaded)."""
     from nudge_rag import NudgeM
-    from nudge_rag.core import crossings, gamma_search
+    from nudge_rag.core import crossings, selection
 
     seen = {}
-    real = gamma_search.crossing_events
+    real = selection.crossing_events  # the estimators sweep through selection.sweep_pool
 
     def spy(lines, *args):
         seen["lines"], seen["result"] = lines, real(lines, *args)
         return seen["result"]
 
-    gamma_search.crossing_events = spy
+    selection.crossing_events = spy
     try:
-        peak = _peak_mb(lambda: NudgeM().fit(*prob.fit_args))
+        peak = _peak_mb(lambda: baseline_engine.paper_protocol(NudgeM).fit(*prob.fit_args))
     finally:
-        gamma_search.crossing_events = real
+        selection.crossing_events = real
     facts = {"problem": prob.name, "pairs": int(len(seen["lines"].pair_query)),
              "moved": int(seen["lines"].q_e.shape[1]),
              "crossings": crossings.count_crossings(seen["lines"]),
              "events_kept": int(len(seen["result"].gamma)),
              "complete": bool(seen["result"].complete), "peak_mb": peak}
     if old is not None:
-        facts["peak_mb_before"] = _peak_mb(lambda: old.NudgeM().fit(*prob.fit_args))
+        facts["peak_mb_before"] = _peak_mb(
+            lambda: baseline_engine.paper_protocol(old.NudgeM).fit(*prob.fit_args))
     return facts
 
 
@@ -160,21 +161,27 @@ def search_facts(prob: Problem, old) -> dict:
     over the search) and seconds of the NUDGE-M search (building the validation problem,
     products included, plus the sweep), today and, when loaded, in the old engine."""
     from nudge_rag import NudgeM, NudgeN
-    from nudge_rag.core import estimators, gamma_search
+    from nudge_rag.core import gamma_search, selection
 
-    # (tag, validation problem class, owner of the sweep, the estimators)
-    engines = [("", gamma_search.ValidationProblem, estimators, NudgeN, NudgeM)]
+    # (tag, validation problem class, its method that scores one γ, owner and name of the
+    # sweep, the estimators); today's estimators score problems pooled (issue 13)
+    engines = [("", gamma_search.ValidationProblem, "per_question", selection, "sweep_pool",
+                NudgeN, NudgeM)]
     if old is not None:
         old_problem = sys.modules[old.__package__ + ".gamma_search"].ValidationProblem
-        # engines before the dense-label paths swept in a method of the problem
-        owner = old_problem if hasattr(old_problem, "sweep_linear") else old
-        engines.append(("_before", old_problem, owner, old.NudgeN, old.NudgeM))
+        old_selection = sys.modules.get(old.__package__ + ".selection")
+        if hasattr(old_selection, "sweep_pool"):  # an engine since issue 13
+            how = ("per_question", old_selection, "sweep_pool")
+        else:  # engines before the dense-label paths swept in a method of the problem
+            how = ("metric", old_problem if hasattr(old_problem, "sweep_linear") else old,
+                   "sweep_linear")
+        engines.append(("_before", old_problem, *how, old.NudgeN, old.NudgeM))
     facts = {}
-    for tag, problem_cls, sweep_owner, n_cls, m_cls in engines:
-        with _timed(problem_cls, "metric") as n:
-            n_cls().fit(*prob.fit_args)
-        with _timed(problem_cls, "__init__") as build, _timed(sweep_owner, "sweep_linear") as m:
-            m_cls().fit(*prob.fit_args)
+    for tag, problem_cls, evaluation, sweep_owner, sweep, n_cls, m_cls in engines:
+        with _timed(problem_cls, evaluation) as n:
+            baseline_engine.paper_protocol(n_cls).fit(*prob.fit_args)
+        with _timed(problem_cls, "__init__") as build, _timed(sweep_owner, sweep) as m:
+            baseline_engine.paper_protocol(m_cls).fit(*prob.fit_args)
         facts[f"n_eval_ms{tag}"] = 1e3 * float(np.median(n["seconds"]))
         facts[f"m_sweep_s{tag}"] = sum(build["seconds"]) + sum(m["seconds"])
     return facts

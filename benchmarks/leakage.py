@@ -31,8 +31,10 @@ def ndcg10(doc_emb, test: QuestionSet, doc_ids) -> float:
 
 
 def fit_and_score(doc_ids, doc_emb, train, val, test) -> tuple[float, float, float]:
-    est = NudgeN().fit(doc_emb, train.embeddings, train.relevance_rows(doc_ids),
-                       val.embeddings, val.relevance_rows(doc_ids))
+    # the paper's protocol, whose leakage this measures (transform: no query memory)
+    est = NudgeN(selection="validation", refit=False, memory=False).fit(
+        doc_emb, train.embeddings, train.relevance_rows(doc_ids), val.embeddings,
+        val.relevance_rows(doc_ids))
     return ndcg10(doc_emb, test, doc_ids), ndcg10(est.transform(doc_emb), test, doc_ids), \
         est.gamma_
 

@@ -59,15 +59,15 @@ def child(shape: str, n: int, method: str, seed: int, ref: str) -> dict:
     docs, tq, tr, vq, vr = problem(shape, n, seed)
     ready_mb = _peak_mb()
     if not method.startswith("nudge-ft"):
-        if method.startswith("before"):
-            import baseline_engine
+        import baseline_engine
 
+        if method.startswith("before"):
             engine = baseline_engine.load(ref)
             NudgeM, NudgeN = engine.NudgeM, engine.NudgeN
         else:
             from nudge_rag import NudgeM, NudgeN
 
-        est = NudgeN() if method.endswith("NudgeN") else NudgeM()
+        est = baseline_engine.paper_protocol(NudgeN if method.endswith("NudgeN") else NudgeM)
         start = time.perf_counter()
         est.fit(docs, tq, tr, vq, vr)
         seconds = time.perf_counter() - start

@@ -143,7 +143,7 @@ def fit_shards(estimator, shards, train_q, train_rel, val_q=None, val_rel=None, 
         raise InputError("val_q and val_rel are needed to choose gamma with "
                          "selection='validation'; pass validation questions, use "
                          "selection='cv', or fix the step with gamma=...")
-    depth = estimator._depth() if estimator._searching() else None
+    depth = min(estimator._depth(), corpus.total) if estimator._searching() else None
     parts = gather_parts(corpus.take, lambda q, pairs, moved, k: _compete(corpus, q, pairs,
                                                                           moved, k),
                          tq, train_pairs, val, estimator._fold_labels(tq), depth,

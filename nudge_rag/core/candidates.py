@@ -41,8 +41,26 @@ def _covered(gamma: float, alpha: float, method: Method, gamma_hi: float,
         alpha == 0 or alphas[0] <= alpha <= alphas[1])
 
 
+class _Pruned:
+    """What both prunings share: the (γ, α) they serve and their scores at a γ, the nudged
+    part computed once per γ (:class:`.scores.ScoresAtGamma`)."""
+
+    gamma_hi: float
+    alphas: tuple[float, float]
+    products: Products
+    _at: ScoresAtGamma | None
+
+    def covers(self, gamma: float, method: Method, alpha: float = 0.0) -> bool:
+        return _covered(gamma, alpha, method, self.gamma_hi, self.alphas)
+
+    def _scores(self, gamma: float, geometry: Geometry, alpha: float, cols) -> np.ndarray:
+        if self._at is None:
+            self._at = ScoresAtGamma(self.products, cols)
+        return self._at(gamma, Method.N, geometry, alpha)
+
+
 @dataclass
-class NCandidates:
+class NCandidates(_Pruned):
     """For γ ≤ ``gamma_hi`` and memory weight 0 or within ``alphas``: candidate (pair, moved
     record) entries with their products."""
 
@@ -53,16 +71,11 @@ class NCandidates:
     alphas: tuple[float, float] = (0.0, 0.0)
     _at: ScoresAtGamma | None = field(default=None, repr=False, compare=False)
 
-    def covers(self, gamma: float, method: Method, alpha: float = 0.0) -> bool:
-        return _covered(gamma, alpha, method, self.gamma_hi, self.alphas)
-
     def count_above(self, gamma: float, geometry: Geometry, own: np.ndarray,
                     alpha: float = 0.0, ties: np.ndarray | None = None) -> np.ndarray:
         """Moved records scoring strictly above each pair at γ (exact); with ``ties`` (each
         pair's own moved column, −1: none) also those tied with it at a lower column."""
-        if self._at is None:
-            self._at = ScoresAtGamma(self.products, self.col)
-        s = self._at(gamma, Method.N, geometry, alpha)
+        s = self._scores(gamma, geometry, alpha, self.col)
         above = s > own[self.pair]
         if ties is not None:
             above |= (s == own[self.pair]) & (self.col < ties[self.pair])
@@ -135,7 +148,7 @@ def n_candidates(products: Products, geometry: Geometry, pair_query: np.ndarray,
 
 
 @dataclass
-class TopCandidates:
+class TopCandidates(_Pruned):
     """For γ ≤ ``gamma_hi`` and memory weight 0 or within ``alphas``: per question, the
     moved records that may be among its ``depth`` best (``cols``, questions × widest, ``-1``
     pads) with their products."""
@@ -148,18 +161,13 @@ class TopCandidates:
     alphas: tuple[float, float] = (0.0, 0.0)
     _at: ScoresAtGamma | None = field(default=None, repr=False, compare=False)
 
-    def covers(self, gamma: float, method: Method, alpha: float = 0.0) -> bool:
-        return _covered(gamma, alpha, method, self.gamma_hi, self.alphas)
-
     def count_above(self, gamma: float, geometry: Geometry, own: np.ndarray,
                     alpha: float = 0.0, ties: np.ndarray | None = None) -> np.ndarray:
         """Moved records scoring strictly above each pair at γ, exact up to ``depth``: each
         question's ``depth`` best candidates are its ``depth`` best moved records. With
         ``ties`` (each pair's own moved column, −1: none) those tied with it at a lower
         column count too (a tied record left out ranks below ``depth`` anyway)."""
-        if self._at is None:
-            self._at = ScoresAtGamma(self.products, np.maximum(self.cols, 0))
-        s = self._at(gamma, Method.N, geometry, alpha)
+        s = self._scores(gamma, geometry, alpha, np.maximum(self.cols, 0))
         s[self.cols < 0] = -np.inf
         tied = 0.0 if ties is None else tied_below(s, self.pair_query, own, ties, self.cols)
         width = s.shape[1]

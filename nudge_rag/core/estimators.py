@@ -195,7 +195,8 @@ class _Nudge:
         self.memory_ = final.memory if alpha > 0 and final.memory is not None else \
             QueryMemory.empty(final.sums.shape[1], len(final.rows))
         self.n_features_in_ = int(final.sums.shape[1])
-        report.update({"n_moved": int(np.count_nonzero(self.moved_)), "refit": final is parts.final,
+        report.update({"n_moved": int(np.count_nonzero(self.moved_)),
+                       "refit": final is parts.final,
                        "n_memory_questions": len(self.memory_)})
         self.report_ = report
         return self

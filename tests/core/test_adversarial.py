@@ -14,6 +14,9 @@ from nudge_rag.core.gamma_search import sweep_linear
 
 from .test_evaluation_paths import build
 
+#: the paper's protocol, whose exact sweep these problems attack
+PAPER = {"selection": "validation", "refit": False, "memory": False}
+
 
 # -- brute force ---------------------------------------------------------------------------
 def brute_metric(vectors, val_q, val_rel, metric):
@@ -68,7 +71,7 @@ def test_lines_meeting_at_one_gamma_make_no_interval(seed, metric):
     where r counted as first: the sweep chose that γ (the tie point), reported a gain the
     transformed vectors do not have, or not, depending on rounding."""
     problem = star(seed, unmoved=seed % 2)
-    est = NudgeM(metric=metric).fit(*problem)
+    est = NudgeM(metric=metric, **PAPER).fit(*problem)
     assert est.gamma_ == 0.0
     assert est.report_["after"][metric] == est.report_["before"][metric] == 0.0
     docs, *_, val_q, val_rel = problem
@@ -94,7 +97,7 @@ def test_a_real_interval_beats_a_tie_point(seed):
     docs = np.r_[docs, [s, t]]
     train_q, train_rel = np.r_[train_q, [g]], [*train_rel, [len(docs) - 2]]
     val_q, val_rel = np.r_[np.c_[val_q, np.zeros((1, 3))], [e4]], [*val_rel, [len(docs) - 2]]
-    est = NudgeM(metric="hit@1").fit(docs, train_q, train_rel, val_q, val_rel)
+    est = NudgeM(metric="hit@1", **PAPER).fit(docs, train_q, train_rel, val_q, val_rel)
     assert est.gamma_ == pytest.approx(1.5 * 0.799 / 0.5)  # the open end: 1.5 × its start
     assert est.report_["after"]["hit@1"] == 0.5
     assert brute_metric(est.transform(docs), val_q, val_rel, "hit@1") == 0.5

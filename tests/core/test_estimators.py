@@ -54,8 +54,12 @@ def test_nudge_n_report_matches_brute_force_and_beats_its_grid(metric):
 def test_nudge_helps_on_a_realistic_problem():
     docs, tq, tr, vq, vr = clustered_problem(5)
     for cls in (NudgeM, NudgeN):
-        est = cls().fit(docs, tq, tr, vq, vr)
+        est = cls(**PAPER).fit(docs, tq, tr, vq, vr)
         assert est.gamma_ > 0
+        assert est.report_["after"]["ndcg@10"] > est.report_["before"]["ndcg@10"] + 0.05
+        # the default moves records or remembers questions (or both), and gains too
+        est = cls().fit(docs, tq, tr, vq, vr)
+        assert est.gamma_ > 0 or est.alpha_ > 0
         assert est.report_["after"]["ndcg@10"] > est.report_["before"]["ndcg@10"] + 0.05
 
 
