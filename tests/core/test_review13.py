@@ -1,0 +1,43 @@
+"""Review of issue 13 on arrays: parameters and inputs the authors did not choose."""
+
+import numpy as np
+import pytest
+
+from nudge_rag import InputError, NudgeM, NudgeN
+
+from ..conftest import clustered_problem
+
+
+@pytest.fixture(scope="module")
+def problem():
+    return clustered_problem(3, n=120, d=8, n_train=40, n_val=10)
+
+
+@pytest.mark.parametrize("cls", [NudgeN, NudgeM])
+@pytest.mark.parametrize("seed", ["x", 1.5, -1, True])
+def test_bad_seed_is_an_input_error_naming_seed(problem, cls, seed):
+    # the seed draws the folds: a bad one must be refused as the other parameters are, not
+    # reach numpy's SeedSequence as a TypeError / ValueError
+    docs, tq, tr, vq, vr = problem
+    with pytest.raises(InputError, match="seed"):
+        cls(seed=seed).fit(docs, tq, tr, vq, vr)
+
+
+@pytest.mark.parametrize("cls", [NudgeN, NudgeM])
+@pytest.mark.parametrize("value", ["no", "False", 1, None])
+def test_non_bool_nudge_ft_compat_is_refused(problem, cls, value):
+    # nudge_ft_compat="no" is truthy: it silently switched to nudge-ft's protocol
+    docs, tq, tr, vq, vr = problem
+    with pytest.raises(InputError, match="nudge_ft_compat"):
+        cls(nudge_ft_compat=value).fit(docs, tq, tr, vq, vr)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_top_k_refuses_non_finite_queries(problem, bad):
+    # a NaN query used to come back as rows -1 and scores -inf, as if the corpus were empty
+    docs, tq, tr, vq, vr = problem
+    est = NudgeN().fit(docs, tq, tr, vq, vr)
+    queries = vq[:2].copy()
+    queries[1, 3] = bad
+    with pytest.raises(InputError, match="queries row 1"):
+        est.top_k(docs, queries, k=5)
