@@ -108,6 +108,12 @@ class _Nudge:
                                  "it on held-out questions")
         if not isinstance(self.device, str):
             raise InputError(f"device={self.device!r} must be a string such as 'cpu' or 'cuda'")
+        if not isinstance(self.nudge_ft_compat, (bool, np.bool_)):
+            raise InputError(f"nudge_ft_compat={self.nudge_ft_compat!r} must be True or False")
+        seed = self.seed
+        if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) \
+                or seed < 0:
+            raise InputError(f"seed={seed!r} must be an integer ≥ 0 (it draws the folds)")
         check_protocol(self.selection, self.folds, self.refit, self.memory)
 
     # -- the protocol --------------------------------------------------------------------------
@@ -268,6 +274,7 @@ class _Nudge:
         docs, norms = self._check_records(doc_emb)
         q = as_matrix(queries, "queries")
         check_same_dim(docs, "doc_emb", q, "queries")
+        check_finite_nonzero(q, "queries")
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
             raise InputError(f"k={k!r} must be an integer ≥ 1")
         return nudged_top_k(docs, norms, q, int(k), self.rows_, self.vectors_, self.memory_,
