@@ -106,6 +106,11 @@ class NudgeDelta:
         if links.ndim != 2 or links.shape[1] != 2 or links.dtype.kind not in "iu":
             raise InputError(f"delta memory_links has shape {links.shape} and dtype "
                              f"{links.dtype}, expected integer (n, 2); the delta is corrupt")
+        # keys are unit question vectors (float32): a scaled key would outscore every record
+        sq = np.einsum("ij,ij->i", keys, keys, dtype=np.float64)
+        if np.any(np.abs(sq - 1.0) > 1e-3):
+            raise InputError(f"delta memory_keys row {int(np.argmax(np.abs(sq - 1.0) > 1e-3))} "
+                             "is not a unit vector; the delta is corrupt")
         if len(links) and (links.min() < 0 or links[:, 0].max() >= len(keys)
                            or links[:, 1].max() >= len(self.ids)):
             raise InputError("delta memory_links name a key or record the delta does not "
