@@ -20,3 +20,16 @@ def test_a_delta_with_non_unit_memory_keys_is_refused(tmp_path, scale):
     write_arrays(path, arrays)
     with pytest.raises(InputError, match="memory_keys"):
         NudgeDelta.load(path)
+
+
+def test_report_does_not_say_a_fixed_gamma_and_alpha_were_chosen():
+    # with gamma and alpha both given nothing is chosen, yet the first line said
+    # "gamma=0.1, alpha=0.9 (chosen by ndcg@10)"
+    import dataclasses
+
+    from .test_memory_format import with_memory
+
+    delta = dataclasses.replace(with_memory(), gamma=0.1, fit_report={
+        "gamma": 0.1, "alpha": 0.9, "n_train_questions": 7, "n_val_questions": 0})
+    first = delta.report().splitlines()[0]
+    assert "chosen" not in first and "fixed" in first
