@@ -161,8 +161,10 @@ class NudgeDelta:
         holds and needs."""
         r = self.fit_report
         alpha = f", alpha={self.alpha:.4g}" if self.alpha > 0 else ""
-        lines = [f"NUDGE fit: {self.method}, gamma={self.gamma:.4g}{alpha} (chosen by "
-                 f"{self.metric}), {int(self.moved.sum())} records moved, store scores by "
+        # a fit that chose nothing (γ and α given) has no held-out figures
+        how = f"chosen by {self.metric}" if r.get("before") or not r else "fixed"
+        lines = [f"NUDGE fit: {self.method}, gamma={self.gamma:.4g}{alpha} ({how}), "
+                 f"{int(self.moved.sum())} records moved, store scores by "
                  f"{self.similarity}",
                  f"questions: {r.get('n_train_questions', '?')} train, "
                  f"{r.get('n_val_questions', 0)} validation"
