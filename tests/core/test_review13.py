@@ -41,3 +41,12 @@ def test_top_k_refuses_non_finite_queries(problem, bad):
     queries[1, 3] = bad
     with pytest.raises(InputError, match="queries row 1"):
         est.top_k(docs, queries, k=5)
+
+
+@pytest.mark.parametrize("cls", [NudgeN, NudgeM])
+def test_alpha_without_memory_is_refused(problem, cls):
+    # memory=False with alpha=0.9 silently fitted without memory: the alpha was dropped
+    docs, tq, tr, vq, vr = problem
+    with pytest.raises(InputError, match="alpha"):
+        cls(memory=False, alpha=0.9).fit(docs, tq, tr, vq, vr)
+    assert cls(memory=False, alpha=0.0).fit(docs, tq, tr, vq, vr).alpha_ == 0
