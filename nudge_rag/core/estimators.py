@@ -115,6 +115,9 @@ class _Nudge:
                 or seed < 0:
             raise InputError(f"seed={seed!r} must be an integer ≥ 0 (it draws the folds)")
         check_protocol(self.selection, self.folds, self.refit, self.memory)
+        if not self.memory and self.alpha:
+            raise InputError(f"alpha={self.alpha!r} weighs the query memory, but memory=False "
+                             "keeps none; drop alpha or set memory=True")
 
     # -- the protocol --------------------------------------------------------------------------
     def _uses_folds(self) -> bool:
