@@ -50,3 +50,18 @@ def test_alpha_without_memory_is_refused(problem, cls):
     with pytest.raises(InputError, match="alpha"):
         cls(memory=False, alpha=0.9).fit(docs, tq, tr, vq, vr)
     assert cls(memory=False, alpha=0.0).fit(docs, tq, tr, vq, vr).alpha_ == 0
+
+
+@pytest.mark.parametrize("groups", [["a", None] * 20, [1, "1"] * 20, [(0, 1), 2.5] * 20])
+def test_groups_of_mixed_labels_are_grouped(problem, groups):
+    # any hashable label names a group; a None among strings crashed np.unique with TypeError
+    docs, tq, tr, vq, vr = problem
+    est = NudgeN(folds=2).fit(docs, tq, tr, vq, vr, groups=groups)
+    same = NudgeN(folds=2).fit(docs, tq, tr, vq, vr, groups=[i % 2 for i in range(40)])
+    assert est.gamma_ == same.gamma_ and est.alpha_ == same.alpha_
+
+
+def test_unhashable_groups_are_an_input_error(problem):
+    docs, tq, tr, vq, vr = problem
+    with pytest.raises(InputError, match="groups"):
+        NudgeN().fit(docs, tq, tr, vq, vr, groups=[{"a": i % 5} for i in range(40)])
