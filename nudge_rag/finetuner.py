@@ -242,11 +242,13 @@ class EmbeddingFinetuner:
         pairs = relevance_pairs(new.relevance, row)
         sums, counts, original = self._grown(adapter, delta, ids, row)
         sums, counts = add_questions(sums, counts, new_q, pairs)
-        memory = grown_memory(delta, new_q, pairs, row, len(ids))
+        # memory=False keeps no question vectors, the delta's included
+        memory = grown_memory(delta, new_q, pairs, row, len(ids)) if self.memory else None
         parts = summed_parts(original, sums, memory, delta.dim)
         keep = val_questions is None
         est = self._estimator(gamma=delta.gamma if keep else None,
-                              alpha=delta.alpha if keep else None, memory=memory is not None,
+                              alpha=delta.alpha if keep and memory is not None else None,
+                              memory=memory is not None,
                               selection="validation")
         if not keep:
             val = QuestionSet.coerce(val_questions, "val_questions")
