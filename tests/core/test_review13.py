@@ -65,3 +65,14 @@ def test_unhashable_groups_are_an_input_error(problem):
     docs, tq, tr, vq, vr = problem
     with pytest.raises(InputError, match="groups"):
         NudgeN().fit(docs, tq, tr, vq, vr, groups=[{"a": i % 5} for i in range(40)])
+
+
+@pytest.mark.parametrize("bad", [{"skip_opposed": "no"}, {"skip_opposed": 1},
+                                 {"refine": -1}, {"refine": "3"}, {"refine": 2.5},
+                                 {"max_gamma": "0.4"}, {"grid_step": None}])
+def test_nudge_n_grid_parameters_of_the_wrong_type_are_refused(problem, bad):
+    # skip_opposed="no" turned skipping on; refine=-1 crashed in numpy, refine="3" was taken
+    # as 3; a string max_gamma or a None grid_step crashed with TypeError
+    docs, tq, tr, vq, vr = problem
+    with pytest.raises(InputError, match=next(iter(bad))):
+        NudgeN(selection="validation", **bad).fit(docs, tq, tr, vq, vr)
