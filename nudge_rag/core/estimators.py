@@ -375,7 +375,14 @@ class NudgeN(_Nudge):
         if self.gamma is not None and self.gamma > 4:
             raise InputError(f"gamma={self.gamma!r} exceeds 4, the squared diameter of the unit "
                              "sphere; any gamma ≥ 4 already lets every record reach its target")
-        if not (0 < self.grid_step <= self.max_gamma <= 4):
+        if not isinstance(self.skip_opposed, (bool, np.bool_)):
+            raise InputError(f"skip_opposed={self.skip_opposed!r} must be True or False")
+        refine = self.refine
+        if isinstance(refine, bool) or not isinstance(refine, (int, np.integer)) or refine < 0:
+            raise InputError(f"refine={refine!r} must be an integer ≥ 0 (points each side)")
+        if not all(isinstance(v, numbers.Real) and not isinstance(v, bool)
+                   for v in (self.grid_step, self.max_gamma)) \
+                or not (0 < self.grid_step <= self.max_gamma <= 4):
             raise InputError(f"need 0 < grid_step ≤ max_gamma ≤ 4; got grid_step="
                              f"{self.grid_step!r}, max_gamma={self.max_gamma!r}")
 
