@@ -190,8 +190,8 @@ class NudgeDelta:
         if self.n_memory == 0:
             return ["query memory: none kept; apply() writes everything this delta does"]
         return [f"query memory: {self.n_memory} question vectors kept, linked to the records "
-                "they name; they can reveal what users asked (fit with memory=False to keep "
-                "none)",
+                "they name; they can reveal what users asked (memory=False keeps no memory; "
+                "the per-record question sums that update() needs stay in any delta)",
                 "apply() writes only the nudged records: an applied store does not have the "
                 "memory, nor its share of the gain; use delta.as_retriever(...) to keep it"]
 

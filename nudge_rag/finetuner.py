@@ -51,7 +51,8 @@ class EmbeddingFinetuner:
     questions is held out). ``refit=True`` then fits on training and validation questions
     together. ``memory=True`` keeps the questions' vectors in the delta as extra keys
     pointing at the records they name (the retriever scores them; ``apply`` cannot write
-    them, and they can reveal what users asked: ``memory=False`` keeps none).
+    them, and they can reveal what users asked: ``memory=False`` keeps none, though every
+    delta keeps the per-record question sums that :meth:`update` needs).
     ``selection="validation", refit=False, memory=False`` is the paper's protocol.
     """
 
