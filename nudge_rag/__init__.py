@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import importlib
 
-__version__ = "0.1.0"
+from ._version import __version__ as __version__  # re-exported
 
 # public name -> module that defines it; loaded on first attribute access
 _LAZY = {

@@ -149,7 +149,8 @@ class NudgeDelta:
                       axis=1)
 
     def __repr__(self) -> str:
-        return (f"NudgeDelta(method={self.method!r}, gamma={self.gamma:.4g}, "
+        memory = f", alpha={self.alpha:.4g}, memory={self.n_memory}" if self.n_memory else ""
+        return (f"NudgeDelta(method={self.method!r}, gamma={self.gamma:.4g}{memory}, "
                 f"moved={int(self.moved.sum())}, dim={self.dim}, "
                 f"similarity={self.similarity!r})")
 

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__
 from ._fs import check_output, interrupted_copies, listing, staged
 from ._readers import read_json
+from ._version import __version__
 from .core.method import Method
 from .core.metrics import parse_metric
 from .errors import InputError

@@ -297,13 +297,19 @@ class Overlay:
 
     # -- the plan --------------------------------------------------------------------------------
     def _plan(self, query, k: int, filters, options) -> Generator[tuple, object, list[Hit]]:
+        """The search as requests to the store (see the module's docstring)."""
         query = checked_query(query, self.delta.dim)
         better = self.adapter.higher_is_better
         offers = []  # per source: (admitted rows, their scores)
+        moved_admitted = None
         for source in self.sources:
             rows = np.arange(len(source))
             if filters is not None or options:
-                admitted = yield ("filter_ids", (source.ids, filters, options))
+                if source.replaces or not source.follows_moved or moved_admitted is None:
+                    admitted = yield ("filter_ids", (source.ids, filters, options))
+                    moved_admitted = set(admitted) if source.replaces else moved_admitted
+                else:  # remembered records are moved ones: the store already answered
+                    admitted = [i for i in source.ids if i in moved_admitted]
                 rows = np.array([source.row[i] for i in admitted], dtype=np.int64)
             scores = source.scores(query, rows)
             passes = self.adapter.admits_score(scores, options)

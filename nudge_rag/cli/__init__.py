@@ -11,7 +11,7 @@ import argparse
 import os
 import sys
 
-from .. import __version__
+from .._version import __version__
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2

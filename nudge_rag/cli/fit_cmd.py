@@ -135,6 +135,8 @@ def run_fit(args) -> int:
     check_delta_out(args.output, args.overwrite)  # before the fit, not after it
     loaded = load_index(args.index, args.kind, args.model, args.allow_pickle)
     qs = read_questions(args.questions, loaded)
+    # without --val, the finetuner holds out --val-fraction (with --selection validation) with
+    # its own group-aware split, so the command and the API choose on the same questions
     val = None if args.val is None else read_questions(args.val, loaded)
     ft = EmbeddingFinetuner(loaded.obj, method=args.method, metric=args.metric,
                             gamma=args.gamma, seed=args.seed, show_progress=not args.no_progress,

@@ -35,13 +35,14 @@ class NudgedRetriever(BaseRetriever):
     Like LangChain's ``VectorStoreRetriever``, ``search_kwargs`` holds every search option:
     ``k`` (4 unless given), ``filter`` (the store's own: a callable for InMemoryVectorStore, a
     dict or callable for FAISS, a ``where`` dict for Chroma, a Qdrant ``Filter``, a dict for
-    PGVector; it applies to moved documents too) and the store's other options
-    (``where_document`` for Chroma; ``search_params``, ``consistency``, ``score_threshold``
-    for Qdrant; ``fetch_k`` for FAISS). ``k=`` and ``filter=`` may be given to the
-    constructor too, and ``retriever.k`` / ``retriever.filter`` read and set them there, so
-    LangChain's configurable ``search_kwargs`` field sets them per request. A call's keyword
-    arguments override them for that call only: ``retriever.invoke(query, k=1)``. The
-    store and the delta are read at every call, as ``VectorStoreRetriever`` reads its store.
+    PGVector, a boolean expression for Milvus; it applies to moved documents too) and the
+    store's other options (``where_document`` for Chroma; ``search_params``, ``consistency``,
+    ``score_threshold`` for Qdrant; ``fetch_k`` for FAISS; ``expr`` for Milvus). ``k=`` and
+    ``filter=`` may be given to the constructor too, and ``retriever.k`` / ``retriever.filter``
+    read and set them there, so LangChain's configurable ``search_kwargs`` field sets them per
+    request. A call's keyword arguments override them for that call only:
+    ``retriever.invoke(query, k=1)``. The store and the delta are read at every call, as
+    ``VectorStoreRetriever`` reads its store.
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)

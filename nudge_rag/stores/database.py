@@ -3,9 +3,14 @@ failures into :class:`StoreError` with a message that says what to do.
 
 A database adapter reads vectors by id and searches through the database's own client, so it
 never loads the corpus; it holds no algorithm. A store's module subclasses
-:class:`DatabaseAdapter` once (its hooks say how to read, search, write and filter), then once
-per framework, with :class:`LlamaNodeStore` or :class:`LangChainDocumentStore` saying where the
-client is and how payloads come back.
+:class:`DatabaseAdapter` once: its hooks, each for one batch, read vectors (``_get``), look up
+ids (``_exists``), search (``_search``), write (``_update``) and filter (``_filter``); besides
+them it gives the contract's ``count``, ``dimension`` and ``framework_object``, a
+``clone_with`` where the database can copy a collection, and ``queries_per_search`` where one
+request carries more queries than :data:`BATCH`. It then subclasses once per framework to say
+where the client is and how payloads come back: through :class:`LlamaNodeStore` or
+:class:`LangChainDocumentStore` where the framework's store returns them by id, by reading
+them itself otherwise.
 """
 
 from __future__ import annotations

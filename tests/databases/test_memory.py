@@ -158,3 +158,24 @@ def _without_memory(delta):
     out = copy.copy(delta)
     out.alpha = 0.0
     return out
+
+
+def _odd_filter(name):
+    if name == "simple-llama":
+        from llama_index.core.vector_stores import MetadataFilter, MetadataFilters
+
+        return MetadataFilters(filters=[MetadataFilter(key="parity", value=1)])
+    return lambda doc: doc.metadata["parity"] == 1
+
+
+@pytest.mark.parametrize("name", ["simple-llama", "inmemory-langchain"])
+def test_filters_apply_to_remembered_records(name, place, part, request):
+    """A filter admits remembered records as it admits moved ones: the filtered ranking is
+    ``top_k`` over the records the filter admits."""
+    from tests.databases.builders import overlay_hits
+
+    obj, prob, delta = build(name, place, part, request)
+    queries = part[3]["test"][:20]
+    even = [i for r, i in enumerate(prob.ids) if r % 2 == 0]
+    got = [overlay_hits(obj, delta, q, K, _odd_filter(name)) for q in queries]
+    _same(got, exact_top_k(prob, delta, queries, gone=even))

@@ -126,3 +126,47 @@ def test_bad_settings_get_the_estimators_errors(scifact_inmemory, questions, bad
 
     with pytest.raises(InputError, match=match):
         EmbeddingFinetuner(scifact_inmemory, show_progress=False, **bad).fit(*questions)
+
+
+def test_node_ids_retrieval_scores_the_memory_too(scifact_llama_index, questions, arrays,
+                                                  scifact_split):
+    """LlamaIndex's ``node_ids`` path scores the listed nodes one by one: the memory counts
+    there as in a search (all nodes listed: the same ranking as ``top_k``)."""
+    from llama_index.core.schema import QueryBundle
+
+    est, ids, docs = arrays
+    delta = EmbeddingFinetuner(scifact_llama_index, show_progress=False).fit(*questions)
+    among = delta.as_retriever(scifact_llama_index, similarity_top_k=10, node_ids=ids)
+    queries = _unit(scifact_split.test_q[:40])
+    rows, scores = est.top_k(docs, queries, 10)
+    for q, want_rows, want_scores in zip(queries, rows, scores):
+        hits = among.retrieve(QueryBundle("", embedding=q.tolist()))
+        assert [h.node.node_id for h in hits] == [ids[r] for r in want_rows]
+        np.testing.assert_allclose([h.score for h in hits], want_scores, rtol=0, atol=1e-6)
+
+
+def test_update_grows_the_memory_and_validation_chooses_again():
+    """An update folds the new questions into the memory (at the delta's γ and α, as a fit on
+    the union would); with validation questions γ and α are chosen again on them, and a memory
+    that α = 0 turns off is not kept."""
+    from llama_index.core import VectorStoreIndex
+    from llama_index.core.schema import TextNode
+
+    from tests.fakes import CountingLlamaEmbedding
+    from tests.small_corpus import DOCS, QUESTIONS
+
+    index = VectorStoreIndex([TextNode(id_=k, text=t) for k, (t, _) in DOCS.items()],
+                             embed_model=CountingLlamaEmbedding(dim=64))
+    ft = EmbeddingFinetuner(index, show_progress=False, gamma=0.2, alpha=0.9)
+    first = ft.fit(QUESTIONS[:6])
+    assert first.n_memory == 6 and first.alpha == 0.9
+    grown = ft.update(first, QUESTIONS[6:])
+    assert grown.n_memory == len(QUESTIONS) and grown.alpha == 0.9 and grown.gamma == 0.2
+    assert set(grown.ids) == {i for _, rel in QUESTIONS for i in rel}
+    retriever = grown.as_retriever(index, similarity_top_k=1)
+    for text, rel in QUESTIONS:  # a training question asked again finds its record
+        assert retriever.retrieve(text)[0].node.node_id in rel
+    val = [("purring pet", {"cats": 1}), ("fetching sticks", {"dogs": 1})]
+    again = EmbeddingFinetuner(index, show_progress=False).update(first, QUESTIONS[6:], val)
+    assert again.fit_report["n_val_questions"] == 2 and again.fit_report["before"]
+    assert again.n_memory == (len(QUESTIONS) if again.alpha > 0 else 0)

@@ -39,11 +39,11 @@ class KillReport:
     outcomes: list = field(default_factory=list)  # (index changed, backup there) seen
 
 
-def _child(write_a, write_b, done_fd: int, ready_fd: int, error_file: Path) -> None:
+def _child(writes, done_fd: int, ready_fd: int, error_file: Path) -> None:
     try:
         os.write(ready_fd, b".")
         while True:
-            for write in (write_b, write_a):  # the path holds a: b is the change to catch
+            for write in writes:  # the first one changes what the path holds
                 write()
                 os.write(done_fd, b".")
     except BaseException:  # noqa: BLE001 - handed to the parent through the file
@@ -84,15 +84,21 @@ def kill_loop(path: Path, write_a, write_b, snapshot, kills: int = 300,
     write_a()
     error_file = path.parent / f"kill-loop-error-{os.getpid()}.txt"
     report = KillReport()
+    holds_b = False
     read_fd, write_fd = os.pipe()
     ready_r, ready_w = os.pipe()
     os.set_blocking(read_fd, False)
     try:
-        for _ in range(kills):
+        for n in range(kills):
+            if n and n % 50 == 0:
+                span = _recentred(span, report.seen)
             pid = os.fork()
             if pid == 0:  # pragma: no cover - the child
                 os.close(read_fd)
-                _child(write_a, write_b, write_fd, ready_w, error_file)
+                # first the write the path does not hold yet: a kill after its swap must
+                # show the other copy, or nothing would tell a swap from no swap
+                _child((write_a, write_b) if holds_b else (write_b, write_a), write_fd,
+                       ready_w, error_file)
             # the delay counts from the first write: a fork of a large test process can take
             # longer than a write, and kills before the child starts would test nothing
             os.read(ready_r, 1)
@@ -104,9 +110,10 @@ def kill_loop(path: Path, write_a, write_b, snapshot, kills: int = 300,
             assert os.WIFSIGNALED(status), f"the child exited by itself ({status})"
             report.kills += 1
             got = snapshot(path)
+            holds_b = got == want_b
             if got == want_a:
                 report.seen["a"] += 1
-            elif got == want_b:
+            elif holds_b:
                 report.seen["b"] += 1
             else:
                 raise AssertionError(f"after kill {report.kills} {path} holds neither the old "
@@ -121,6 +128,17 @@ def kill_loop(path: Path, write_a, write_b, snapshot, kills: int = 300,
         for fd in (read_fd, write_fd, ready_r, ready_w):
             os.close(fd)
     return report
+
+
+def _recentred(span: float, seen: dict) -> float:
+    """The kill window, moved where one side has not been seen yet: on a loaded machine a
+    child's writes can run far faster or slower than the calibrating one, and kills that all
+    land on one side of the swap would test only half of it."""
+    if not seen["a"]:  # every kill came after the first swap: kill sooner
+        return span / 2
+    if not seen["b"]:  # every kill came before it: wait longer
+        return span * 2
+    return span
 
 
 def _describe(got) -> str:
