@@ -28,7 +28,7 @@ from .array_parts import array_parts, check_groups, check_validation
 from .checks import as_matrix, check_finite_nonzero, check_same_dim
 from .closed_form import Geometry
 from .crossings import TIE
-from .folds import cosine_groups, fold_labels
+from .folds import cosine_groups, fold_labels_at_most
 from .memory import DEFAULT_ALPHAS, QueryMemory
 from .method import Method
 from .metrics import REPORT_METRICS, parse_metric
@@ -168,12 +168,13 @@ class _Nudge:
 
     def _fold_labels(self, train_q: np.ndarray, groups=None) -> np.ndarray | None:
         """The training questions' fold labels where cross-validation chooses, else
-        ``None``; questions of one group (default: cosine ≥ 0.995) share a fold."""
+        ``None``; questions of one group (default: cosine ≥ 0.995) share a fold. Fewer
+        groups than ``folds`` get fewer folds (``None`` below two)."""
         if not self._uses_folds():
             return None
         labels = cosine_groups(train_q) if groups is None else check_groups(groups,
                                                                             len(train_q))
-        return fold_labels(labels, int(self.folds), self.seed)
+        return fold_labels_at_most(labels, int(self.folds), self.seed)
 
     def _needs_validation(self) -> bool:
         return self._searching() and (self.selection == "validation" or self.nudge_ft_compat)
@@ -220,21 +221,23 @@ class _Nudge:
             self.search_ = None
             report.update({"gamma": float(self.gamma), "alpha": alphas[0]})
             return float(self.gamma), alphas[0], report
-        if parts.validation is None and not (self._uses_folds() and parts.folds is not None):
+        cv = self._uses_folds() and parts.folds is not None
+        if parts.validation is None and not cv:
             raise InputError("no held-out questions to choose gamma on: pass validation "
-                             "questions, use selection='cv', or fix gamma (and alpha)")
-        pool = build_pool(parts, geometry, self._skip_opposed(), self._uses_folds(),
+                             "questions, give at least 2 distinct training questions (for "
+                             "selection='cv'), or fix gamma (and alpha)")
+        pool = build_pool(parts, geometry, self._skip_opposed(), cv,
                           len(alphas) > 1 or alphas[0] > 0)
         choice = self._search(pool, alphas)
         self.search_ = choice.search
         metrics = tuple(dict.fromkeys((self._selection_metric(), *REPORT_METRICS)))
         estimate = pool.report(choice.gamma, choice.alpha, self._method, metrics)
         report.update({"gamma": choice.gamma, "alpha": choice.alpha,
-                       "estimate": "cross-validated" if self._uses_folds() else "validation",
-                       "folds": int(self.folds) if self._uses_folds() else 0,
+                       "estimate": "cross-validated" if cv else "validation",
+                       "folds": len(np.unique(parts.folds)) if cv else 0,
                        "n_val_questions": 0 if parts.validation is None else
                        int(parts.validation.pairs.n_queries), **estimate})
-        if self._uses_folds() and parts.validation is not None:
+        if cv and parts.validation is not None:
             report["validation"] = pool.problem_report(0, choice.gamma, choice.alpha,
                                                       self._method, metrics)
         return choice.gamma, choice.alpha, report
@@ -296,7 +299,7 @@ def _as_float32(vectors: np.ndarray, gamma: float) -> np.ndarray:
 
 class NudgeM(_Nudge):
     """NUDGE-M: ``e' = ê + γĜ``. Under cross-validation (the default) γ and α are chosen
-    on a grid (``M_CV_GRID``: γ from 0 to 1 in steps of 0.05, α = 0 or 0.80 to 1 in steps
+    on a grid (``M_CV_GRID``: γ from 0 to 1 in steps of 0.05, α = 0 or 0.80 to 0.98 in steps
     of 0.02) as NudgeN chooses them. With
     ``selection="validation"`` and no memory γ is chosen by exact maximisation of the
     held-out metric over all γ ≥ 0; with memory each α > 0 is also tried on the grid,

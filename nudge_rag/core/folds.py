@@ -71,3 +71,17 @@ def fold_labels(groups, k: int, seed: int = 0) -> np.ndarray:
         raise InputError(f"one of {k} folds is empty: a group of near-duplicate questions is "
                          f"larger than n / k = {n / k:.1f}; lower folds or add questions")
     return fold
+
+
+def fold_labels_at_most(groups, k: int, seed: int = 0) -> np.ndarray | None:
+    """:func:`fold_labels` with ``k`` folds, or with as many as the groups allow: a small
+    training set (fewer distinct questions than ``k``, or one large group of repeats) gets
+    fewer folds rather than an error, down to two; ``None`` where not even two are possible
+    (then the validation questions alone choose)."""
+    n_groups = len(np.unique(np.asarray(groups)))
+    for folds in range(min(int(k), n_groups), 1, -1):
+        try:
+            return fold_labels(groups, folds, seed)
+        except InputError:  # an empty fold: a group larger than n / folds
+            continue
+    return None

@@ -23,10 +23,12 @@ from .relevance import Pairs
 # (question, link) entries held at once when taking the best key per record (about 16 MB)
 _LINK_BLOCK = 2_000_000
 
-#: the α a fit tries with memory: 0 (off) and 0.80, 0.81, …, 1.00. Below 0.8 a training
-#: question rarely outscores the records that answer a new one; above 1 it would beat a record
-#: that matches a question perfectly.
-DEFAULT_ALPHAS = (0.0, *(round(0.80 + 0.01 * i, 2) for i in range(21)))
+#: the α a fit tries with memory: 0 (off) and 0.80, 0.81, …, 0.99. Below 0.8 a training
+#: question rarely outscores the records that answer a new one. At 1 the memory score of a
+#: record's only question equals the score of that record nudged all the way onto it, two
+#: sums of the same value that round apart, so which record ranks first would be a matter of
+#: rounding (and above 1 it would beat a record that matches a question perfectly).
+DEFAULT_ALPHAS = (0.0, *(round(0.80 + 0.01 * i, 2) for i in range(20)))
 
 
 @dataclass

@@ -173,10 +173,17 @@ def test_bad_parameters_name_the_argument(param, value, pattern):
         NudgeN(**{param: value}).fit(docs, tq, tr, vq, vr)
 
 
-def test_too_few_questions_for_the_folds():
+def test_few_training_questions_get_fewer_folds():
     docs, tq, tr, vq, vr = clustered_problem(12)
-    with pytest.raises(InputError, match="folds=5"):
-        NudgeN().fit(docs, tq[:3], tr[:3], vq, vr)
+    # three distinct questions: three folds rather than an error
+    assert NudgeN().fit(docs, tq[:3], tr[:3], vq, vr).report_["folds"] == 3
+    # the same question three times is one group: no fold can hold it out alone, so the
+    # validation questions choose by themselves, and without them nothing can
+    same = np.repeat(tq[:1], 3, axis=0)
+    est = NudgeN().fit(docs, same, tr[:1] * 3, vq, vr)
+    assert est.report_["folds"] == 0 and est.report_["estimate"] == "validation"
+    with pytest.raises(InputError, match="no held-out questions"):
+        NudgeN().fit(docs, same, tr[:1] * 3)
     with pytest.raises(InputError, match="groups"):
         NudgeN().fit(docs, tq, tr, vq, vr, groups=[0, 1])
 
