@@ -193,14 +193,17 @@ class EmbeddingFinetuner:
             self._check_ids(adapter, val, "val_questions")
         return train, val
 
-    def _fold_labels(self, train: QuestionSet) -> np.ndarray:
+    def _fold_labels(self, train: QuestionSet) -> np.ndarray | None:
         """The training questions' folds: duplicates and near-duplicates share one (by text,
-        as the group-aware split keeps them together)."""
-        try:
-            return group_fold_labels(train, k=int(self.folds), seed=self.seed)
-        except InputError as exc:
-            raise InputError(f"folds={self.folds!r}: {exc}; or use "
-                             "selection='validation'") from None
+        as the group-aware split keeps them together). A small set gets fewer folds, down to
+        two, as on arrays (``fold_labels_at_most``); ``None`` where not even two are possible
+        (the validation questions alone then choose)."""
+        for k in range(int(self.folds), 1, -1):
+            try:
+                return group_fold_labels(train, k=k, seed=self.seed)
+            except InputError:  # too few groups for k folds, or an empty fold
+                continue
+        return None
 
     def _delta(self, adapter, est, ids, original, counts, sizes: dict,
                questions_fp: str) -> NudgeDelta:
