@@ -51,8 +51,7 @@ class EmbeddingFinetuner:
     questions is held out). ``refit=True`` then fits on training and validation questions
     together. ``memory=True`` keeps the questions' vectors in the delta as extra keys
     pointing at the records they name (the retriever scores them; ``apply`` cannot write
-    them, and they can reveal what users asked: ``memory=False`` keeps none, though every
-    delta keeps the per-record question sums that :meth:`update` needs).
+    them, and they can reveal what users asked: ``memory=False`` keeps none).
     ``selection="validation", refit=False, memory=False`` is the paper's protocol.
     """
 
@@ -196,12 +195,12 @@ class EmbeddingFinetuner:
     def _fold_labels(self, train: QuestionSet) -> np.ndarray | None:
         """The training questions' folds: duplicates and near-duplicates share one (by text,
         as the group-aware split keeps them together). A small set gets fewer folds, down to
-        two, as on arrays (``fold_labels_at_most``); ``None`` where not even two are possible
-        (the validation questions alone then choose)."""
-        for k in range(int(self.folds), 1, -1):
+        two, as the array estimator does; ``None`` where not even two can be cut (then the
+        validation questions alone choose)."""
+        for k in range(min(int(self.folds), len(train)), 1, -1):
             try:
                 return group_fold_labels(train, k=k, seed=self.seed)
-            except InputError:  # too few groups for k folds, or an empty fold
+            except InputError:  # fewer groups than k, or a group larger than n / k
                 continue
         return None
 
@@ -246,13 +245,11 @@ class EmbeddingFinetuner:
         pairs = relevance_pairs(new.relevance, row)
         sums, counts, original = self._grown(adapter, delta, ids, row)
         sums, counts = add_questions(sums, counts, new_q, pairs)
-        # memory=False keeps no question vectors, the delta's included
-        memory = grown_memory(delta, new_q, pairs, row, len(ids)) if self.memory else None
+        memory = grown_memory(delta, new_q, pairs, row, len(ids))
         parts = summed_parts(original, sums, memory, delta.dim)
         keep = val_questions is None
         est = self._estimator(gamma=delta.gamma if keep else None,
-                              alpha=delta.alpha if keep and memory is not None else None,
-                              memory=memory is not None,
+                              alpha=delta.alpha if keep else None, memory=memory is not None,
                               selection="validation")
         if not keep:
             val = QuestionSet.coerce(val_questions, "val_questions")

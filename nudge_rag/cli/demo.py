@@ -7,12 +7,16 @@ LlamaIndex index, makes synthetic questions with the offline generator, splits t
 one example. Everything it made is saved under ``--out`` for the other commands.
 
 The built-in corpus is sampled to ``PYDOC_CHUNKS`` chunks so that the demo takes a couple of
-minutes; a ``--docs`` folder is indexed whole unless ``--max-chunks`` caps it. A cap is
-always printed before the embedding starts.
+minutes; a ``--docs`` folder is indexed whole up to ``DOCS_CHUNKS`` chunks (about ten minutes
+on a 2-core CPU), and a larger one is capped there unless ``--max-chunks`` says otherwise.
+Any cap, and what it skips, is printed before the embedding starts.
 """
 
 from __future__ import annotations
 
+import argparse
+import os
+import sys
 import time
 import warnings
 from dataclasses import dataclass
@@ -26,11 +30,13 @@ from .questions_cmd import PER_CHUNK
 
 DOC_SUFFIXES = (".txt", ".md", ".markdown", ".rst")
 PYDOC_CHUNKS = 240  # the built-in corpus's sample: a demo of about two minutes on 2 cores
-#: wall seconds per chunk on a quiet 2-core CPU, its 4 questions included: a 4,279-chunk folder
-#: took 1,033 s of CPU time (docs/benchmarks.md, "The demo on a large folder"), on 2 threads
-SECONDS_PER_CHUNK = 0.13
-LARGE = 1000  # chunks from which the first line also says how long the embedding will take
-
+#: CPU seconds per chunk of the whole demo on one thread, its 4 questions included (0.123
+#: measured, plus 11 s for loading and chunking: docs/benchmarks.md, "The demo on a large
+#: folder"). Two free cores take at most this much wall time, so the estimates below are upper
+#: bounds on an idle 2-core machine; a busy one takes longer.
+SECONDS_PER_CHUNK = 0.125
+DOCS_CHUNKS = 4800  # a --docs folder's default cap: 4,800 x 0.125 s = 10 minutes
+LARGE = 1000  # chunks from which the first line also says how long the demo will take
 
 def register(sub) -> None:
     d = sub.add_parser("demo", help="one-command demo: build, fit and compare, offline",
@@ -40,16 +46,19 @@ def register(sub) -> None:
                                    "API key.")
     d.add_argument("--docs", default=None,
                    help="folder of .txt/.md/.rst files to use instead of the Python docs "
-                        "topics; indexed whole unless --max-chunks is given")
+                        f"topics; indexed whole up to {DOCS_CHUNKS:,} chunks (about 10 min "
+                        "on 2 cores), --max-chunks all for more")
     d.add_argument("--out", default="nudge-demo",
                    help="folder for the index, questions and delta (default ./nudge-demo)")
     d.add_argument("--overwrite", action="store_true",
                    help="replace the output of an earlier demo at --out")
-    d.add_argument("--max-chunks", type=int, default=None,
-                   help="use at most this many chunks, spread over the corpus (default: "
-                        f"all of a --docs folder, {PYDOC_CHUNKS} of the Python docs topics)")
+    d.add_argument("--max-chunks", type=max_chunks, default=None, metavar="N|all",
+                   help="use at most N chunks, spread over the corpus, or 'all' (default: "
+                        f"{DOCS_CHUNKS:,} of a --docs folder, {PYDOC_CHUNKS} of the Python "
+                        "docs topics)")
     d.add_argument("--chunk-size", type=int, default=256,
-                   help="chunk size in tokens (default 256, the model's input limit)")
+                   help="chunk size in the model's tokens (default 256, all-MiniLM-L6-v2's "
+                        "input limit; larger sizes are cut to the model's limit)")
     d.add_argument("--per-chunk", type=int, default=PER_CHUNK,
                    help=f"synthetic questions per chunk (default {PER_CHUNK})")
     d.add_argument("--seed", type=int, default=0, help="seed of the question split (default 0)")
@@ -58,6 +67,19 @@ def register(sub) -> None:
                         "all-MiniLM-L6-v2)")
     d.add_argument("--no-progress", action="store_true", help="hide progress bars")
     d.set_defaults(run=run_demo)
+
+
+def max_chunks(value: str):
+    """``--max-chunks``: a positive count, or ``all``."""
+    if value.strip().lower() == "all":
+        return "all"
+    try:
+        count = int(value)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"{value!r} is neither a count of at least 1 nor 'all'")
+    return count
 
 
 # -- corpus ---------------------------------------------------------------------------------------
@@ -69,34 +91,88 @@ def python_docs() -> list[tuple[str, str]]:
 
 
 def folder_docs(folder) -> list[tuple[str, str]]:
+    """``(relative path, text)`` of every text or markdown file under ``folder``. What is
+    left out is named on stderr, never dropped without a word: files that are not UTF-8, and
+    linked folders (not followed: a link may lead anywhere, or back into a loop)."""
     folder = Path(folder)
+    if folder.is_file():
+        raise InputError(f"--docs {folder} is a file; the demo reads a folder of them: "
+                         f"--docs {folder.parent}")
     if not folder.is_dir():
-        raise InputError(f"--docs {folder} is not a folder")
-    out = []
-    for path in sorted(folder.rglob("*")):
-        if path.is_file() and path.suffix.lower() in DOC_SUFFIXES:
-            try:
-                text = path.read_text(encoding="utf-8")
-            except UnicodeDecodeError:
-                continue
-            if text.strip():
-                out.append((str(path.relative_to(folder)), text))
+        gone = "" if folder.exists() else " (it does not exist)"
+        raise InputError(f"--docs {folder} is not a folder{gone}")
+    out, undecodable = [], []
+    names, links = text_files(folder)
+    for name in names:
+        try:
+            text = (folder / name).read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            undecodable.append(name)
+            continue
+        if text.strip():
+            out.append((name, text))
+    skipped = "; ".join(filter(None, (
+        _listed(undecodable, "file", "not UTF-8", "save as UTF-8 to include"),
+        _listed(links, "linked folder", "not followed", "pass the folder it points to as "
+                "--docs to use it"))))
     if not out:
-        raise InputError(f"--docs {folder} holds no text or markdown files "
-                         f"({', '.join(DOC_SUFFIXES)})")
+        raise InputError(f"--docs {folder} holds no readable text or markdown files "
+                         f"({', '.join(DOC_SUFFIXES)}){'; ' + skipped if skipped else ''}")
+    if skipped:
+        print(f"nudge-rag demo: {skipped}", file=sys.stderr)
     return out
 
 
-def chunk(docs, chunk_size: int, show: bool = False):
+def text_files(folder: Path) -> tuple[list[str], list[str]]:
+    """Paths (relative to ``folder``) of its text and markdown files, in sorted order, and of
+    the linked folders inside it, which are not followed. Hidden files and folders (``.venv``,
+    ``.git``: tools', not the user's documents) are left out."""
+    names, links = [], []
+    for root, dirs, files in os.walk(folder):
+        rel = Path(root).relative_to(folder)
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        links += [str(rel / d) for d in dirs if os.path.islink(Path(root, d))]
+        names += [str(rel / f) for f in files if not f.startswith(".")
+                  and Path(f).suffix.lower() in DOC_SUFFIXES and os.path.isfile(Path(root, f))]
+    return sorted(names, key=lambda name: Path(name).parts), sorted(links)
+
+
+def _listed(names: list[str], what: str, why: str, fix: str) -> str:
+    if not names:
+        return ""
+    shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+    count = f"1 {what}" if len(names) == 1 else f"{len(names)} {what}s"
+    return f"skipped {count}, {why}: {shown} ({fix})"
+
+
+def chunk(docs, chunk_size: int, show: bool = False, model: str | None = None):
     """Every chunk of ``docs``, with stable ids (source + position) so that questions, splits
-    and results repeat exactly."""
+    and results repeat exactly. Sizes count the embedding model's own tokens, its two special
+    tokens included, so that the model reads every chunk whole."""
     from llama_index.core import Document
     from llama_index.core.node_parser import SentenceSplitter
 
+    from ..local import sentence_transformer
+
+    st = sentence_transformer(model)
+    limit = st.max_seq_length
+    if chunk_size > limit:
+        print(f"nudge-rag demo: --chunk-size {chunk_size} is more than the model reads; "
+              f"chunks of {limit} tokens instead", file=sys.stderr)
+    size = min(chunk_size, limit) - 2  # [CLS] and [SEP] take two of the model's places
     documents = [Document(text=text, id_=name, metadata={"source": name})
                  for name, text in docs]
-    splitter = SentenceSplitter(chunk_size=chunk_size, chunk_overlap=min(20, chunk_size // 8))
-    nodes = splitter.get_nodes_from_documents(documents, show_progress=show)
+    splitter = SentenceSplitter(chunk_size=size, chunk_overlap=min(20, size // 8),
+                                tokenizer=st.tokenizer.tokenize)
+    try:
+        nodes = splitter.get_nodes_from_documents(documents, show_progress=show)
+    except ValueError as exc:  # LlamaIndex counts each chunk's metadata (its file name) in
+        if "Metadata length" not in str(exc):  # its size, and refuses when nothing is left
+            raise
+        names = max(len(st.tokenizer.tokenize(f"source: {name}")) for name, _ in docs)
+        raise InputError(f"--chunk-size {chunk_size} is too small: the file name that LlamaIndex "
+                         f"keeps with each chunk takes up to {names} tokens of it; use at least "
+                         f"{names + 52}") from None
     seen: dict[str, int] = {}
     for node in nodes:
         source = node.metadata.get("source", "doc")
@@ -125,29 +201,41 @@ class Built:
     delta: object = None
 
 
+def chunk_cap(args) -> int | None:
+    """How many chunks to index: ``--max-chunks`` (``all``: no cap), else the corpus's
+    default."""
+    if args.max_chunks == "all":
+        return None
+    if args.max_chunks is not None:
+        return args.max_chunks
+    return DOCS_CHUNKS if args.docs else PYDOC_CHUNKS
+
+
 def load_corpus(args, show: bool):
     """Chunk the corpus, apply the cap and say what was kept, before any embedding starts."""
     corpus = folder_docs(args.docs) if args.docs else python_docs()
     where = args.docs if args.docs else "the Python documentation topics (pydoc_data)"
-    everything = chunk(corpus, args.chunk_size, show)
-    cap = args.max_chunks if args.max_chunks is not None else \
-        (None if args.docs else PYDOC_CHUNKS)
-    nodes = spread(everything, cap)
-    if len(nodes) < len(everything):
-        print(f"[1/6] corpus: {len(corpus)} documents from {where} -> indexed {len(nodes):,} "
-              f"of {len(everything):,} chunks (--max-chunks N for more)")
+    everything = chunk(corpus, args.chunk_size, show, args.model)
+    nodes = spread(everything, chunk_cap(args))
+    head = f"[1/6] corpus: {len(corpus)} documents from {where} -> "
+    kept, total = len(nodes), len(everything)
+    if kept == total:
+        tail = f"; {_how_long(kept)} (--max-chunks N to try part of it first)" \
+            if kept >= LARGE else ""
+        print(f"{head}{kept:,} chunks, all indexed{tail}")
+    elif args.docs and args.max_chunks is None:  # the default cap of a large folder
+        print(f"{head}indexed {kept:,} of {total:,} chunks, {_how_long(kept)}")
+        print(f"      {total - kept:,} chunks skipped: a --docs folder is capped at "
+              f"{DOCS_CHUNKS:,} chunks by default; --max-chunks all indexes every chunk "
+              f"({_how_long(total)})")
     else:
-        print(f"[1/6] corpus: {len(corpus)} documents from {where} -> {len(nodes):,} chunks, "
-              f"all indexed{_how_long(len(nodes))}")
+        print(f"{head}indexed {kept:,} of {total:,} chunks (--max-chunks N for more)")
     return nodes
 
 
 def _how_long(n_chunks: int) -> str:
-    if n_chunks < LARGE:
-        return ""
     minutes = max(1, round(n_chunks * SECONDS_PER_CHUNK / 60))
-    return (f"; about {minutes} min on a 2-core CPU (--max-chunks N to try part of it "
-            "first)")
+    return f"about {minutes} min on a 2-core CPU"
 
 
 def build_index(nodes, model, show: bool):
@@ -270,14 +358,18 @@ def show_example(built: Built) -> None:
 
 # -- saving ---------------------------------------------------------------------------------------
 def save(built: Built, out: Path, started: float) -> None:
+    """Write everything into a temporary sibling of ``out`` and swap it in whole: a demo
+    interrupted while saving leaves no half-written folder that a rerun would refuse."""
+    from .._fs import staged
     from .indexes import save_index
 
-    out.mkdir(parents=True, exist_ok=True)
-    save_index(built.index, "llama-index", out / "index")
-    built.questions.to_jsonl(out / "questions.jsonl")
-    for name, part in zip(("train", "val", "test"), built.parts):
-        part.to_jsonl(out / f"{name}.jsonl")
-    built.delta.save(out / "delta", overwrite=True)  # check_demo_out allowed it
+    with staged(out) as tmp:
+        tmp.mkdir()
+        save_index(built.index, "llama-index", tmp / "index")
+        built.questions.to_jsonl(tmp / "questions.jsonl")
+        for name, part in zip(("train", "val", "test"), built.parts):
+            part.to_jsonl(tmp / f"{name}.jsonl")
+        built.delta.save(tmp / "delta", overwrite=True)  # check_demo_out allowed it
     print(f"\n[6/6] saved the index, questions and delta under {out}/ "
           f"({time.perf_counter() - started:.0f} s)")
     print("next:")
@@ -289,7 +381,7 @@ def save(built: Built, out: Path, started: float) -> None:
 def run_demo(args) -> int:
     for name in ("max_chunks", "chunk_size", "per_chunk"):
         value = getattr(args, name)
-        if value is not None and value < 1:
+        if isinstance(value, int) and value < 1:
             raise InputError(f"--{name.replace('_', '-')} must be at least 1")
     show = not args.no_progress
     check_demo_out(Path(args.out), args.overwrite)  # refuse someone else's folder, before work

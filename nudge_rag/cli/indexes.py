@@ -68,10 +68,31 @@ def _looks_like_dump(head: str) -> bool:
     return text.startswith("{") and '"vector"' in text and '"question"' not in first
 
 
+def _is_index_dir(path: Path) -> bool:
+    return ((path / "docstore.json").is_file()
+            or ((path / "index.faiss").is_file() and (path / "index.pkl").is_file()))
+
+
+def _near_miss(path: Path) -> str:
+    """The path a nearly right INDEX argument meant: the index inside the demo's folder, the
+    folder of a file of an index, or the order of a delta and its index."""
+    from ..delta_format import META
+
+    if path.is_dir():
+        if (path / META).is_file():
+            return "It is a delta (written by `nudge-rag fit`); the index comes first. "
+        inside = [str(p) for p in sorted(path.iterdir()) if p.is_dir() and _is_index_dir(p)]
+        if inside:
+            return f"Did you mean {' or '.join(inside[:3])}? "
+    elif path.parent != path and _is_index_dir(path.parent):
+        return f"Did you mean {path.parent}? "
+    return ""
+
+
 def _what_is_an_index(path: Path, head: str) -> str:
     """What the INDEX argument should have been, and the extra each kind needs."""
     first = head.lstrip().split("\n", 1)[0]
-    looks = ""
+    looks = _near_miss(path)
     if path.suffix.lower() == ".jsonl" or '"question"' in first:
         looks = "It looks like a questions file; questions come after the index. "
     return (looks + "INDEX is one of: a LlamaIndex persist dir (docstore.json; pip install "

@@ -116,11 +116,14 @@ def download(url: str, target, md5: str, progress: bool = False, block: int = 1 
         os.replace(part, target)
     except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
         reason = getattr(exc, "reason", exc)
-        raise DownloadError(f"cannot download {url} ({reason}); check the network, or unpack "
-                            "the BEIR zip yourself and pass its folder to load_split") from None
+        raise Unreachable(f"cannot download {url} ({reason}); check the network") from None
     finally:
         part.unlink(missing_ok=True)
     return target
+
+
+class Unreachable(DownloadError):
+    """The server could not be reached (no network, a proxy, a dead mirror)."""
 
 
 def _content_length(resp) -> int | None:
@@ -177,17 +180,29 @@ def fetch(name: str, cache=None, encode: bool = True, model: str | None = None,
     source = source_for(name, url, md5)
     folder = dataset_dir(name, cache)
     if not is_complete(folder):
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        archive = download(source.url, folder.parent / f".{name}.zip", source.md5, progress)
-        try:
-            unpack(archive, name, folder)
-        finally:
-            archive.unlink(missing_ok=True)
-        stamp = {"url": source.url, "md5": source.md5,
-                 "fetched": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-        (folder / SOURCE_FILE).write_text(json.dumps(stamp, indent=1) + "\n", encoding="utf-8")
+        _download_into(name, source, folder, progress)
     if encode:
         from .encode import encode_cached
 
         encode_cached(folder, model, progress=progress)
     return folder
+
+
+def _download_into(name: str, source: Source, folder: Path, progress: bool) -> None:
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        archive = download(source.url, folder.parent / f".{name}.zip", source.md5, progress)
+    except Unreachable as exc:
+        # what an offline user can do instead: the cache takes a folder unzipped by hand
+        raise Unreachable(f"{exc}. Without the network: fetch that zip on a machine that has "
+                          f"it (md5 {source.md5}), unzip it and copy its {name}/ folder to "
+                          f"{folder} (so that {folder / 'corpus.jsonl'} exists), then run "
+                          f"`nudge-rag datasets get {name}` again: it finds the folder and "
+                          "only encodes it") from None
+    try:
+        unpack(archive, name, folder)
+    finally:
+        archive.unlink(missing_ok=True)
+    stamp = {"url": source.url, "md5": source.md5,
+             "fetched": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    (folder / SOURCE_FILE).write_text(json.dumps(stamp, indent=1) + "\n", encoding="utf-8")

@@ -141,7 +141,7 @@ def test_demo_says_before_embedding_what_it_will_index(tmp_path, capsys):
     from nudge_rag.cli.demo import PYDOC_CHUNKS, load_corpus
 
     def args(**kw):
-        base = dict(docs=None, max_chunks=None, chunk_size=256)
+        base = dict(docs=None, max_chunks=None, chunk_size=256, model=None)
         return Namespace(**{**base, **kw})
 
     nodes = load_corpus(args(), show=False)  # the built-in corpus: a stated sample

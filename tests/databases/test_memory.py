@@ -1,4 +1,6 @@
-"""The query memory through every store × framework pair, on real SciFact vectors.
+"""The query memory through every store × framework pair, on real SciFact vectors
+(projected to 16 dimensions for LangChain's pgvector, whose table dimension is fixed once per
+process).
 
 A part of SciFact (the records some question names, plus others) is put in each store; the
 delta is fitted through it with the defaults (cross-validated choice, refit, memory). The
@@ -17,7 +19,7 @@ import pytest
 
 from nudge_rag.core.topk import nudged_top_k
 from nudge_rag.overlay import native_of_inner
-from tests.databases.builders import Place, Problem, unsynced_qdrant
+from tests.databases.builders import DIM, Place, Problem, unsynced_qdrant
 from tests.databases.test_deletions import (
     ALL_PAIRS,
     BROKEN_DELETE,
@@ -105,19 +107,36 @@ def pg_place(request, name: str) -> Place:
     return Place(uri=uri, name="docs")
 
 
+def projected(part, dim: int = DIM):
+    """``part`` with every vector projected onto ``dim`` fixed orthonormal directions and
+    made unit again: langchain-postgres fixes its table's dimension once per process, at the
+    other tests' 16."""
+    docs, rows, rels, vectors = part
+    basis = np.linalg.qr(np.random.default_rng(7).standard_normal((docs.shape[1], dim)))[0]
+
+    def down(x):
+        y = np.asarray(x, dtype=np.float64) @ basis
+        return (y / np.linalg.norm(y, axis=1, keepdims=True)).astype(np.float32)
+
+    return down(docs), rows, rels, {k: down(v) for k, v in vectors.items()}
+
+
 def build(name, place, part, request):
+    """``(store, problem, delta, test question vectors)`` of ``name`` over ``part``."""
     from nudge_rag import EmbeddingFinetuner
 
     pair = ALL_PAIRS[name]
     for module in pair.packages:
         pytest.importorskip(module)
+    if name == "pgvector-langchain":
+        part = projected(part)
     prob = scifact_problem(part)
     where = pg_place(request, name) if name.startswith("pgvector") else place(name)
     with unsynced_qdrant():
         obj = pair.build(where, prob)
         delta = EmbeddingFinetuner(obj, show_progress=False).fit(prob.train, prob.val)
     assert delta.n_memory > 0 and delta.alpha > 0
-    return obj, prob, delta
+    return obj, prob, delta, part[3]["test"]
 
 
 def _same(got, want):
@@ -130,8 +149,7 @@ def _same(got, want):
 @pytest.mark.parametrize("name", list(ALL_PAIRS))
 def test_overlay_with_memory_equals_top_k_and_forgets_deleted_records(name, place, part,
                                                                        request):
-    obj, prob, delta = build(name, place, part, request)
-    queries = part[3]["test"]
+    obj, prob, delta, queries = build(name, place, part, request)
     with unsynced_qdrant():
         retriever = _retriever(obj, delta)
         got = [retrieve(retriever, q) for q in queries]
@@ -174,8 +192,8 @@ def test_filters_apply_to_remembered_records(name, place, part, request):
     ``top_k`` over the records the filter admits."""
     from tests.databases.builders import overlay_hits
 
-    obj, prob, delta = build(name, place, part, request)
-    queries = part[3]["test"][:20]
+    obj, prob, delta, queries = build(name, place, part, request)
+    queries = queries[:20]
     even = [i for r, i in enumerate(prob.ids) if r % 2 == 0]
     got = [overlay_hits(obj, delta, q, K, _odd_filter(name)) for q in queries]
     _same(got, exact_top_k(prob, delta, queries, gone=even))

@@ -209,3 +209,31 @@ def test_command_line_reads_the_cache_and_names_unknown_datasets(tmp_path, capsy
     # cached and encoded already: no network, no model
     assert main(["datasets", "get", "scifact", "--cache", str(tmp_path), "--no-progress"]) == 0
     assert str(tmp_path / "datasets" / "scifact") in capsys.readouterr().out
+
+
+def test_offline_get_names_the_folder_to_fill_by_hand_and_that_works(tmp_path, capsys,
+                                                                    monkeypatch):
+    """No network (this project's machines, an air-gapped laptop): the one-line error names
+    the URL, the exact cache folder to unzip into and the command to run again, and doing
+    just that works without the network."""
+    from nudge_rag.cli import main
+    from nudge_rag.datasets import download as dl
+
+    payload = beir_zip("scifact")
+    with _Server(payload) as server:
+        dead = server.url  # the server is gone once the block ends
+    monkeypatch.setitem(dl.SOURCES, "scifact", dl.Source(dead, md5(payload), "5K"))
+    assert main(["datasets", "get", "scifact", "--cache", str(tmp_path), "--no-encode",
+                 "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    folder = dataset_dir("scifact", tmp_path)
+    assert dead in err and str(folder) in err and "corpus.jsonl" in err
+    assert "nudge-rag datasets get scifact" in err
+    assert not folder.exists()
+    # follow the advice: unzip by hand into that folder, run the same command again
+    with zipfile.ZipFile(io.BytesIO(payload)) as zf:
+        zf.extractall(folder.parent)
+    assert main(["datasets", "get", "scifact", "--cache", str(tmp_path), "--no-encode",
+                 "--no-progress"]) == 0
+    assert str(folder) in capsys.readouterr().out

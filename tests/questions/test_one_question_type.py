@@ -97,8 +97,8 @@ def _doors(store, tmp_path):
         "rows": lambda rel: QuestionSet.coerce([{"question": text, "relevant": rel}])
         .validate(known),
         "jsonl": lambda rel: QuestionSet.from_jsonl(jsonl(rel), known_ids=known),
-        "finetuner": lambda rel: EmbeddingFinetuner(store, gamma=0.1, show_progress=False)
-        .fit([(text, rel)]),
+        "finetuner": lambda rel: EmbeddingFinetuner(store, gamma=0.1, memory=False,
+                                                    show_progress=False).fit([(text, rel)]),
         "cli": lambda rel: read_questions(jsonl(rel), Loaded(store, "langchain",
                                                              tmp_path / "index", None)),
     }
