@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import hashlib
 import os
 import platform
 import re
@@ -27,6 +28,7 @@ import uuid
 from functools import cache
 from pathlib import Path
 
+from ._readers import check_path
 from .errors import InputError, NudgeError, WriteError
 
 _AT_FDCWD = -100
@@ -34,6 +36,9 @@ _RENAME_EXCHANGE = 2
 #: renameat2's system call number where glibc is too old to export it
 _SYSCALL = {"x86_64": 316, "aarch64": 276}
 _UNSUPPORTED = {errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EPERM}
+#: a temporary copy's name adds about 25 bytes to its target's; longer target names are
+#: shortened in it, so that any name the filesystem takes (most end at 255 bytes) works
+_LONGEST = 200
 
 
 # -- the output rule --------------------------------------------------------------------------
@@ -43,8 +48,10 @@ def check_output(path, what: str, problem_with, overwrite: bool,
 
     ``problem_with(path)`` says why an existing (non-empty) path is not ``what`` (``None``
     when it is); such a path is replaced only with ``overwrite``."""
+    check_path(path)
     path = Path(path)
     if not os.path.lexists(path):
+        _check_interrupted(path, flag, overwrite)
         return
     if path.is_symlink():
         raise InputError(f"{path} is a symbolic link; write {what} to the path it points to "
@@ -59,6 +66,17 @@ def check_output(path, what: str, problem_with, overwrite: bool,
         raise InputError(f"{path} already holds {what}; pass {flag} to replace it")
 
 
+def _check_interrupted(path: Path, flag: str, overwrite: bool) -> None:
+    """A path that an interrupted fallback swap left missing: its previous copy waits beside
+    it (``.NAME.old-``), and is replaced only as the path itself would be."""
+    pattern = _pattern(path.name)
+    old = [p for p in interrupted_copies(path) if pattern.fullmatch(p.name).group(1) == "old"]
+    if old and not overwrite:
+        raise InputError(f"{path} does not exist, but {old[0]} beside it holds its previous "
+                         f"copy (a write was interrupted); rename it back to {path.name}, or "
+                         f"pass {flag} to replace it")
+
+
 def listing(path: Path, limit: int = 4) -> str:
     """A few names from a folder, for error messages."""
     names = sorted(os.listdir(path))
@@ -67,14 +85,24 @@ def listing(path: Path, limit: int = 4) -> str:
 
 
 # -- staging and swapping ----------------------------------------------------------------------
+def _stem(name: str) -> str:
+    """``name`` as the temporary copies beside it carry it: a long one is cut, with a hash
+    of the whole to keep apart names that start alike."""
+    raw = os.fsencode(name)
+    if len(raw) <= _LONGEST:
+        return name
+    return f"{name[:40]}~{hashlib.sha256(raw).hexdigest()[:12]}"
+
+
 def sibling(target: Path, kind: str) -> Path:
     """A fresh temporary name beside ``target`` that says which process made it."""
-    return target.parent / f".{target.name}.{kind}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    return (target.parent
+            / f".{_stem(target.name)}.{kind}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
 
 
 def _pattern(name: str) -> re.Pattern:
     # pid-less names are what nudge-rag 0.1 left behind
-    return re.compile(rf"\.{re.escape(name)}\.(tmp|old)-(?:(\d+)-)?[0-9a-f]{{8}}")
+    return re.compile(rf"\.{re.escape(_stem(name))}\.(tmp|old)-(?:(\d+)-)?[0-9a-f]{{8}}")
 
 
 def _alive(pid: int) -> bool:
@@ -107,12 +135,13 @@ def interrupted_copies(target: Path) -> list[Path]:
 
 
 def remove_path(path) -> None:
-    """Remove a file, link or folder; nothing if it is absent."""
+    """Remove a file, link or folder; nothing if it is absent. Best effort, like the
+    clean-ups it serves: a failure here must not hide the error being handled."""
     path = Path(path)
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path, ignore_errors=True)
     else:
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(OSError):  # absent, or its folder is a file
             path.unlink()
 
 

@@ -5,6 +5,7 @@ its digit limit). Every failure is an :class:`InputError` naming the file and th
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -20,8 +21,17 @@ def _not_utf8(where: str, exc: UnicodeDecodeError, column: int) -> InputError:
                       "as UTF-8")
 
 
+def check_path(path) -> None:
+    """Refuse a path that no filesystem can hold (a NUL character), as Python's own calls
+    would with a bare ``ValueError``."""
+    if "\x00" in os.fsdecode(path):
+        raise InputError(f"{os.fsdecode(path)!r} holds a NUL character, which no path may "
+                         "hold; choose another path")
+
+
 def read_text(path) -> str:
     """The whole file, decoded as UTF-8 (a leading byte-order mark is dropped)."""
+    check_path(path)
     data = Path(path).read_bytes()
     try:
         text = data.decode("utf-8")
@@ -36,6 +46,7 @@ def text_lines(path):
     """``(line number, line)`` for every line of a UTF-8 text file, split where universal
     newlines split (``\\n``, ``\\r\\n``, a lone ``\\r``) and with their endings kept, as the
     csv module wants them."""
+    check_path(path)
     lineno = 0
     with open(path, "rb") as fh:
         for chunk in fh:

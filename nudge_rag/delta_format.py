@@ -179,10 +179,51 @@ def _check_meta(meta, where: Path) -> dict:
                             ("questions", str, "a string")):
         if not isinstance(meta.get(key, kind()), kind):
             raise _bad(where, key, want, meta[key])
+    _check_model(meta["model"], where)
+    _check_report(meta.get("report", {}), where)
     return {"ids": [str(i) for i in ids], "method": meta["method"], "gamma": float(gamma),
             "metric": meta["metric"], "similarity": meta["similarity"], "dim": dim,
             "model": meta["model"], "questions": meta.get("questions", ""),
             "fit_report": meta.get("report", {}), **_check_memory_meta(meta, where)}
+
+
+def _finite_number(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) \
+        and math.isfinite(value)
+
+
+def _count(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _check_model(model: dict, where: Path) -> None:
+    """The fingerprint fields that the model check reads (see ``embedding.model_mismatch``)."""
+    name, dim, probe = model.get("name"), model.get("dim"), model.get("probe")
+    if name is not None and not isinstance(name, str):
+        raise _bad(where, "model", "an object whose 'name' is a string", model)
+    if dim is not None and not (_count(dim) and dim > 0):
+        raise _bad(where, "model", "an object whose 'dim' is a positive integer", model)
+    if probe is not None and not (isinstance(probe, list)
+                                  and all(_finite_number(x) for x in probe)):
+        raise _bad(where, "model", "an object whose 'probe' is a list of finite numbers",
+                   model)
+
+
+def _check_report(report: dict, where: Path) -> None:
+    """The fit report's fields that ``NudgeDelta.report`` and ``update`` compute with."""
+    for key in ("n_train_questions", "n_val_questions"):
+        if key in report and not _count(report[key]):
+            raise _bad(where, "report", f"an object whose {key!r} is a whole number ≥ 0",
+                       report)
+    before, after = report.get("before"), report.get("after")
+    for part in (before, after):
+        if part is not None and not (isinstance(part, dict)
+                                     and all(_finite_number(v) for v in part.values())):
+            raise _bad(where, "report", "an object whose 'before' and 'after' map metric "
+                       "names to numbers", report)
+    if before and after and set(before) != set(after):
+        raise _bad(where, "report", "an object whose 'before' and 'after' name the same "
+                   "metrics", report)
 
 
 def _check_memory_meta(meta: dict, where: Path) -> dict:
@@ -241,8 +282,13 @@ def _check_header(fh, size: int, name: str, shape: tuple, path: Path) -> None:
         raise InputError(f"{path}: array {name!r} is shorter than its header says; {_CORRUPT}")
 
 
+#: the nudged vectors are written as float32 (by the format and by most stores)
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
 def check_finite(arrays: dict, ids, where: str) -> None:
-    """Refuse NaN or infinite values in a delta's float arrays, and negative counts."""
+    """Refuse NaN or infinite values in a delta's float arrays, nudged vectors that float32
+    cannot hold, and negative counts."""
     for name in _FLOAT_ARRAYS:
         if arrays.get(name) is None:  # no memory
             continue
@@ -252,5 +298,14 @@ def check_finite(arrays: dict, ids, where: str) -> None:
             what = f"key {row}" if name == "memory_keys" else f"record {ids[row]!r}"
             raise InputError(f"{where}: {name!r} row {row} ({what}) holds NaN or inf "
                              f"({int(bad.sum())} such rows); {_CORRUPT}")
-    if (np.asarray(arrays["counts"]) < 0).any():
-        raise InputError(f"{where}: 'counts' holds a negative count; {_CORRUPT}")
+    big = np.abs(arrays["vectors"]).max(axis=1, initial=0.0) > _FLOAT32_MAX
+    if big.any():
+        row = int(np.flatnonzero(big)[0])
+        raise InputError(f"{where}: 'vectors' row {row} (record {ids[row]!r}) holds values too "
+                         f"large for float32, in which stores and deltas keep nudged vectors "
+                         f"(up to {float(np.abs(arrays['vectors'][row]).max()):.3g}, float32 "
+                         "ends at 3.4e38); fit the delta again")
+    counts = np.asarray(arrays["counts"])
+    if (counts < 0).any() or (counts > np.iinfo(np.int64).max).any():
+        raise InputError(f"{where}: 'counts' holds a negative count or one past int64; "
+                         f"{_CORRUPT}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .core.checks import check_finite_nonzero
 from .core.closed_form import Geometry
 from .core.estimators import NudgeM, NudgeN
 from .core.gamma_search import ValidationProblem
@@ -27,7 +28,7 @@ from .embedding import (
 )
 from .errors import InputError, MismatchError, StoreError
 from .questions import QuestionSet, group_fold_labels
-from .questions.split import group_split
+from .questions.split import check_seed, group_split
 from .store_parts import add_questions, held_out, relevance_pairs, store_parts, summed_parts
 from .stores import adapt
 from .stores.base import check_method_fits_store, check_unit_norm
@@ -98,6 +99,7 @@ class EmbeddingFinetuner:
         Method.parse(self.method)
         if not 0 < self.val_fraction < 1:
             raise InputError(f"val_fraction={self.val_fraction!r} must be between 0 and 1")
+        check_seed(self.seed)  # before the folds, whose cutting treats errors as too few
         self._estimator()._check_params()
 
     def _estimator(self, **override):
@@ -126,11 +128,11 @@ class EmbeddingFinetuner:
             raise MismatchError(f"{name} embeddings have dimension {emb.shape[-1]} but the "
                                 f"{adapter.kind} holds {dim}-d vectors; embed the questions with "
                                 "the model that built the index")
-        norms = np.linalg.norm(emb, axis=1, keepdims=True)
-        if not np.all(np.isfinite(emb)) or np.any(norms == 0):
-            raise InputError(f"{name} has a NaN, infinite or zero embedding")
+        # NaN/inf, zero rows, and rows too large to square (which np.linalg.norm would
+        # silently turn into zero vectors) are refused, each said as what it is
+        norms = check_finite_nonzero(emb, name)
         # unit questions: each question counts once in G, whatever its length
-        return emb / norms
+        return emb / norms[:, None]
 
     def _split(self, qs: QuestionSet) -> tuple[QuestionSet, QuestionSet]:
         """Hold out ``val_fraction`` of the questions with the group-aware split, so
@@ -170,6 +172,7 @@ class EmbeddingFinetuner:
         depth = min(est._depth(), adapter.count()) if est._searching() else None
         got = store_parts(adapter, train, train_q, val, val_q, depth=depth, folds=folds,
                           refit=est._refits())
+        _check_stored(np.asarray(got.original), got.ids, adapter.kind)
         check_unit_norm(adapter, got.original, self._method)
         est.fit_prepared(got.parts)
         fp = fit_fingerprint(train, val if est._refits() else None, got)
@@ -260,6 +263,7 @@ class EmbeddingFinetuner:
             val_q = self._embed(val, adapter, "val_questions")
             parts.validation = held_out(adapter, val_q, val.relevance, row, ids,
                                         min(est._depth(), adapter.count()))
+        _check_stored(np.asarray(original), ids, adapter.kind)
         check_unit_norm(adapter, original, self._method)
         est.fit_prepared(parts)
         fp = questions_fingerprint([delta.questions, *new.ids], [None, *new.texts], ids, pairs)
@@ -302,7 +306,8 @@ class EmbeddingFinetuner:
         qs = QuestionSet.coerce(questions, "questions")
         self._check_ids(adapter, qs, "questions")
         q = self._embed(qs, adapter, "questions")
-        k = min(max(10, *(parse_metric(m)[1] for m in metrics)), adapter.count())
+        metrics = (metrics,) if isinstance(metrics, str) else tuple(metrics)
+        k = min(max([10, *(parse_metric(m, "metrics")[1] for m in metrics)]), adapter.count())
         row = {i: r for r, i in enumerate(delta.ids)}
         held = held_out(adapter, q, qs.relevance, row, delta.ids, k)
         skip = delta.method is Method.N and bool(delta.fit_report.get("nudge_ft_compat"))
@@ -350,3 +355,14 @@ def grown_memory(delta: NudgeDelta, new_q: np.ndarray, pairs: Pairs, row: dict[s
     old_pairs = Pairs(old.key, where[old.col], np.ones(len(old.key)), len(old.keys))
     both = Pairs.concat([old_pairs, pairs])
     return QueryMemory.build(np.concatenate([old.keys, new_q]), both, both.row, n_cols)
+
+
+def _check_stored(original: np.ndarray, ids, kind: str) -> None:
+    """Refuse records the store holds as NaN or inf, naming them: the fit cannot move
+    them, and would otherwise blame γ for the NaN it makes of them."""
+    bad = ~np.isfinite(original).all(axis=1)
+    if bad.any():
+        first = ids[int(np.flatnonzero(bad)[0])]
+        raise InputError(f"the {kind} holds NaN or inf in the vector of record {first!r} "
+                         f"({int(bad.sum())} such records among the questions' records); "
+                         "re-embed those records, or drop the questions that name them")

@@ -64,6 +64,31 @@ def _silent(fn, *args, **kwargs):
         return fn(*args, **kwargs)
 
 
+def _within(path, folder) -> bool:
+    """Whether ``path`` is ``folder`` or lies inside it (links resolved)."""
+    real, root = Path(os.path.realpath(path)), Path(os.path.realpath(folder))
+    return real == root or root in real.parents
+
+
+def _check_not_link(index) -> None:
+    """An in-place write replaces the index folder or file whole; over a symbolic link it
+    would replace the link, not the index."""
+    if os.path.islink(index):
+        raise InputError(f"{index} is a symbolic link to {os.path.realpath(index)}; pass the "
+                         "index itself, so that the change lands there")
+
+
+def _check_apart(args) -> None:
+    """``-o`` writes a new index and leaves the input untouched, so it may not name the
+    input or a path inside it."""
+    if args.output is not None and _within(args.output, args.index):
+        where = "is the input index" if _within(args.index, args.output) else \
+            "lies inside the input index"
+        raise InputError(f"-o {args.output} {where} {args.index}; -o writes a new index and "
+                         "leaves the input untouched: choose a path outside it, or use "
+                         "--inplace to change the index itself (with a backup)")
+
+
 def _backup_path(args, loaded) -> Path | None:
     """Where ``apply --inplace`` keeps the original index, checked before anything is
     written."""
@@ -74,13 +99,39 @@ def _backup_path(args, loaded) -> Path | None:
     if os.path.lexists(backup):
         raise InputError(f"backup {backup} already exists; move it away, pass --backup PATH "
                          "or --no-backup")
+    if _within(backup, loaded.path):
+        raise InputError(f"--backup {backup} lies inside the index {loaded.path}, which apply "
+                         "replaces as a whole: the backup would go with it; pass a --backup "
+                         "path outside it")
     if not backup.parent.is_dir():
         raise InputError(f"--backup {backup}: the folder {backup.parent} does not exist; "
                          "create it or pass another --backup path")
     return backup
 
 
+def _nothing_to_do(delta, loaded, action: str) -> str:
+    """Why ``action`` changes no record, as what is true of the index: records that hold
+    neither of the delta's vectors were left alone, and are not said to hold them."""
+    if action == "apply" and not delta.moved.any():
+        return "the delta moves no record"
+    from ..stores import adapt
+
+    pos, _ = _silent(delta.live, adapt(loaded.obj), action)
+    held = f"{loaded.path} already holds the {'nudged' if action == 'apply' else 'original'} " \
+        "vectors"
+    skipped = len(delta) - len(pos)
+    if not skipped:
+        return held
+    why = (f"{skipped} of the delta's {len(delta)} records hold neither their original nor "
+           "their nudged vector (re-embedded, deleted, or changed by another delta) and were "
+           "left alone")
+    return f"{why}; {held} of the other {len(pos)}" if len(pos) else why
+
+
 def run_apply(args) -> int:
+    _check_apart(args)
+    if args.inplace:
+        _check_not_link(args.index)
     delta = load_delta(args.delta)
     loaded = load_index(args.index, args.kind, args.model, args.allow_pickle)
     if not args.allow_model_mismatch:
@@ -99,9 +150,7 @@ def run_apply(args) -> int:
     backup = _backup_path(args, loaded)
     todo = _quiet(delta.pending, loaded.obj, "apply")
     if not todo:
-        why = "the delta moves no record" if not delta.moved.any() else \
-            f"{loaded.path} already holds the nudged vectors"
-        print(f"0 records changed: {why}")
+        print(f"0 records changed: {_nothing_to_do(delta, loaded, 'apply')}")
         return 0
     _silent(delta.apply, loaded.obj, inplace=True,
             allow_model_mismatch=args.allow_model_mismatch)
@@ -121,11 +170,12 @@ def _memory_note(delta) -> None:
 
 
 def run_revert(args) -> int:
+    _check_not_link(args.index)
     delta = load_delta(args.delta)
     loaded = load_index(args.index, args.kind, args.model, args.allow_pickle)
     todo = _quiet(delta.pending, loaded.obj, "revert")
     if not todo:
-        print(f"0 records changed: {loaded.path} already holds the original vectors")
+        print(f"0 records changed: {_nothing_to_do(delta, loaded, 'revert')}")
         return 0
     _silent(delta.revert, loaded.obj)
     save_index(loaded.obj, loaded.kind, loaded.path)

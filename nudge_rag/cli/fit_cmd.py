@@ -182,6 +182,9 @@ def run_eval(args) -> int:
     qs = read_questions(args.questions, loaded)
     metrics = REPORT_METRICS if args.metrics is None else \
         tuple(m.strip() for m in args.metrics.split(",") if m.strip())
+    if not metrics:
+        raise InputError(f"--metrics {args.metrics!r} names no metric; give e.g. "
+                         "ndcg@10,recall@10")
     ft = EmbeddingFinetuner(loaded.obj, show_progress=not args.no_progress and not args.json)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

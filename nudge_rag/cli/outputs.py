@@ -46,9 +46,26 @@ def demo_problem(path: Path) -> str | None:
         return "is a file, not an earlier demo output"
     names = [n for n in os.listdir(path) if not n.startswith(".")]
     strangers = sorted(set(names) - set(DEMO_PARTS) - set(DEMO_EXTRAS))
-    if strangers or "delta" not in names or delta_problem(path / "delta") is not None:
+    if strangers or "delta" not in names or delta_problem(path / "delta") is not None \
+            or _foreign_part(path, names):
         return f"is not an earlier demo output (it holds {listing(path)})"
     return None
+
+
+def _foreign_part(path: Path, names) -> bool:
+    """Whether a part that the demo would replace holds something else than the demo wrote
+    there: an index of another kind, or a file that is not questions."""
+    from ..questions.io import check_questions_output
+    from .indexes import detect_kind
+
+    try:
+        if "index" in names and detect_kind(path / "index") != "llama-index":
+            return True
+        for name in set(names) & {p for p in DEMO_PARTS if p.endswith(".jsonl")}:
+            check_questions_output(path / name, overwrite=True)
+    except InputError:
+        return True
+    return False
 
 
 def check_demo_out(path, overwrite: bool) -> None:

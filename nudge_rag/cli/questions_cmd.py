@@ -32,6 +32,8 @@ def _register_generate(qsub) -> None:
     g.add_argument("index", help="persisted index (LlamaIndex dir, InMemoryVectorStore dump "
                                  "or FAISS folder)")
     g.add_argument("-o", "--output", required=True, help="questions file to write (JSONL)")
+    g.add_argument("--overwrite", action="store_true",
+                   help="replace the questions file already at --output")
     g.add_argument("--per-chunk", type=int, default=PER_CHUNK,
                    help=f"questions per chunk (default {PER_CHUNK}, as the demo)")
     g.add_argument("--llm", default="offline",
@@ -51,6 +53,8 @@ def _register_import_logs(qsub) -> None:
                                      "removes a record.")
     lg.add_argument("log", help="log file: .jsonl, .csv or .tsv")
     lg.add_argument("-o", "--output", required=True, help="questions file to write (JSONL)")
+    lg.add_argument("--overwrite", action="store_true",
+                    help="replace the questions file already at --output")
     for role, default in (("query", "query"), ("shown", "shown_ids"),
                           ("clicked", "clicked_ids"), ("feedback", "feedback"),
                           ("timestamp", "timestamp")):
@@ -87,9 +91,11 @@ def _load_llm(spec: str):
 
 def run_generate(args) -> int:
     from ..questions import generate_questions
+    from ..questions.io import check_questions_output
 
     if args.per_chunk < 1:
         raise InputError(f"--per-chunk {args.per_chunk} must be at least 1")
+    check_questions_output(args.output, args.overwrite, "--overwrite")  # before any work
     loaded = load_index(args.index, args.kind, args.model, args.allow_pickle)
     chunks = loaded.chunks()
     if not chunks:
@@ -99,17 +105,19 @@ def run_generate(args) -> int:
     else:
         qs = generate_questions(chunks, _load_llm(args.llm), args.per_chunk, cache=args.cache,
                                 progress=not args.no_progress)
-    qs.to_jsonl(args.output)
+    qs.to_jsonl(args.output, overwrite=args.overwrite)
     print(f"wrote {len(qs)} questions about {len(chunks)} chunks to {args.output}")
     return 0
 
 
 def run_import_logs(args) -> int:
     from ..questions import import_logs
+    from ..questions.io import check_questions_output
 
     fields = {"query": args.query_field, "shown": args.shown_field,
               "clicked": args.clicked_field, "feedback": args.feedback_field,
               "timestamp": args.timestamp_field}
+    check_questions_output(args.output, args.overwrite, "--overwrite")  # before any work
     known, id_map = None, None
     if args.index is not None:
         loaded = load_index(args.index, args.kind, args.model, args.allow_pickle)
@@ -120,7 +128,7 @@ def run_import_logs(args) -> int:
     if len(qs) == 0:
         raise InputError(f"{args.log}: no question with a clicked or liked record "
                          f"({report.summary()})")
-    qs.to_jsonl(args.output)
+    qs.to_jsonl(args.output, overwrite=args.overwrite)
     print(report.summary(), file=sys.stderr)
     print(f"wrote {len(qs)} questions to {args.output}")
     return 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,8 +50,21 @@ class BeirDataset:
         return (doc.get("title", "") + " " + doc.get("text", "")).strip()
 
 
-def _read_jsonl(path: Path) -> list[dict]:
-    return [row for _, _, row in jsonl(path)]
+def _read_rows(path: Path) -> dict[str, dict]:
+    """``{_id: row}`` of a BEIR JSONL file: every row an object with an ``_id`` and, where
+    present, a string ``title`` and ``text``."""
+    if not path.is_file():
+        raise InputError(f"{path} does not exist; a BEIR folder holds corpus.jsonl and "
+                         "queries.jsonl")
+    rows = {}
+    for _, where, row in jsonl(path):
+        if not isinstance(row, dict) or "_id" not in row:
+            raise InputError(f"{where}: expected a JSON object with an '_id' field")
+        for key in ("title", "text"):
+            if not isinstance(row.get(key, ""), str):
+                raise InputError(f"{where}: field {key!r} must be a string")
+        rows[str(row["_id"])] = row
+    return rows
 
 
 def read_qrels(path: str | os.PathLike) -> dict[str, dict[str, float]]:
@@ -58,22 +72,31 @@ def read_qrels(path: str | os.PathLike) -> dict[str, dict[str, float]]:
     qrels: dict[str, dict[str, float]] = {}
     with contextlib.closing(text_lines(path)) as lines:
         reader = csv.reader((line for _, line in lines), delimiter="\t")
-        header = next(reader, None)
-        if header is None:
-            return qrels
-        for lineno, row in enumerate(reader, 2):
-            if not row:
-                continue
-            if len(row) < 3:
-                raise InputError(f"{path}:{lineno}: expected 3 tab-separated columns "
-                                 "(query-id, corpus-id, score)")
-            try:
-                grade = float(row[2])
-            except ValueError:
-                raise InputError(f"{path}:{lineno}: score {row[2]!r} is not a number") from None
-            if grade > 0:
-                qrels.setdefault(row[0], {})[row[1]] = grade
+        try:
+            _qrel_rows(reader, path, qrels)
+        except csv.Error as exc:  # a field past the csv module's size limit, and the like
+            raise InputError(f"{path}:{reader.line_num}: not a readable TSV line ({exc}); fix "
+                             "the file") from None
     return qrels
+
+
+def _qrel_rows(reader, path, qrels: dict) -> None:
+    if next(reader, None) is None:  # the header
+        return
+    for lineno, row in enumerate(reader, 2):
+        if not row:
+            continue
+        if len(row) < 3:
+            raise InputError(f"{path}:{lineno}: expected 3 tab-separated columns "
+                             "(query-id, corpus-id, score)")
+        try:
+            grade = float(row[2])
+        except ValueError:
+            raise InputError(f"{path}:{lineno}: score {row[2]!r} is not a number") from None
+        if not math.isfinite(grade):
+            raise InputError(f"{path}:{lineno}: score {row[2]!r} is not a finite number")
+        if grade > 0:
+            qrels.setdefault(row[0], {})[row[1]] = grade
 
 
 def load_beir(path: str | os.PathLike, splits: tuple[str, ...] | None = None) -> BeirDataset:
@@ -81,14 +104,18 @@ def load_beir(path: str | os.PathLike, splits: tuple[str, ...] | None = None) ->
     root = Path(path)
     if not (root / "corpus.jsonl").is_file():
         raise InputError(f"path={str(root)!r} has no corpus.jsonl; pass a BEIR-layout folder")
-    corpus = {str(d["_id"]): d for d in _read_jsonl(root / "corpus.jsonl")}
-    queries = {str(q["_id"]): q.get("text", "") for q in _read_jsonl(root / "queries.jsonl")}
+    corpus = _read_rows(root / "corpus.jsonl")
+    queries = {qid: q.get("text", "") for qid, q in _read_rows(root / "queries.jsonl").items()}
     qrel_dir = root / "qrels"
-    names = sorted(p.stem for p in qrel_dir.glob("*.tsv")) if splits is None else list(splits)
+    available = sorted(p.stem for p in qrel_dir.glob("*.tsv"))
+    names = available if splits is None else list(splits)
     if splits is None and "all" in names:
         names = ["all"]  # an "all" file already pools the others
     qrels: dict[str, dict[str, float]] = {}
     for name in names:
+        if not (qrel_dir / f"{name}.tsv").is_file():
+            raise InputError(f"splits: {qrel_dir / f'{name}.tsv'} does not exist; available: "
+                             f"{available}")
         for qid, rel in read_qrels(qrel_dir / f"{name}.tsv").items():
             qrels.setdefault(qid, {}).update(rel)
     return BeirDataset(root, corpus, queries, qrels)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._fs import staged
+from .._fs import check_output, staged
 from .._readers import jsonl, read_json
 from ..datasets import read_qrels
 from ..errors import InputError
@@ -119,15 +119,37 @@ def _jsonable(value, where: str):
                      "written as JSON; convert it to a string, number, list or dict")
 
 
-def _atomic_write(path, write) -> None:
+def _atomic_write(path, write, read=None, overwrite: bool = False) -> None:
     """Write through a flushed temporary file swapped in at once, so a crash never leaves half
     a file, and a full disk is an error naming ``path``. The file is made by ``open``, so its
-    permissions follow the umask."""
+    permissions follow the umask. With ``read`` (a reader of the format being written), what
+    is at ``path`` follows :func:`check_questions_output`; without, the caller checked."""
+    if read is not None:
+        check_questions_output(path, overwrite, read=read)
     with staged(Path(path)) as tmp, open(tmp, "w", encoding="utf-8") as fh:
         write(fh)
 
 
-def write_jsonl(qs: Iterable[Question], path) -> None:
+def check_questions_output(path, overwrite: bool, flag: str = "overwrite=True",
+                           read=None) -> None:
+    """The output rule of ``_fs.check_output`` for question files: a file that cannot be read
+    as questions (by ``read``, JSONL by default) is refused, a questions file is replaced
+    only with ``overwrite``."""
+    read = read or jsonl_questions
+    check_output(path, "a questions file", lambda p: _not_questions(p, read), overwrite, flag)
+
+
+def _not_questions(path: Path, read) -> str | None:
+    if path.is_dir():
+        return "is a folder, not a questions file"
+    try:
+        read(path)
+    except (InputError, OSError):
+        return "is not a questions file"
+    return None
+
+
+def write_jsonl(qs: Iterable[Question], path, overwrite: bool = False) -> None:
     rows = []
     for q in qs:
         row = {"id": q.id, "question": q.text, "relevant": q.relevant}
@@ -135,7 +157,8 @@ def write_jsonl(qs: Iterable[Question], path) -> None:
             row["embedding"] = q.embedding.tolist()
         row["metadata"] = _jsonable(q.metadata, f"question {q.id!r}")
         rows.append(json.dumps(row, ensure_ascii=False))
-    _atomic_write(path, lambda fh: fh.write("\n".join(rows) + "\n"))
+    _atomic_write(path, lambda fh: fh.write("\n".join(rows) + "\n"), jsonl_questions,
+                  overwrite)
 
 
 # -- BEIR ------------------------------------------------------------------------------------------
@@ -274,7 +297,8 @@ def llama_dataset_questions(path_or_dict, known_ids=None, source: str = "synthet
     return questions, {str(k): v for k, v in corpus.items()}
 
 
-def write_llama_dataset(qs: Iterable[Question], path=None, corpus=None) -> dict:
+def write_llama_dataset(qs: Iterable[Question], path=None, corpus=None,
+                        overwrite: bool = False) -> dict:
     """The ``EmbeddingQAFinetuneDataset`` dict (written to ``path`` when given). ``corpus`` is
     ``{id: text}``, nodes or documents; the format has no grades, so ids are listed best first.
     """
@@ -288,5 +312,6 @@ def write_llama_dataset(qs: Iterable[Question], path=None, corpus=None) -> dict:
     data = {"queries": queries, "corpus": dict(as_chunks(corpus)) if corpus else {},
             "relevant_docs": relevant_docs, "mode": "text"}
     if path is not None:
-        _atomic_write(path, lambda fh: json.dump(data, fh, ensure_ascii=False, indent=2))
+        _atomic_write(path, lambda fh: json.dump(data, fh, ensure_ascii=False, indent=2),
+                      llama_dataset_questions, overwrite)
     return data

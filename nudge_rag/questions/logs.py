@@ -447,6 +447,9 @@ def import_logs(source, *, fields: Mapping[str, str] | None = None, format: str 
     the index does not hold (reported).
     """
     names = _field_names(fields)
+    if list_sep is not None and (not isinstance(list_sep, str) or not list_sep):
+        raise InputError(f"list_sep={list_sep!r} must be a non-empty string, or None to split "
+                         "id lists on any of | ; ,")
     known = None if known_ids is None else set(map(str, known_ids))
     report = LogReport()
     parser = _RowParser(names, list_sep, _resolver(id_map), known, report)

@@ -113,8 +113,10 @@ class QuestionSet:
         field. ``known_ids`` refuses relevance that points elsewhere."""
         return cls(jsonl_questions(path, known_ids=known_ids, source=source))
 
-    def to_jsonl(self, path) -> None:
-        write_jsonl(self, path)
+    def to_jsonl(self, path, overwrite: bool = False) -> None:
+        """Write one question per line. An existing questions file is replaced only with
+        ``overwrite=True``; any other file or folder at ``path`` is refused."""
+        write_jsonl(self, path, overwrite=overwrite)
 
     @classmethod
     def from_beir(cls, folder, splits=None, known_ids=None) -> QuestionSet:
@@ -132,8 +134,8 @@ class QuestionSet:
         return cls(llama_dataset_questions(path_or_dict, known_ids=known_ids,
                                            source=source)[0])
 
-    def to_llama_dataset(self, path=None, corpus=None) -> dict:
-        return write_llama_dataset(self, path, corpus=corpus)
+    def to_llama_dataset(self, path=None, corpus=None, overwrite: bool = False) -> dict:
+        return write_llama_dataset(self, path, corpus=corpus, overwrite=overwrite)
 
     # -- container protocol ---------------------------------------------------------------
     def __len__(self) -> int:

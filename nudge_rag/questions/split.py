@@ -13,6 +13,7 @@ module sits below ``question_set`` and never imports it.
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -37,11 +38,19 @@ def _check_fractions(train: float, val: float, test: float) -> None:
                          "validation questions, so give val a fraction > 0")
 
 
+def check_seed(seed) -> None:
+    """numpy takes whole numbers ≥ 0 (or ``None``, for fresh entropy) as seeds."""
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)
+                             or seed < 0):
+        raise InputError(f"seed={seed!r} must be a whole number ≥ 0")
+
+
 def _group_order(qs, threshold, seed) -> tuple[np.ndarray, np.ndarray]:
     """``(group label per question, groups in seeded random order)``.
 
     Groups are put in the order of their smallest question id before the seeded permutation,
     so the order does not depend on the order the questions came in."""
+    check_seed(seed)
     threshold = NEAR_DUPLICATE_JACCARD if threshold is None else threshold
     labels = duplicate_groups(qs.texts, qs.embeddings, threshold=threshold)
     n_groups = int(labels.max()) + 1

@@ -105,7 +105,7 @@ def test_a_kill_between_staging_and_cleanup_is_cleaned_by_the_next_save(tmp_path
 def test_without_an_atomic_exchange_the_fallback_still_writes(tmp_path, monkeypatch):
     """On a filesystem without RENAME_EXCHANGE the writer moves the old copy aside first; a
     kill between its two renames leaves the path empty, and ``load`` then names the sibling
-    that holds the previous delta, whole. The next save removes it."""
+    that holds the previous delta, whole. The next save with overwrite=True removes it."""
     monkeypatch.setattr(_fs, "_exchange", lambda a, b: False)
     path = tmp_path / "delta"
     make_delta(0).save(path)
@@ -129,7 +129,13 @@ def test_without_an_atomic_exchange_the_fallback_still_writes(tmp_path, monkeypa
     with pytest.raises(InputError, match=r"\.delta\.old-") as exc:
         NudgeDelta.load(path)
     assert "rename it back" in str(exc.value)
-    make_delta(3).save(path)
+    # that sibling is the previous delta, whole (after an in-place apply without a backup,
+    # the only copy of the original vectors): a save without overwrite=True must not remove
+    # it, as it would not replace the delta at the path (review of issue 11: it did)
+    with pytest.raises(InputError, match=r"\.delta\.old-.*overwrite=True"):
+        make_delta(3).save(path)
+    assert any(".old-" in name for name in siblings(path))
+    make_delta(3).save(path, overwrite=True)
     assert siblings(path) == []
 
 

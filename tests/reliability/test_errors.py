@@ -131,9 +131,36 @@ BAD_META = {
 }
 
 
-@pytest.mark.parametrize("case", BAD_META)
+def _model(**fields):
+    return _set("model", {"name": "all-MiniLM-L6-v2", "dim": 8, **fields})
+
+
+def _report(**fields):
+    return _set("report", {"n_train_questions": 30, **fields})
+
+
+#: fields inside ``model`` and ``report`` that load let through, to end in a raw TypeError,
+#: UFuncTypeError, KeyError or ValueError when apply/eval/inspect used them (review of #11)
+BAD_NESTED = {
+    "probe of text": (_model(probe="abcdefghijklmnop"), "'model'"),
+    "probe a number": (_model(probe=5), "'model'"),
+    "probe with a string": (_model(probe=[0.1] * 15 + ["x"]), "'model'"),
+    "probe of lists": (_model(probe=[[0.1]] * 16), "'model'"),
+    "name a list": (_model(name=["a"]), "'model'"),
+    "dim a string": (_model(dim="abc"), "'model'"),
+    "before a string": (_report(before="abc", after="abc"), "'report'"),
+    "before holding text": (_report(before={"ndcg@10": "x"}, after={"ndcg@10": 0.5}),
+                            "'report'"),
+    "before holding null": (_report(before={"ndcg@10": None}, after={"ndcg@10": None}),
+                            "'report'"),
+    "after lacking a metric": (_report(before={"ndcg@10": 0.1}, after={"mrr@10": 0.5}),
+                               "'report'"),
+}
+
+
+@pytest.mark.parametrize("case", [*BAD_META, *BAD_NESTED])
 def test_a_malformed_delta_json(tmp_path, case, capsys):
-    edit, field = BAD_META[case]
+    edit, field = {**BAD_META, **BAD_NESTED}[case]
     path = make_delta().save(tmp_path / "d")
     edit_meta(path, edit)
     with pytest.raises(InputError, match=field) as exc:
@@ -141,6 +168,18 @@ def test_a_malformed_delta_json(tmp_path, case, capsys):
     assert str(path / "delta.json") in str(exc.value)
     assert run("inspect", path) == 1
     one_line_error(capsys, "delta.json")
+
+
+def test_a_tampered_probe_is_refused_by_apply_and_eval(work, capsys):
+    """On the real project: the commands that compare models say the delta is damaged."""
+    edit_meta(work / "delta", _set("model", {"name": "all-MiniLM-L6-v2", "dim": 384,
+                                             "probe": "abcdefghijklmnop"}))
+    assert run("apply", work / "index", work / "delta", "-o", work / "out") == 1
+    one_line_error(capsys, "delta.json", "'model'")
+    assert run("eval", work / "index", work / "delta", work / "test.jsonl",
+               "--no-progress") == 1
+    one_line_error(capsys, "delta.json", "'model'")
+    assert not (work / "out").exists()
 
 
 @pytest.mark.parametrize("case", ["no counts", "short counts", "float counts", "3-d vectors"])
@@ -301,3 +340,67 @@ def test_a_backup_on_another_filesystem(work, capsys):
         assert siblings(work / "index") == [] and siblings(backup) == []
     finally:
         shutil.rmtree(backup.parent, ignore_errors=True)
+
+
+# -- command-line arguments (review of issue 11) --------------------------------------------------
+@pytest.mark.parametrize("seed", [-1, "abc", 2.5])
+def test_a_seed_numpy_cannot_take_is_refused(seed):
+    """A negative seed used to end in numpy's raw "ValueError: expected non-negative integer"
+    (``fit --seed -1``)."""
+    from nudge_rag.questions import group_split
+
+    qs = QuestionSet.from_pairs([(f"question {i}", {f"doc{i}": 1}) for i in range(10)])
+    with pytest.raises(InputError, match="seed"):
+        group_split(qs, seed=seed)
+    group_split(qs, seed=2**70)  # any whole number ≥ 0 is a seed
+
+
+def test_fit_names_a_negative_seed(work, capsys):
+    assert run("fit", work / "index", work / "train.jsonl", "-o", work / "d", "--seed", -1,
+               "--no-progress") == 1
+    one_line_error(capsys, "seed=-1")
+    assert not (work / "d").exists()
+
+
+def test_eval_with_no_metric_is_refused(work, capsys):
+    """``eval --metrics ,`` used to end in "TypeError: 'int' object is not iterable"."""
+    assert run("eval", work / "index", work / "delta", work / "test.jsonl", "--metrics", ",",
+               "--no-progress") == 1
+    assert "TypeError" not in one_line_error(capsys, "--metrics")
+
+
+def test_an_empty_list_separator_is_refused(tmp_path, capsys):
+    """``import-logs --list-sep ''`` used to end in a raw "ValueError: empty separator"."""
+    log = tmp_path / "log.csv"
+    log.write_text("query,clicked_ids\nhow do I stop a loop,a|b\n")
+    with pytest.raises(InputError, match="list_sep"):
+        import_logs(log, list_sep="")
+    assert run("questions", "import-logs", log, "-o", tmp_path / "q.jsonl", "--list-sep",
+               "") == 1
+    one_line_error(capsys, "list")
+
+
+def test_counts_past_int64_are_refused_on_load(tmp_path):
+    """uint64 counts of 2**64 - 1 used to load, and the next save wrote them as -1: a delta
+    that load then refused."""
+    path = make_delta().save(tmp_path / "d")
+    arrays = read_arrays(path)
+    arrays["counts"] = np.full(12, 2**64 - 1, dtype=np.uint64)
+    write_arrays(path, arrays)
+    with pytest.raises(InputError, match="'counts'") as exc:
+        NudgeDelta.load(path)
+    assert "arrays.npz" in str(exc.value)
+
+
+def test_a_nul_in_a_path_is_refused(tmp_path):
+    """A NUL character in a path (as in ``copy_name``): the writers and readers used to end in
+    a raw "ValueError: embedded null byte"."""
+    bad = str(tmp_path / "a\x00b")
+    qs = QuestionSet.from_pairs([("what purrs", {"cats": 1})])
+    for call in (lambda: make_delta().save(bad), lambda: qs.to_jsonl(bad),
+                 lambda: QuestionSet.from_jsonl(bad)):
+        with pytest.raises(InputError, match="NUL"):
+            call()
+    with pytest.raises(InputError, match="not a file"):  # this one already said so
+        import_logs(bad + ".jsonl")
+    assert sorted(p.name for p in tmp_path.iterdir()) == []

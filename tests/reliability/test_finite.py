@@ -101,3 +101,79 @@ def test_revert_repairs_records_a_broken_apply_left_non_finite():
     emb["dogs"] = [float("nan")] * len(emb["dogs"])
     assert delta.revert(index) == 2
     assert {k: list(v) for k, v in emb.items()} == before
+
+
+def test_vectors_beyond_float32_are_refused_before_any_write(tmp_path):
+    """Nudged vectors changed in memory to values float32 cannot hold (1e39): finite in
+    float64, inf once a FAISS index or the delta's own file keeps them. apply refuses before
+    writing, and save refuses rather than write a delta that load would refuse (review of
+    issue 11: both used to go through)."""
+    pytest.importorskip("faiss")
+    pytest.importorskip("langchain_community")
+    from tests.small_corpus import QUESTIONS
+
+    from .writers import index_pair
+
+    store, _ = index_pair("faiss")
+    delta = EmbeddingFinetuner(store, gamma=0.3, show_progress=False).fit(QUESTIONS)
+    delta.vectors = delta.vectors.astype(np.float64)
+    delta.vectors[2, 5] = 1e39
+    before = store.index.reconstruct_n(0, store.index.ntotal).copy()
+    for inplace in (True, False):
+        with pytest.raises(InputError, match="too large") as exc:
+            delta.apply(store, inplace=inplace)
+        assert "float32" in str(exc.value) and delta.ids[2] in str(exc.value)
+    assert np.array_equal(store.index.reconstruct_n(0, store.index.ntotal), before)
+    with pytest.raises(InputError, match="too large"):
+        delta.save(tmp_path / "d")
+    assert not (tmp_path / "d").exists()
+
+
+def _memory_store(vector_of=None):
+    """The small corpus in a LangChain in-memory store, one record's vector changed."""
+    pytest.importorskip("langchain_core")
+    from langchain_core.vectorstores import InMemoryVectorStore
+
+    from tests.fakes import CountingLangChainEmbeddings, hashed_embedding
+    from tests.small_corpus import DOCS
+
+    store = InMemoryVectorStore(CountingLangChainEmbeddings(dim=64))
+    for key, (text, _) in DOCS.items():
+        vector = hashed_embedding(text, 64)
+        if vector_of and key in vector_of:
+            vector = vector_of[key](np.asarray(vector)).tolist()
+        store.store[key] = {"id": key, "vector": vector, "text": text, "metadata": {}}
+    return store
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+@pytest.mark.parametrize("gamma", [0.2, None])
+def test_a_store_holding_nan_is_named_not_gamma(bad, gamma):
+    """A record the store holds as NaN/inf: the fit says so and names the record (it used
+    to blame γ: "gamma=0.2 moves records so far that their vectors do not fit in float32
+    (largest value nan)")."""
+    from tests.small_corpus import QUESTIONS
+
+    store = _memory_store({"dogs": lambda v: v + bad})
+    with pytest.raises(InputError) as exc:
+        EmbeddingFinetuner(store, gamma=gamma, show_progress=False).fit(QUESTIONS)
+    assert "'dogs'" in str(exc.value) and "NaN or inf" in str(exc.value)
+    assert "gamma" not in str(exc.value)
+
+
+def test_question_embeddings_too_large_are_reported():
+    """Question vectors of 1e200 (too large to square): reported as too large, not turned
+    silently into zero vectors that move nothing."""
+    from nudge_rag.questions import QuestionSet
+    from tests.fakes import hashed_embedding
+    from tests.small_corpus import QUESTIONS
+
+    store = _memory_store()
+    qs = QuestionSet.from_pairs(QUESTIONS)
+    emb = np.array([hashed_embedding(text, 64) for text, _ in QUESTIONS])
+    assert EmbeddingFinetuner(store, gamma=0.2, show_progress=False) \
+        .fit(qs.with_embeddings(emb)).moved.any()
+    with pytest.raises(InputError, match="too large") as exc:
+        EmbeddingFinetuner(store, gamma=0.2, show_progress=False) \
+            .fit(qs.with_embeddings(emb * 1e200))
+    assert "train_questions" in str(exc.value) and "NaN" not in str(exc.value)

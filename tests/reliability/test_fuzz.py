@@ -135,6 +135,40 @@ def test_delta_json(edits, whole):
         got = only_our_errors(NudgeDelta.load, path)
         if got is not None:
             assert np.isfinite(got.vectors).all() and len(got.counts) == len(got.ids)
+            use_loaded(got)
+
+
+def use_loaded(delta) -> None:
+    """What the commands do with a loaded delta: show it, and check a store's model."""
+    from nudge_rag.embedding import model_mismatch
+
+    repr(delta)
+    delta.report()
+    model_mismatch(delta.model, None, delta.dim)
+
+
+NESTED_KEYS = ["model.name", "model.dim", "model.probe", "model.class", "report.before",
+               "report.after", "report.n_train_questions", "report.n_val_questions"]
+numbers_or_json = st.one_of(json_values, st.lists(st.floats(), max_size=16),
+                            st.dictionaries(st.sampled_from(["ndcg@10", "mrr@10"]),
+                                            st.one_of(st.floats(), scalars), max_size=2))
+
+
+@FUZZ
+@given(edits=st.lists(st.tuples(st.sampled_from(NESTED_KEYS), numbers_or_json), max_size=4))
+def test_delta_json_model_and_report(edits):
+    """Fields inside ``model`` and ``report``: load refuses them with our error, or the
+    loaded delta can be shown and compared (review of issue 11)."""
+    with scratch() as folder:
+        path = make_delta().save(folder / "d")
+        meta = json.loads((path / "delta.json").read_text())
+        for key, value in edits:
+            part, name = key.split(".")
+            meta[part][name] = value
+        (path / "delta.json").write_text(json.dumps(meta))
+        got = only_our_errors(NudgeDelta.load, path)
+        if got is not None:
+            use_loaded(got)
 
 
 arrays_names = st.sampled_from(["vectors", "original", "sums", "counts", "other"])
@@ -237,3 +271,37 @@ def test_faiss_folders(faiss_folder, name, cut, flip):
         if got is not None:
             ids = [i for i, _ in got.chunks()]
             assert len(ids) == got.obj.index.ntotal
+
+
+# -- BEIR folders (review of issue 11) ------------------------------------------------------------
+tsv_cells = st.one_of(st.text(max_size=6),
+                      st.sampled_from(["1", "0", "-1", "inf", "nan", "1e400", "2", '"', "\x00",
+                                       "x" * 140_000]))
+tsv_lines = st.lists(st.lists(tsv_cells, max_size=4).map("\t".join), max_size=5)
+beir_rows = st.one_of(
+    raw_lines,
+    st.dictionaries(st.sampled_from(["_id", "title", "text", "metadata"]), json_values,
+                    max_size=4).map(lambda d: json.dumps(d).encode()))
+
+
+@FUZZ
+@given(queries=st.lists(beir_rows, max_size=4), corpus=st.lists(beir_rows, max_size=3),
+       qrels=tsv_lines, header=st.booleans(), split=st.sampled_from([None, "test", "all"]))
+def test_beir_folders(queries, corpus, qrels, header, split):
+    """``QuestionSet.from_beir`` and ``datasets.load_beir`` on made-up folders: rows without
+    ``_id`` or not objects, qrels cells past the csv module's field limit, missing splits."""
+    from nudge_rag.datasets import load_beir
+
+    with scratch() as folder:
+        (folder / "qrels").mkdir()
+        (folder / "queries.jsonl").write_bytes(b"\n".join(queries) + b"\n")
+        (folder / "corpus.jsonl").write_bytes(b"\n".join(corpus) + b"\n")
+        text = ("query-id\tcorpus-id\tscore\n" if header else "") + "\n".join(qrels)
+        (folder / "qrels" / "test.tsv").write_text(text, encoding="utf-8",
+                                                    errors="surrogatepass")
+        got = only_our_errors(QuestionSet.from_beir, folder, splits=split)
+        if got is not None:
+            assert all(q.relevant for q in got)
+        data = only_our_errors(load_beir, folder, None if split is None else (split,))
+        if data is not None:
+            assert all(isinstance(k, str) for k in data.corpus)

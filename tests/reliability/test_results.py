@@ -96,6 +96,26 @@ def test_revert_and_apply_say_what_they_did(work, capsys):
     assert "0 records changed" in out and "already holds the original vectors" in out
 
 
+def test_messages_do_not_claim_vectors_another_delta_wrote(work, capsys):
+    """Delta A applied in place, then delta B (fitted on the original index, another γ):
+    B finds its records holding neither its original nor its nudged vectors and leaves them
+    alone. It used to add "index already holds the nudged vectors" (for apply) and "already
+    holds the original vectors" (for revert), neither of which was true."""
+    index, a, b = work / "index", work / "delta", work / "delta-b"
+    assert run("fit", index, work / "train.jsonl", "-o", b, "--gamma", 0.21,
+               "--no-progress") == 0
+    assert run("apply", index, a, "--inplace", "--no-backup") == 0
+    capsys.readouterr()
+    for command in ("apply", "revert"):
+        extra = ("--inplace", "--no-backup") if command == "apply" else ()
+        assert run(command, index, b, *extra) == 0
+        out = capsys.readouterr().out
+        assert "0 records changed" in out and "already holds" not in out, out
+        assert "left alone" in out and str(len(NudgeDelta.load(b))) in out, out
+    assert run("revert", index, a) == 0
+    assert "restored the original vectors of" in capsys.readouterr().out
+
+
 def test_eval_labels_say_what_was_measured(work, capsys):
     assert run("eval", work / "index", work / "delta", work / "test.jsonl") == 0
     fresh = capsys.readouterr().out
