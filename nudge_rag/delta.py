@@ -106,6 +106,11 @@ class NudgeDelta:
         if links.ndim != 2 or links.shape[1] != 2 or links.dtype.kind not in "iu":
             raise InputError(f"delta memory_links has shape {links.shape} and dtype "
                              f"{links.dtype}, expected integer (n, 2); the delta is corrupt")
+        # keys are unit question vectors (float32): a scaled key would outscore every record
+        sq = np.einsum("ij,ij->i", keys, keys, dtype=np.float64)
+        if np.any(np.abs(sq - 1.0) > 1e-3):
+            raise InputError(f"delta memory_keys row {int(np.argmax(np.abs(sq - 1.0) > 1e-3))} "
+                             "is not a unit vector; the delta is corrupt")
         if len(links) and (links.min() < 0 or links[:, 0].max() >= len(keys)
                            or links[:, 1].max() >= len(self.ids)):
             raise InputError("delta memory_links name a key or record the delta does not "
@@ -157,8 +162,10 @@ class NudgeDelta:
         holds and needs."""
         r = self.fit_report
         alpha = f", alpha={self.alpha:.4g}" if self.alpha > 0 else ""
-        lines = [f"NUDGE fit: {self.method}, gamma={self.gamma:.4g}{alpha} (chosen by "
-                 f"{self.metric}), {int(self.moved.sum())} records moved, store scores by "
+        # a fit that chose nothing (γ and α given) has no held-out figures
+        how = f"chosen by {self.metric}" if r.get("before") or not r else "fixed"
+        lines = [f"NUDGE fit: {self.method}, gamma={self.gamma:.4g}{alpha} ({how}), "
+                 f"{int(self.moved.sum())} records moved, store scores by "
                  f"{self.similarity}",
                  f"questions: {r.get('n_train_questions', '?')} train, "
                  f"{r.get('n_val_questions', 0)} validation"
@@ -184,8 +191,8 @@ class NudgeDelta:
         if self.n_memory == 0:
             return ["query memory: none kept; apply() writes everything this delta does"]
         return [f"query memory: {self.n_memory} question vectors kept, linked to the records "
-                "they name; they can reveal what users asked (fit with memory=False to keep "
-                "none)",
+                "they name; they can reveal what users asked (memory=False keeps no memory; "
+                "the per-record question sums that update() needs stay in any delta)",
                 "apply() writes only the nudged records: an applied store does not have the "
                 "memory, nor its share of the gain; use delta.as_retriever(...) to keep it"]
 

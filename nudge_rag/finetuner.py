@@ -52,7 +52,8 @@ class EmbeddingFinetuner:
     questions is held out). ``refit=True`` then fits on training and validation questions
     together. ``memory=True`` keeps the questions' vectors in the delta as extra keys
     pointing at the records they name (the retriever scores them; ``apply`` cannot write
-    them, and they can reveal what users asked: ``memory=False`` keeps none).
+    them, and they can reveal what users asked: ``memory=False`` keeps none, though every
+    delta keeps the per-record question sums that :meth:`update` needs).
     ``selection="validation", refit=False, memory=False`` is the paper's protocol.
     """
 
@@ -248,11 +249,13 @@ class EmbeddingFinetuner:
         pairs = relevance_pairs(new.relevance, row)
         sums, counts, original = self._grown(adapter, delta, ids, row)
         sums, counts = add_questions(sums, counts, new_q, pairs)
-        memory = grown_memory(delta, new_q, pairs, row, len(ids))
+        # memory=False keeps no question vectors, the delta's included
+        memory = grown_memory(delta, new_q, pairs, row, len(ids)) if self.memory else None
         parts = summed_parts(original, sums, memory, delta.dim)
         keep = val_questions is None
         est = self._estimator(gamma=delta.gamma if keep else None,
-                              alpha=delta.alpha if keep else None, memory=memory is not None,
+                              alpha=delta.alpha if keep and memory is not None else None,
+                              memory=memory is not None,
                               selection="validation")
         if not keep:
             val = QuestionSet.coerce(val_questions, "val_questions")

@@ -30,7 +30,7 @@ from typing import NamedTuple, Protocol, runtime_checkable
 import numpy as np
 
 from .core.memory import QueryMemory
-from .errors import MismatchError
+from .errors import InputError, MismatchError
 from .stores import adapt
 from .stores.base import check_target, held_states, run_blocking
 
@@ -46,6 +46,21 @@ def native_of_inner(similarity: str, query: np.ndarray, inner: np.ndarray) -> np
     if similarity == "cosine":
         return inner / np.sqrt(qq)
     return 1.0 - 2.0 * inner + qq
+
+
+def checked_query(query, dim: int) -> np.ndarray:
+    """``query`` as one float64 vector of the delta's dimension, finite and not zero (the
+    overlay scores the delta's records with it before the store sees it)."""
+    try:
+        q = np.asarray(query, dtype=np.float64)
+    except (TypeError, ValueError):
+        q = None
+    if q is None or q.shape != (dim,):
+        raise InputError(f"query must be one vector of dimension {dim} (the delta's); got "
+                         f"shape {None if q is None else q.shape}")
+    if not np.all(np.isfinite(q)) or not np.any(q):
+        raise InputError("query holds NaN or inf, or is all zeros; embed the text again")
+    return q
 
 
 def native_scores(similarity: str, query: np.ndarray, vectors: np.ndarray,
@@ -236,7 +251,7 @@ class Overlay:
         """Top-``k`` of the nudged store among ``ids`` only (LlamaIndex's ``node_ids``): each
         is scored exactly, at its nudged vector while the store holds it as the fit saw it,
         else at the vector the store holds."""
-        query = np.asarray(query, dtype=np.float64)
+        query = checked_query(query, self.delta.dim)
         admitted = self.adapter.filter_ids(list(dict.fromkeys(ids)), filters, options)
         found, stored = self.adapter.fetch(admitted) if admitted else ([], None)
         if not found:
@@ -283,7 +298,7 @@ class Overlay:
     # -- the plan --------------------------------------------------------------------------------
     def _plan(self, query, k: int, filters, options) -> Generator[tuple, object, list[Hit]]:
         """The search as requests to the store (see the module's docstring)."""
-        query = np.asarray(query, dtype=np.float64)
+        query = checked_query(query, self.delta.dim)
         better = self.adapter.higher_is_better
         offers = []  # per source: (admitted rows, their scores)
         moved_admitted = None

@@ -58,11 +58,19 @@ def check_validation(docs: np.ndarray, val_q, val_rel, required: bool):
 
 
 def check_groups(groups, n: int) -> np.ndarray:
-    """One hashable label per training question."""
-    labels = np.asarray(groups)
-    if labels.ndim != 1 or len(labels) != n:
-        raise InputError(f"groups must hold one label per training question ({n}); got shape "
-                         f"{labels.shape}")
+    """One hashable label per training question, as group numbers (by first appearance: no
+    array conversion, which would merge ``1`` with ``"1"`` and cannot order ``None``)."""
+    flat = groups.tolist() if isinstance(groups, np.ndarray) and groups.ndim == 1 else groups
+    codes: dict = {}
+    try:
+        labels = np.array([codes.setdefault(g, len(codes)) for g in flat], dtype=np.int64)
+    except TypeError:  # not iterable, or a label that cannot be hashed (a list, an array)
+        labels = None
+    if labels is None or len(labels) != n:
+        size = getattr(groups, "shape", None) or (len(groups) if hasattr(groups, "__len__")
+                                                   else "no length")
+        raise InputError(f"groups must hold one hashable label per training question ({n}); "
+                         f"got {type(groups).__name__} of shape/length {size}")
     return labels
 
 

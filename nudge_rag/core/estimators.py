@@ -108,7 +108,16 @@ class _Nudge:
                                  "it on held-out questions")
         if not isinstance(self.device, str):
             raise InputError(f"device={self.device!r} must be a string such as 'cpu' or 'cuda'")
+        if not isinstance(self.nudge_ft_compat, (bool, np.bool_)):
+            raise InputError(f"nudge_ft_compat={self.nudge_ft_compat!r} must be True or False")
+        seed = self.seed
+        if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) \
+                or seed < 0:
+            raise InputError(f"seed={seed!r} must be an integer ≥ 0 (it draws the folds)")
         check_protocol(self.selection, self.folds, self.refit, self.memory)
+        if not self.memory and self.alpha:
+            raise InputError(f"alpha={self.alpha!r} weighs the query memory, but memory=False "
+                             "keeps none; drop alpha or set memory=True")
 
     # -- the protocol --------------------------------------------------------------------------
     def _uses_folds(self) -> bool:
@@ -271,6 +280,7 @@ class _Nudge:
         docs, norms = self._check_records(doc_emb)
         q = as_matrix(queries, "queries")
         check_same_dim(docs, "doc_emb", q, "queries")
+        check_finite_nonzero(q, "queries")
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
             raise InputError(f"k={k!r} must be an integer ≥ 1")
         return nudged_top_k(docs, norms, q, int(k), self.rows_, self.vectors_, self.memory_,
@@ -368,7 +378,14 @@ class NudgeN(_Nudge):
         if self.gamma is not None and self.gamma > 4:
             raise InputError(f"gamma={self.gamma!r} exceeds 4, the squared diameter of the unit "
                              "sphere; any gamma ≥ 4 already lets every record reach its target")
-        if not (0 < self.grid_step <= self.max_gamma <= 4):
+        if not isinstance(self.skip_opposed, (bool, np.bool_)):
+            raise InputError(f"skip_opposed={self.skip_opposed!r} must be True or False")
+        refine = self.refine
+        if isinstance(refine, bool) or not isinstance(refine, (int, np.integer)) or refine < 0:
+            raise InputError(f"refine={refine!r} must be an integer ≥ 0 (points each side)")
+        if not all(isinstance(v, numbers.Real) and not isinstance(v, bool)
+                   for v in (self.grid_step, self.max_gamma)) \
+                or not (0 < self.grid_step <= self.max_gamma <= 4):
             raise InputError(f"need 0 < grid_step ≤ max_gamma ≤ 4; got grid_step="
                              f"{self.grid_step!r}, max_gamma={self.max_gamma!r}")
 
