@@ -157,8 +157,8 @@ class NudgeDelta:
     # -- reading it ------------------------------------------------------------------------------
     def report(self) -> str:
         """The fit at a glance: γ and α, records moved, held-out metrics before and after
-        (cross-validated where folds chose, and then the validation questions' own figures,
-        the paper's protocol, too), warm and cold questions apart, and what the query memory
+        (cross-validated where folds chose, and then the validation questions' own figures at
+        the chosen γ and α), warm and cold questions apart, and what the query memory
         holds and needs."""
         r = self.fit_report
         alpha = f", alpha={self.alpha:.4g}" if self.alpha > 0 else ""
@@ -180,7 +180,9 @@ class NudgeDelta:
             lines += _metric_table(r["before"], r["after"], "held-out metric")
             lines += _warm_cold_lines(r)
             if r.get("validation"):
-                lines.append("validation questions alone (the paper's protocol):")
+                # the same γ and α on the validation questions only: not the paper's
+                # protocol, which would also have chosen them there
+                lines.append("validation questions alone, at the chosen gamma and alpha:")
                 lines += _metric_table(r["validation"]["before"], r["validation"]["after"],
                                        "validation metric")
         else:
