@@ -164,6 +164,8 @@ class NudgeDelta:
         alpha = f", alpha={self.alpha:.4g}" if self.alpha > 0 else ""
         # a fit that chose nothing (γ and α given) has no held-out figures
         how = f"chosen by {self.metric}" if r.get("before") or not r else "fixed"
+        if r.get("before") and r.get("gamma_fixed"):  # α alone was searched
+            how = f"gamma fixed, alpha chosen by {self.metric}"
         lines = [f"NUDGE fit: {self.method}, gamma={self.gamma:.4g}{alpha} ({how}), "
                  f"{int(self.moved.sum())} records moved, store scores by "
                  f"{self.similarity}",

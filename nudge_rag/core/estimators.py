@@ -233,6 +233,7 @@ class _Nudge:
         metrics = tuple(dict.fromkeys((self._selection_metric(), *REPORT_METRICS)))
         estimate = pool.report(choice.gamma, choice.alpha, self._method, metrics)
         report.update({"gamma": choice.gamma, "alpha": choice.alpha,
+                       "gamma_fixed": self.gamma is not None,
                        "estimate": "cross-validated" if cv else "validation",
                        "folds": len(np.unique(parts.folds)) if cv else 0,
                        "n_val_questions": 0 if parts.validation is None else

@@ -66,3 +66,25 @@ def test_the_docs_do_not_promise_that_memory_false_keeps_no_question_vectors():
     for doc in ("README.md", "docs/concepts.md"):
         text = " ".join((root / doc).read_text().split())
         assert "keeps none" not in text and "per-record question sums" in text, doc
+
+
+def test_report_says_when_gamma_was_fixed_and_alpha_alone_chosen():
+    # gamma given, alpha searched: the header said both were "chosen by ndcg@10"
+    from nudge_rag import NudgeN
+    from tests.conftest import clustered_problem
+
+    docs, tq, tr, vq, vr = clustered_problem(0)
+    fixed = NudgeN(gamma=0.1).fit(docs, tq, tr, vq, vr)
+    chosen = NudgeN().fit(docs, tq, tr, vq, vr)
+    assert fixed.report_["gamma_fixed"] and not chosen.report_["gamma_fixed"]
+    import dataclasses
+
+    from .test_memory_format import with_memory
+
+    base = with_memory()
+    report = dict(fixed.report_, n_train_questions=len(tq))
+    first = dataclasses.replace(base, gamma=0.1, fit_report=report).report().splitlines()[0]
+    assert "gamma fixed, alpha chosen by" in first
+    report = dict(chosen.report_, n_train_questions=len(tq))
+    first = dataclasses.replace(base, fit_report=report).report().splitlines()[0]
+    assert "gamma fixed" not in first and "chosen by" in first
