@@ -32,6 +32,7 @@ from ._readers import check_path
 from .errors import InputError, NudgeError, WriteError
 
 _AT_FDCWD = -100
+_RENAME_NOREPLACE = 1
 _RENAME_EXCHANGE = 2
 #: renameat2's system call number where glibc is too old to export it
 _SYSCALL = {"x86_64": 316, "aarch64": 276}
@@ -175,6 +176,30 @@ def _exchange(a: Path, b: Path) -> bool:
     raise OSError(err, os.strerror(err), str(b))
 
 
+def _place_new(new: Path, target: Path) -> None:
+    """Move ``new`` to ``target``, which was not there when the write began: refuse, never
+    replace, what another process put there meanwhile (atomically where renameat2 can)."""
+    fn = _renameat2()
+    if fn is not None:
+        if fn(_AT_FDCWD, os.fsencode(new), _AT_FDCWD, os.fsencode(target),
+              _RENAME_NOREPLACE) == 0:
+            return
+        err = ctypes.get_errno()
+        if err == errno.EEXIST:
+            raise _appeared(target)
+        if err not in _UNSUPPORTED:
+            raise OSError(err, os.strerror(err), str(target))
+    if os.path.lexists(target):
+        raise _appeared(target)
+    os.rename(new, target)
+
+
+def _appeared(target: Path) -> InputError:
+    return InputError(f"{target} appeared while this write ran (another process wrote it); "
+                      "it was left as it is: check it, then write again (with overwrite to "
+                      "replace it)")
+
+
 def exchange_supported(folder) -> bool:
     """Whether folders in ``folder`` can be swapped atomically."""
     a, b = sibling(Path(folder) / "probe", "tmp"), sibling(Path(folder) / "probe", "tmp")
@@ -281,6 +306,7 @@ def staged(target, backup=None):
         target.parent.mkdir(parents=True, exist_ok=True)
         for stale in interrupted_copies(target):
             remove_path(stale)
+        existed = os.path.lexists(target)
         yield tmp
         if not os.path.lexists(tmp):
             raise WriteError(f"nothing was written for {target}")
@@ -288,7 +314,10 @@ def staged(target, backup=None):
         if backup is not None and os.path.lexists(target):
             make_backup(target, Path(backup))
             made_backup = True
-        _publish(tmp, target)
+        if existed:
+            _publish(tmp, target)
+        else:
+            _place_new(tmp, target)
         published = True
         if os.name == "posix":
             with contextlib.suppress(OSError):  # some filesystems cannot flush a folder

@@ -171,3 +171,22 @@ def test_saved_arrays_reach_the_disk(tmp_path, monkeypatch):
     make_delta().save(tmp_path / "d")
     assert len(synced) >= 3  # two files and the folder
     assert np.isfinite(NudgeDelta.load(tmp_path / "d").vectors).all()
+
+
+@pytest.mark.parametrize("kind", ["file", "folder"])
+def test_a_path_another_writer_creates_meanwhile_is_not_replaced(tmp_path, kind):
+    # two writers of one new path, neither asked to overwrite: the second replaced the first
+    target = tmp_path / "out"
+    with pytest.raises(InputError, match="appeared while this write ran"):
+        with _fs.staged(target) as tmp:
+            if kind == "file":
+                tmp.write_text("mine")
+                target.write_text("theirs")
+            else:
+                tmp.mkdir()
+                (tmp / "a").write_text("mine")
+                target.mkdir()
+                (target / "a").write_text("theirs")
+    held = target if kind == "file" else target / "a"
+    assert held.read_text() == "theirs"
+    assert siblings(target) == []  # our staged copy went away
