@@ -203,23 +203,33 @@ def top_candidates(products: Products, geometry: Geometry, pair_query: np.ndarra
     n_q, m = products.q_e.shape
     if m <= depth:
         return None
-    keep = np.zeros((n_q, m), dtype=bool)
-    step = max(1, block // m)
-    for lo in range(0, n_q, step):
-        part = (slice(lo, lo + step), slice(None))
+
+    def reaches_floor(part: slice) -> np.ndarray:
         low, high = score_bounds(products.q_e[part], products.q_u[part], g.cos_phi,
                                  g.n_frozen, gamma_hi)
         if products.q_mem is not None:  # memory raises a record's best, never its worst
             np.maximum(high, memory_high(products.q_mem[part], alphas), out=high)
         floor = np.partition(low, m - depth, axis=1)[:, m - depth]
         floor -= 1e-9 * (1.0 + np.abs(floor))  # float rounding never drops a record
-        keep[lo:lo + step] = high >= floor[:, None]
+        return high >= floor[:, None]
+
+    keep = blocked_mask(n_q, m, block, reaches_floor)
     cols = kept_columns(keep)
     if cols is None:
         return None
     rows = np.arange(n_q)[:, None]
     return TopCandidates(gamma_hi, depth, cols, products.take(rows, np.maximum(cols, 0)),
                          pair_query, alphas)
+
+
+def blocked_mask(n_rows: int, m: int, block: int, rows_kept) -> np.ndarray:
+    """An ``n_rows × m`` mask filled by ``rows_kept(rows)`` for slices of rows small enough
+    that a block holds about ``block`` entries."""
+    keep = np.zeros((n_rows, m), dtype=bool)
+    step = max(1, block // max(m, 1))
+    for lo in range(0, n_rows, step):
+        keep[lo:lo + step] = rows_kept(slice(lo, lo + step))
+    return keep
 
 
 def kept_columns(keep: np.ndarray, most: float = 0.5) -> np.ndarray | None:

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .candidates import kept_columns
+from .candidates import blocked_mask, kept_columns
 from .metrics import RankScorer, parse_metric
 
 # events held before only the ones that change the metric are kept (about 40 MB)
@@ -197,10 +197,8 @@ def candidate_lines(lines: LineSet, k: int) -> LineTable | None:
     nv, m = lines.q_e.shape
     if m <= k:
         return None
-    keep = np.zeros((nv, m), dtype=bool)
-    step = max(1, _ENTRY_BLOCK // m)
-    for lo in range(0, nv, step):
-        keep[lo:lo + step] = _ever_in_top(lines.q_e[lo:lo + step], lines.q_g[lo:lo + step], k)
+    keep = blocked_mask(nv, m, _ENTRY_BLOCK,
+                        lambda rows: _ever_in_top(lines.q_e[rows], lines.q_g[rows], k))
     cols = kept_columns(keep)
     return None if cols is None else LineTable(keep, cols, keep.sum(axis=1))
 
