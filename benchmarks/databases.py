@@ -94,7 +94,6 @@ def child(uri: str, n: int, questions_path: str) -> dict:
     """Runs in its own process: only the questions and the database client live here."""
     from sqlalchemy import create_engine, event
 
-    from nudge_rag import EmbeddingFinetuner
     from nudge_rag.stores.pgvector import PgVectorAdapter
 
     with np.load(questions_path) as qs:
@@ -107,15 +106,22 @@ def child(uri: str, n: int, questions_path: str) -> dict:
             cur.execute("SET hnsw.ef_search = 100")
 
     adapter = PgVectorAdapter(engine, _table(n), "id", "embedding", "cosine")
+    return {"n": n, **timed_store_fit(adapter, tq, tr, vq, vr, _peak_mb)}
+
+
+def timed_store_fit(adapter, tq, tr, vq, vr, peak_mb) -> dict:
+    """Fit NUDGE through ``adapter`` on questions that each name record ``r<row>``: the fit's
+    seconds, records moved, γ, validation NDCG@10 and ``peak_mb()`` before and after."""
+    from nudge_rag import EmbeddingFinetuner
+
     train = [(q, {f"r{r[0]}": 1.0}) for q, r in zip(tq, tr)]
     val = [(q, {f"r{r[0]}": 1.0}) for q, r in zip(vq, vr)]
-    rss_before = _peak_mb()
+    rss_before = peak_mb()
     t0 = time.perf_counter()
     delta = EmbeddingFinetuner(adapter, show_progress=False).fit(train, val)
     fit_s = time.perf_counter() - t0
     report = delta.fit_report
-    return {"n": n, "fit_s": fit_s, "moved": len(delta),
-            "peak_rss_mb": _peak_mb(),
+    return {"fit_s": fit_s, "moved": len(delta), "peak_rss_mb": peak_mb(),
             "rss_before_fit_mb": rss_before, "gamma": delta.gamma,
             "ndcg10_before": report["before"]["ndcg@10"],
             "ndcg10_after": report["after"]["ndcg@10"]}

@@ -146,7 +146,7 @@ def child(uri: str, n: int, questions_path: str, search: dict) -> dict:
     """Runs in its own process: only the questions and the Milvus client live here."""
     from pymilvus import MilvusClient
 
-    from nudge_rag import EmbeddingFinetuner, NudgeN
+    from nudge_rag import NudgeN
     from nudge_rag.stores.milvus import MilvusAdapter
 
     with np.load(questions_path) as qs:
@@ -164,17 +164,9 @@ def child(uri: str, n: int, questions_path: str, search: dict) -> dict:
                         ("count", "count_s")):
         setattr(adapter, method, timed(getattr(adapter, method), spent, key))
     NudgeN.fit_prepared = timed(NudgeN.fit_prepared, spent, "gamma_search_s")
-    train = [(q, {f"r{r[0]}": 1.0}) for q, r in zip(tq, tr)]
-    val = [(q, {f"r{r[0]}": 1.0}) for q, r in zip(vq, vr)]
-    rss_before = peak_mb()
-    t0 = time.perf_counter()
-    delta = EmbeddingFinetuner(adapter, show_progress=False).fit(train, val)
-    fit_s = time.perf_counter() - t0
-    report = delta.fit_report
-    return {"n": n, "fit_s": fit_s, **spent, "moved": len(delta), "peak_rss_mb": peak_mb(),
-            "rss_before_fit_mb": rss_before, "gamma": delta.gamma,
-            "ndcg10_before": report["before"]["ndcg@10"],
-            "ndcg10_after": report["after"]["ndcg@10"]}
+    from benchmarks.databases import timed_store_fit
+
+    return {"n": n, **timed_store_fit(adapter, tq, tr, vq, vr, peak_mb), **spent}
 
 
 def run(args) -> None:
