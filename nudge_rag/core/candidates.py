@@ -29,6 +29,9 @@ from .scores import Products, ScoresAtGamma
 # block is small, so that giving up where nothing is pruned costs little
 PAIR_BLOCK = 2048
 _FIRST_BLOCK = 256
+# (question, moved record) entries per block of score bounds: about ten float64 temporaries
+# of this size live at once (8 MB each), however many records move
+_BOUND_ENTRIES = 1 << 20
 # a candidate costs about this many dense (question, record) scores per γ
 _CANDIDATE_COST = 2.0
 
@@ -125,9 +128,11 @@ def n_candidates(products: Products, geometry: Geometry, pair_query: np.ndarray,
     floor = np.where(np.isfinite(own_low), own_low - slack, np.inf)
     budget = products.q_e.size / _CANDIDATE_COST if budget is None else budget
     found_pairs, found_cols, count = [], [], 0
-    starts = [0, *range(_FIRST_BLOCK, len(pair_query), PAIR_BLOCK)]
-    for lo in starts:
-        hi = min(lo + (_FIRST_BLOCK if lo == 0 else PAIR_BLOCK), len(pair_query))
+    # a block's pairs span at most as many questions as it has pairs
+    step = max(1, min(PAIR_BLOCK, _BOUND_ENTRIES // max(products.q_e.shape[1], 1)))
+    first = min(_FIRST_BLOCK, step)
+    for lo in [0, *range(first, len(pair_query), step)]:
+        hi = min(lo + (first if lo == 0 else step), len(pair_query))
         if hi == lo:
             break
         # the best score over the range of every moved record, for this block's questions

@@ -100,6 +100,7 @@ class ValidationProblem:
         self.depth = int(competition.scores.shape[1]) or max(len(moved_rows), 1)
         self._products: dict[Method, Products] = {}
         self._own_products: dict[Method, ScoresAtGamma] = {}
+        self._released_n = False
         self._blocks = self._question_blocks(len(moved_rows))
 
     def _question_blocks(self, n_moved: int) -> list[tuple[int, int, int, int]]:
@@ -116,10 +117,22 @@ class ValidationProblem:
         method = Method.parse(method)
         if Method.N in self._products:  # NUDGE-N's products include NUDGE-M's
             return self._products[Method.N]
+        if self._released_n:  # as before the release: NUDGE-N's served every method
+            method = Method.N
         if method not in self._products:
             self._products[method] = Products.compute(self.questions, self.geometry, method,
                                                       self.memory)
         return self._products[method]
+
+    def release_products(self) -> None:
+        """Drop the dense products (questions × moved records, four float64 arrays) once
+        pruned candidates carry what the search needs: a pool's problems then hold them one
+        at a time, not all at once. The own records' products are kept; a later dense count
+        computes the products again, bit for bit the same."""
+        for method in self._products:
+            self._own(method)
+        self._released_n = self._released_n or Method.N in self._products
+        self._products.clear()
 
     def _own(self, method: Method) -> ScoresAtGamma:
         """The scores of each moved pair's own record (from its products with it)."""

@@ -163,7 +163,12 @@ class Pool:
         """Prepare NUDGE-N's candidates for γ ≤ ``gamma_hi`` and the weights ``alphas``."""
         if method is Method.N:
             bounds = alpha_bounds(alphas)
-            self._candidates = [p.cheapest_candidates(gamma_hi, bounds) for p in self.problems]
+            self._candidates = []
+            for problem in self.problems:
+                candidates = problem.cheapest_candidates(gamma_hi, bounds)
+                if candidates is not None:
+                    problem.release_products()
+                self._candidates.append(candidates)
 
     def per_question(self, gamma: float, alpha: float, method: Method,
                      metric: str) -> np.ndarray:
