@@ -30,8 +30,8 @@ from .scores import Products, ScoresAtGamma
 PAIR_BLOCK = 2048
 _FIRST_BLOCK = 256
 # (question, moved record) entries per block of score bounds: about ten float64 temporaries
-# of this size live at once (8 MB each), however many records move
-_BOUND_ENTRIES = 1 << 20
+# of this size live at once (2 MB each), however many records move
+_BOUND_ENTRIES = 1 << 18
 # a candidate costs about this many dense (question, record) scores per γ
 _CANDIDATE_COST = 2.0
 

@@ -63,8 +63,12 @@ class Geometry:
     n_frozen: np.ndarray
 
     @classmethod
-    def build(cls, vectors: np.ndarray, sums: np.ndarray, skip_opposed: bool) -> Geometry:
-        e_hat, _ = _unit_rows(vectors)
+    def build(cls, vectors: np.ndarray, sums: np.ndarray, skip_opposed: bool,
+              e_hat: np.ndarray | None = None) -> Geometry:
+        """``e_hat``: the unit rows of ``vectors`` where the caller has them already (the
+        folds of one fit share their records, so they share one copy)."""
+        if e_hat is None:
+            e_hat, _ = _unit_rows(vectors)
         g_hat, m_frozen = _unit_rows(sums)  # questions that cancel out give no direction
         cos_phi = np.einsum("ij,ij->i", e_hat, g_hat)
         g_perp = g_hat - cos_phi[:, None] * e_hat

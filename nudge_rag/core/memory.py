@@ -44,11 +44,11 @@ class QueryMemory:
 
     @classmethod
     def build(cls, questions: np.ndarray, pairs: Pairs, cols: np.ndarray,
-              n_cols: int) -> QueryMemory:
+              n_cols: int, keys: np.ndarray | None = None) -> QueryMemory:
         """The memory of ``questions`` whose relevant pairs are ``pairs``; ``cols`` maps each
-        pair to its record's column."""
-        q = np.asarray(questions, dtype=np.float64)
-        keys = q / np.linalg.norm(q, axis=1, keepdims=True)
+        pair to its record's column. ``keys``: the questions as unit vectors, where the
+        caller has them already (:func:`unit_keys`)."""
+        keys = unit_keys(questions) if keys is None else keys
         order = np.lexsort((pairs.query, cols))
         return cls(keys, pairs.query[order].astype(np.int64),
                    np.asarray(cols, dtype=np.int64)[order], int(n_cols))
@@ -76,6 +76,12 @@ class QueryMemory:
             out[lo:lo + step, self.col[starts]] = np.maximum.reduceat(dots[:, self.key], starts,
                                                                       axis=1)
         return out
+
+
+def unit_keys(questions: np.ndarray) -> np.ndarray:
+    """Questions as the unit vectors a memory holds."""
+    q = np.asarray(questions, dtype=np.float64)
+    return q / np.linalg.norm(q, axis=1, keepdims=True)
 
 
 def alpha_bounds(alphas) -> tuple[float, float]:

@@ -16,7 +16,7 @@ the corpus per training question gives every fold its competition.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -31,7 +31,7 @@ from .crossings import (
     next_crossing,
 )
 from .gamma_search import Competition, SearchResult, ValidationProblem, grid_search
-from .memory import QueryMemory, alpha_bounds
+from .memory import QueryMemory, alpha_bounds, unit_keys
 from .method import Method
 from .metrics import parse_metric, questions_with
 from .relevance import Pairs
@@ -79,6 +79,7 @@ class Training:
     vectors: np.ndarray
     questions: np.ndarray
     pairs: Pairs
+    _unit_keys: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
 
     def columns(self) -> np.ndarray:
         """Each pair's record as a position in ``rows``."""
@@ -103,7 +104,13 @@ class Training:
             pairs = Pairs(pairs.query[mine], pairs.row[mine], pairs.grade[mine],
                           pairs.n_queries)
             cols = cols[mine]
-        return QueryMemory.build(self.questions, pairs, cols, len(self.rows))
+        return QueryMemory.build(self.questions, pairs, cols, len(self.rows), self._keys())
+
+    def _keys(self) -> np.ndarray:
+        """The questions as unit vectors, computed once: every fold's memory shares them."""
+        if self._unit_keys is None:
+            self._unit_keys = unit_keys(self.questions)
+        return self._unit_keys
 
 
 def _pairs_of(pairs: Pairs, keep: np.ndarray) -> Pairs:
@@ -213,14 +220,15 @@ def validation_pool_part(training: Training, held: HeldOut, geometry: Geometry,
 
 
 def fold_pool_parts(training: Training, held: HeldOut, folds: np.ndarray, skip_opposed: bool,
-                    with_memory: bool):
-    """Per fold: its questions against the fit on the other folds' questions."""
+                    with_memory: bool, e_hat: np.ndarray):
+    """Per fold: its questions against the fit on the other folds' questions (``e_hat``: the
+    unit records, the same in every fold)."""
     parts = []
     cols = training.columns()
     for j in np.unique(folds):
         out = folds == j
         fit = ~out
-        geometry = Geometry.build(training.vectors, training.sums(fit), skip_opposed)
+        geometry = Geometry.build(training.vectors, training.sums(fit), skip_opposed, e_hat)
         memory = training.memory(fit) if with_memory else None
         mine = held.subset(out)
         problem = ValidationProblem(mine.questions, mine.pairs, training.rows, geometry,
@@ -245,7 +253,7 @@ def build_pool(parts: FitParts, geometry: Geometry, skip_opposed: bool, use_fold
     if use_folds:
         for i, (problem, w) in enumerate(fold_pool_parts(parts.training, parts.training_held,
                                                          parts.folds, skip_opposed,
-                                                         with_memory)):
+                                                         with_memory, geometry.e_hat)):
             problems.append(problem)
             warm.append(w)
             names.append(f"fold {i}")

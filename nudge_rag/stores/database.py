@@ -104,9 +104,9 @@ class DatabaseAdapter(StoreAdapter):
                 found, rows = self._get(ids[start:start + BATCH])
                 got.update(zip(found, np.asarray(rows, dtype=np.float64)))
         order = [i for i in ids if i in got]
-        dim = self.dimension() or 0
-        rows = np.array([got[i] for i in order]) if order else np.zeros((0, dim))
-        return order, rows
+        if not order:  # asked only here: on some engines it reads the collection
+            return order, np.zeros((0, self.dimension() or 0))
+        return order, np.array([got[i] for i in order])
 
     def existing(self, ids):
         ids = [str(i) for i in ids]
