@@ -4,8 +4,9 @@ cluster is), an HNSW index (M=16, efConstruction=64, searched with ef=100).
 Two engines: milvus-lite 3 (what ``pip install "pymilvus[milvus-lite]"`` gives today, a Python
 engine over per-segment FAISS indexes), or with ``--cpp DIR`` the compiled Milvus server that
 milvus-lite 2.5 ships (``pip install --target DIR --no-deps milvus-lite==2.5.1``), run
-directly; it builds only FLAT and IVF_FLAT indexes, so there the index is IVF_FLAT
-(nlist=1024, searched with nprobe=32).
+directly; it builds only FLAT and IVF_FLAT indexes, so there the index is IVF_FLAT with
+Milvus's sizing rule nlist ≈ 4·√n (rounded to a power of two: 1,024 at 100k, 4,096 at 1M),
+searched with nprobe=32.
 
 For each corpus size: insert the synthetic corpus (``benchmarks/synthetic.py``) into a
 collection, then fit NUDGE-N in a fresh process that reaches it only through the Milvus client
@@ -41,9 +42,14 @@ from benchmarks.memory import peak_mb, timed
 INDEX = {"index_type": "HNSW", "metric_type": "COSINE",
          "params": {"M": 16, "efConstruction": 64}}
 SEARCH = {"params": {"ef": 100}}
-#: milvus-lite 2.5's server builds FLAT and IVF_FLAT indexes only
-CPP_INDEX = {"index_type": "IVF_FLAT", "metric_type": "COSINE", "params": {"nlist": 1024}}
 CPP_SEARCH = {"params": {"nprobe": 32}}
+
+
+def cpp_index(n: int) -> dict:
+    """milvus-lite 2.5's server builds FLAT and IVF_FLAT indexes only: IVF_FLAT with about
+    4·√n lists (Milvus's rule of thumb), a power of two."""
+    nlist = 2 ** int(round(np.log2(4 * np.sqrt(n))))
+    return {"index_type": "IVF_FLAT", "metric_type": "COSINE", "params": {"nlist": nlist}}
 
 
 def _collection(n: int) -> str:
@@ -104,7 +110,11 @@ def load(uri: str, n: int, d: int, index: dict, wait: bool) -> dict:
     name = _collection(n)
     if client.has_collection(name):  # a kept folder: the server opens it released
         client.load_collection(name)
-        return {"load_s": None, "index_wait_s": _wait_indexed(uri, n) if wait else None}
+        held = client.query(name, filter="", output_fields=["count(*)"],
+                            consistency_level="Strong")[0]["count(*)"]
+        if held == n:
+            return {"load_s": None, "index_wait_s": _wait_indexed(uri, n) if wait else None}
+        client.drop_collection(name)  # an interrupted insert: fill it again
     docs = synthetic.corpus(n, d)
     schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
     schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=16)
@@ -172,10 +182,10 @@ def child(uri: str, n: int, questions_path: str, search: dict) -> dict:
 def run(args) -> None:
     root = args.keep or tempfile.mkdtemp(prefix="nudge-milvus-bench-")
     server, uri = start_server(root, args.cpp)
-    index, search = (CPP_INDEX, CPP_SEARCH) if args.cpp else (INDEX, SEARCH)
+    search = CPP_SEARCH if args.cpp else SEARCH
     try:
         for n in args.sizes:
-            row = load(uri, n, args.dim, index, wait=not args.cpp)
+            row = load(uri, n, args.dim, cpp_index(n) if args.cpp else INDEX, wait=not args.cpp)
             qpath = os.path.join(root, f"questions_{n}.npz")
             ask = synthetic.corpus(min(args.sizes), args.dim)
             tq, tr, vq, vr = synthetic.questions(ask, args.train, args.val)
