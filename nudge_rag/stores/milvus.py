@@ -149,12 +149,15 @@ class MilvusAdapter(DatabaseAdapter):
             got = self.client.query(self.collection_name, filter="",
                                     output_fields=["count(*)"],
                                     consistency_level=self.consistency_level)
-        return int(got[0]["count(*)"])
+        n = int(got[0]["count(*)"])
+        self._holds_records = self._holds_records or n > 0
+        return n
 
     def dimension(self):
         # the schema fixes the dimension; only whether the collection holds a record is asked,
-        # once per adapter: even a one-entity query reads every segment on milvus-lite (4.7 s
-        # at a million records), and a fit asks six times
+        # once per adapter (a count that found records has answered it): a one-entity query
+        # reads every segment on milvus-lite (5-8 s at a million records), and a fit asks
+        # six times
         if not self._holds_records:
             with database_errors(self.kind, "looking for a record"):
                 self._holds_records = bool(self.client.query(

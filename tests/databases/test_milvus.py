@@ -199,3 +199,23 @@ def test_many_questions_go_in_one_search_request(prob, tmp_path):
         alone, alone_scores = adapter.competition(queries[j:j + 1], 10, prob.ids[:20])
         assert alone[0] == ids[j]
         np.testing.assert_allclose(alone_scores[0], scores[j], atol=1e-6)
+
+
+def test_a_fit_asks_whether_the_collection_holds_records_once(prob, tmp_path):
+    """On milvus-lite every query over the whole collection reads every segment (5-8 s at a
+    million records), so a fit asks for the size twice (the check that the store holds
+    vectors, the competition's depth) and nothing else of the whole collection: the
+    dimension is the schema's, and a count that found records has said the collection
+    holds some."""
+    obj, counter = milvus_llama(tmp_path / "db", prob)
+    query, whole = counter.__getattr__("query"), []
+
+    def spy_query(*args, **kwargs):
+        if not kwargs.get("filter"):
+            whole.append("count" if "count(*)" in kwargs.get("output_fields", ()) else "rows")
+        return query(*args, **kwargs)
+
+    counter.query = spy_query
+    delta = _fit(obj, prob)
+    assert whole == ["count", "count"]
+    assert len(delta) > 0 and delta.dim == prob.dim
