@@ -14,7 +14,8 @@ takes on cores of its own. ``check`` fits the first ``--check-shards`` shards bo
 Ray and in one process (they must fit in memory) and compares the two.
 
     PYTHONPATH=. python benchmarks/ray_shards.py make DIR [--shards 30 --rows 100000]
-    PYTHONPATH=. python benchmarks/ray_shards.py fit DIR [--repeat 2 --limit-gb 3.5 --protocol defaults]
+    PYTHONPATH=. python benchmarks/ray_shards.py fit DIR [--repeat 2 --limit-gb 3.5]
+        [--protocol defaults]
     PYTHONPATH=. python benchmarks/ray_shards.py check DIR [--check-shards 4]
 """
 
