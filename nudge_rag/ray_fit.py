@@ -115,11 +115,12 @@ class _Corpus:
         return merge_competition([parts[s] for s in shards], k)
 
 
-def fit_shards(estimator, shards, train_q, train_rel, val_q=None, val_rel=None, *,
+def fit_shards(estimator, shards, train_q, train_rel, val_q=None, val_rel=None, groups=None, *,
                column: str | None = None):
     """Fit ``estimator`` (``NudgeN`` or ``NudgeM``, unfitted) on the corpus in ``shards``: a
     list of ``.npy`` / ``.parquet`` files, or a Ray Dataset (``column``: its vector column, or
-    the Parquet one when a file has several). Relevance names global rows. Returns the fitted
+    the Parquet one when a file has several). Relevance names global rows; ``groups`` labels
+    the training questions for the folds, as in ``estimator.fit``. Returns the fitted
     estimator, equal to ``estimator.fit(np.concatenate(shards), ...)``."""
     ray = _ray()
     corpus = _Corpus(ray, shards, column)
@@ -146,7 +147,7 @@ def fit_shards(estimator, shards, train_q, train_rel, val_q=None, val_rel=None, 
     depth = min(estimator._depth(), corpus.total) if estimator._searching() else None
     parts = gather_parts(corpus.take, lambda q, pairs, moved, k: _compete(corpus, q, pairs,
                                                                           moved, k),
-                         tq, train_pairs, val, estimator._fold_labels(tq), depth,
+                         tq, train_pairs, val, estimator._fold_labels(tq, groups), depth,
                          estimator._refits())
     return estimator.fit_prepared(parts)
 

@@ -269,8 +269,9 @@ class _Nudge:
         out[self.rows_] = self.vectors_.astype(out.dtype)
         return out
 
-    def fit_transform(self, doc_emb, train_q, train_rel, val_q=None, val_rel=None):
-        return self.fit(doc_emb, train_q, train_rel, val_q, val_rel).transform(doc_emb)
+    def fit_transform(self, doc_emb, train_q, train_rel, val_q=None, val_rel=None,
+                      groups=None):
+        return self.fit(doc_emb, train_q, train_rel, val_q, val_rel, groups).transform(doc_emb)
 
     def top_k(self, doc_emb, queries, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
         """The exact top ``k`` records of the nudged corpus for each query, memory applied:

@@ -65,6 +65,10 @@ def test_ray_dataset_and_fixed_gamma(ray_local, scifact):
     _same_fit(got, NudgeN().fit(docs, s.train_q, s.train_rel, s.val_q, s.val_rel))
     fixed = fit_shards(NudgeN(gamma=0.1), dataset, s.train_q, s.train_rel)
     _same_fit(fixed, NudgeN(gamma=0.1).fit(docs, s.train_q, s.train_rel))
+    # the caller's groups choose the folds, as in process
+    groups = [f"claim-{i // 3}" for i in range(len(s.train_q))]
+    grouped = fit_shards(NudgeN(), dataset, s.train_q, s.train_rel, s.val_q, s.val_rel, groups)
+    _same_fit(grouped, NudgeN().fit(docs, s.train_q, s.train_rel, s.val_q, s.val_rel, groups))
 
 
 def test_records_not_unit_norm(ray_local, scifact, tmp_path):
