@@ -1,10 +1,13 @@
 """Review of the γ search's memory work (released products, shared unit records and keys,
 bounded score-bound blocks): inputs the authors did not choose."""
 
+import tracemalloc
+
 import numpy as np
 import pytest
 
 from nudge_rag import NudgeM, NudgeN
+from nudge_rag.core.gamma_search import ValidationProblem
 
 from ..conftest import clustered_problem
 
@@ -25,3 +28,65 @@ def test_a_fold_whose_questions_name_nothing_scores_zero(cls, metric):
     assert est.report_["cold"]["n_questions"] >= 10
     assert est.report_["cold"]["after"][metric] < est.report_["warm"]["after"][metric]
     assert np.isfinite(est.gamma_)
+
+
+def _search_peak(monkeypatch, cls, params, docs, tq, tr, vq, vr):
+    """The fitted estimator and the traced peak (bytes) of its γ search, beyond what was
+    held when it began (as tests/core/test_fit_memory.py measures it)."""
+    search, peaks = cls._search, []
+
+    def traced(self, pool, alphas):
+        tracemalloc.start()
+        base = tracemalloc.get_traced_memory()[0]
+        try:
+            return search(self, pool, alphas)
+        finally:
+            peaks.append(tracemalloc.get_traced_memory()[1] - base)
+            tracemalloc.stop()
+
+    with monkeypatch.context() as patch:
+        patch.setattr(cls, "_search", traced)
+        est = cls(**params).fit(docs, tq, tr, vq, vr)
+    return est, peaks[0]
+
+
+def _own_records(n_train=600, n_val=120, extra=0):
+    """Every training question names its own record (600 move), validation questions ask
+    again about every fifth; with ``extra`` each question also names that many records at
+    random (dense labels: then no pruning pays and the search scores densely)."""
+    docs, *_ = clustered_problem(3, n=2000, d=16, n_train=0, n_val=0)
+    rng = np.random.default_rng(4)
+    tq = docs[:n_train] + 0.3 * rng.standard_normal((n_train, 16))
+    asked = np.arange(0, n_train, n_train // n_val)
+    vq = docs[asked] + 0.3 * rng.standard_normal((n_val, 16))
+
+    def rel(own):
+        return {int(own): 1.0, **{int(j): 1.0 for j in rng.choice(n_train, extra)}}
+
+    return docs, tq, [rel(i) for i in range(n_train)], vq, [rel(i) for i in asked]
+
+
+@pytest.mark.parametrize(("cls", "params", "dense"),
+                         [(NudgeM, {}, False), (NudgeN, {"memory": False}, True)])
+def test_a_dense_cross_validated_search_holds_one_sets_products_at_a_time(monkeypatch, cls,
+                                                                          params, dense):
+    # NUDGE-M has no pruned count, and NUDGE-N scores densely where pruning does not pay
+    # (forced here with ``dense``: on these labels it pays): each held-out set is then
+    # scored densely at every grid point, and the validation set and the five folds all
+    # kept their products (three float64 arrays of questions × moved records) until the
+    # search ended, six sets at once
+    docs, tq, tr, vq, vr = _own_records(extra=10 if dense else 0)
+    if dense:
+        monkeypatch.setattr(ValidationProblem, "cheapest_candidates", lambda *a, **k: None)
+    est, peak = _search_peak(monkeypatch, cls, params, docs, tq, tr, vq, vr)
+    monkeypatch.setattr(ValidationProblem, "release_products", lambda self: None)
+    kept, peak_kept = _search_peak(monkeypatch, cls, params, docs, tq, tr, vq, vr)
+
+    one_set = 120 * len(est.rows_) * 3 * 8
+    assert peak_kept > 6 * one_set  # every set's products at once
+    # one set's products, its dense blocks, and every question's value at each grid point
+    assert peak < 3.5 * one_set, f"{peak / 2**20:.1f} MB, {peak_kept / 2**20:.1f} MB kept"
+    assert (est.gamma_, est.alpha_) == (kept.gamma_, kept.alpha_)
+    assert est.report_ == kept.report_
+    np.testing.assert_array_equal(est.search_.curve_value, kept.search_.curve_value)
+    np.testing.assert_array_equal(est.transform(docs), kept.transform(docs))
