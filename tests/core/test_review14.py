@@ -5,6 +5,8 @@ import tracemalloc
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from nudge_rag import NudgeM, NudgeN
 from nudge_rag.core.gamma_search import ValidationProblem
@@ -90,3 +92,35 @@ def test_a_dense_cross_validated_search_holds_one_sets_products_at_a_time(monkey
     assert est.report_ == kept.report_
     np.testing.assert_array_equal(est.search_.curve_value, kept.search_.curve_value)
     np.testing.assert_array_equal(est.transform(docs), kept.transform(docs))
+
+
+def _fit(cls, params, data, keep_products: bool):
+    with pytest.MonkeyPatch.context() as patch:
+        if keep_products:  # as before products were ever released
+            patch.setattr(ValidationProblem, "release_products", lambda self: None)
+        return cls(**params).fit(*data)
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**16), cls=st.sampled_from([NudgeN, NudgeM]),
+       selection=st.sampled_from(["cv", "validation"]), memory=st.booleans(),
+       n_val=st.sampled_from([1, 2, 3, 12]), multi=st.booleans(),
+       twins=st.booleans(), gamma=st.sampled_from([None, None, 0.3, 3.0]))
+def test_released_products_change_no_fit(seed, cls, selection, memory, n_val, multi, twins,
+                                         gamma):
+    # dropping a held-out set's products and computing them again must give the fit that
+    # keeping them gives, bit for bit: tiny validation sets, several relevant records per
+    # question, duplicate records and questions (ties), a fixed γ beyond the grid
+    docs, tq, tr, vq, vr = clustered_problem(seed, n=80, d=6, n_train=30, n_val=n_val,
+                                             multi=multi)
+    if twins:  # every record twice, every question asked twice
+        docs[40:] = docs[:40]
+        tq[15:] = tq[:15]
+    params = {"selection": selection, "memory": memory, "gamma": gamma}
+    data = (docs, tq, tr, vq, vr)
+    est, kept = _fit(cls, params, data, False), _fit(cls, params, data, True)
+    assert (est.gamma_, est.alpha_) == (kept.gamma_, kept.alpha_)
+    assert est.report_ == kept.report_
+    np.testing.assert_array_equal(est.vectors_, kept.vectors_)
+    if est.search_ is not None:
+        np.testing.assert_array_equal(est.search_.curve_value, kept.search_.curve_value)
