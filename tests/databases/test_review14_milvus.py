@@ -45,3 +45,24 @@ def test_a_collection_emptied_after_a_fit_is_refused_clearly(tmp_path, fresh):
             call(again, prob, delta, adapter)
     found, rows = adapter.fetch(prob.ids[:3])
     assert found == [] and len(rows) == 0
+
+
+def test_the_benchmark_refills_a_kept_collection_built_with_another_index(tmp_path):
+    # ``benchmarks/milvus.py --keep DIR`` reuses the size's collection; a folder kept from a
+    # run with another index (before the IVF_FLAT sizing rule, nlist=1024 at every size) was
+    # reused as it was, so the table reported one index and measured another. milvus-lite 3
+    # reports only the index type and metric, so another type stands in for another nlist
+    from pymilvus import MilvusClient
+
+    from benchmarks.milvus import INDEX, cpp_index, load
+    from tests.databases.builders import milvus_uri
+
+    uri = milvus_uri(tmp_path / "db")
+    assert load(uri, 300, 8, cpp_index(300), wait=False)["load_s"] is not None
+    assert load(uri, 300, 8, cpp_index(300), wait=False)["load_s"] is None  # kept as it is
+    assert load(uri, 300, 8, INDEX, wait=False)["load_s"] is not None  # filled again
+    client = MilvusClient(uri=uri)
+    assert client.describe_index("docs_300", "embedding")["index_type"] == "HNSW"
+    held = client.query("docs_300", filter="", output_fields=["count(*)"],
+                        consistency_level="Strong")
+    assert held[0]["count(*)"] == 300
