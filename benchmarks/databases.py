@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import shutil
 import subprocess
 import sys
@@ -28,6 +27,7 @@ import time
 import numpy as np
 
 from benchmarks import synthetic
+from benchmarks.memory import peak_mb
 
 
 def _uri(server, driver="psycopg"):
@@ -77,19 +77,6 @@ def load(server, n: int, d: int, n_train: int, n_val: int, questions_path: str,
     return {"load_s": t1 - t0, "index_s": t2 - t1}
 
 
-def _peak_mb() -> float:
-    """This process's peak resident memory (VmHWM: unlike ru_maxrss, not inherited from the
-    parent across exec)."""
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def child(uri: str, n: int, questions_path: str) -> dict:
     """Runs in its own process: only the questions and the database client live here."""
     from sqlalchemy import create_engine, event
@@ -106,7 +93,7 @@ def child(uri: str, n: int, questions_path: str) -> dict:
             cur.execute("SET hnsw.ef_search = 100")
 
     adapter = PgVectorAdapter(engine, _table(n), "id", "embedding", "cosine")
-    return {"n": n, **timed_store_fit(adapter, tq, tr, vq, vr, _peak_mb)}
+    return {"n": n, **timed_store_fit(adapter, tq, tr, vq, vr, peak_mb)}
 
 
 def timed_store_fit(adapter, tq, tr, vq, vr, peak_mb) -> dict:

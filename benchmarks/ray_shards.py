@@ -15,6 +15,7 @@ Ray and in one process (they must fit in memory) and compares the two.
 
     PYTHONPATH=. python benchmarks/ray_shards.py make DIR [--shards 30 --rows 100000]
     PYTHONPATH=. python benchmarks/ray_shards.py fit DIR [--repeat 2 --limit-gb 3.5]
+        [--protocol defaults]
     PYTHONPATH=. python benchmarks/ray_shards.py check DIR [--check-shards 4]
 """
 
@@ -76,8 +77,10 @@ def _ray_workers() -> dict[int, float]:
     return out
 
 
-def driver(folder: str) -> dict:
-    """The fit, in the limited process: connects to the running Ray."""
+def driver(folder: str, protocol: str = "paper") -> dict:
+    """The fit, in the limited process: connects to the running Ray. ``protocol``: the
+    paper's (validation questions choose γ) or the estimator's defaults (cross-validation,
+    refit, memory)."""
     import ray
 
     from nudge_rag import NudgeN
@@ -98,7 +101,8 @@ def driver(folder: str) -> dict:
     tq, tr, vq, vr = _questions(folder)
     cpu_before = {pid: _cpu_s(pid) for pid in _ray_workers()}
     t0 = time.perf_counter()
-    est = fit_shards(paper_protocol(NudgeN), _paths(folder), tq, tr, vq, vr)
+    est = fit_shards(paper_protocol(NudgeN) if protocol == "paper" else NudgeN(),
+                     _paths(folder), tq, tr, vq, vr)
     fit_s = time.perf_counter() - t0
     peaks = _ray_workers()  # read before this driver exits: Ray then ends its workers
     busy = sorted((_cpu_s(pid) - cpu_before.get(pid, 0.0) for pid in peaks), reverse=True)
@@ -149,7 +153,7 @@ def _ray_cmd(*args) -> None:
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def fit_with(folder: str, workers: int, limit_gb: float) -> dict:
+def fit_with(folder: str, workers: int, limit_gb: float, protocol: str) -> dict:
     """Start a Ray of ``workers`` CPUs, fit in a limited driver process, read the peaks."""
     _ray_cmd("start", "--head", f"--num-cpus={workers}", "--object-store-memory=400000000",
              "--include-dashboard=false", "--disable-usage-stats")
@@ -160,21 +164,22 @@ def fit_with(folder: str, workers: int, limit_gb: float) -> dict:
 
     load_before, pressure_before = os.getloadavg()[0], _cpu_pressure()
     try:
-        done = subprocess.run([sys.executable, __file__, "driver", folder], preexec_fn=limited,
+        done = subprocess.run([sys.executable, __file__, "driver", folder, "--protocol",
+                               protocol], preexec_fn=limited,
                               capture_output=True, text=True)
         if done.returncode:
             raise RuntimeError(done.stderr[-3000:])
         row = json.loads(done.stdout.strip().splitlines()[-1])
     finally:
         _ray_cmd("stop", "--force")
-    row.update({"workers": workers, "limit_as_gb": limit_gb,
+    row.update({"workers": workers, "limit_as_gb": limit_gb, "protocol": protocol,
                 "load_avg_1m_before": load_before, "load_avg_1m": os.getloadavg()[0],
                 "cpu_pressure_some_avg10_before": pressure_before,
                 "cpu_pressure_some_avg10": _cpu_pressure()})
     return row
 
 
-def fit(folder: str, repeat: int, limit_gb: float) -> None:
+def fit(folder: str, repeat: int, limit_gb: float, protocol: str) -> None:
     paths = _paths(folder)
     shard_mb = os.path.getsize(paths[0]) / 2**20
     corpus_gb = sum(os.path.getsize(p) for p in paths) / 2**30
@@ -183,7 +188,7 @@ def fit(folder: str, repeat: int, limit_gb: float) -> None:
     times, busiest = {1: [], 2: []}, {1: [], 2: []}
     for _ in range(repeat):
         for workers in (1, 2):
-            row = fit_with(folder, workers, limit_gb)
+            row = fit_with(folder, workers, limit_gb, protocol)
             times[workers].append(row["fit_s"])
             busiest[workers].append(max(row["worker_cpu_s"] or [float("nan")]))
             print(json.dumps({k: round(v, 3) if isinstance(v, float) else v
@@ -229,15 +234,18 @@ def main(argv=None) -> int:
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--limit-gb", type=float, default=3.5)
     ap.add_argument("--check-shards", type=int, default=4)
+    ap.add_argument("--protocol", choices=["paper", "defaults"], default="paper",
+                    help="fit with the paper's protocol (validation questions choose γ) or "
+                    "NudgeN's defaults (cross-validation over the training questions too)")
     args = ap.parse_args(argv)
     if args.command == "make":
         make(args.folder, args.shards, args.rows, args.dim, args.train, args.val)
     elif args.command == "fit":
-        fit(args.folder, args.repeat, args.limit_gb)
+        fit(args.folder, args.repeat, args.limit_gb, args.protocol)
     elif args.command == "check":
         check(args.folder, args.check_shards)
     else:
-        print(json.dumps(driver(args.folder)))
+        print(json.dumps(driver(args.folder, args.protocol)))
     return 0
 
 
