@@ -1,8 +1,6 @@
 """Review of the γ search's memory work (released products, shared unit records and keys,
 bounded score-bound blocks): inputs the authors did not choose."""
 
-import tracemalloc
-
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -12,6 +10,7 @@ from nudge_rag import NudgeM, NudgeN
 from nudge_rag.core.gamma_search import ValidationProblem
 
 from ..conftest import clustered_problem
+from .test_fit_memory import search_peak
 
 
 @pytest.mark.parametrize("cls", [NudgeN, NudgeM])
@@ -30,26 +29,6 @@ def test_a_fold_whose_questions_name_nothing_scores_zero(cls, metric):
     assert est.report_["cold"]["n_questions"] >= 10
     assert est.report_["cold"]["after"][metric] < est.report_["warm"]["after"][metric]
     assert np.isfinite(est.gamma_)
-
-
-def _search_peak(monkeypatch, cls, params, docs, tq, tr, vq, vr):
-    """The fitted estimator and the traced peak (bytes) of its γ search, beyond what was
-    held when it began (as tests/core/test_fit_memory.py measures it)."""
-    search, peaks = cls._search, []
-
-    def traced(self, pool, alphas):
-        tracemalloc.start()
-        base = tracemalloc.get_traced_memory()[0]
-        try:
-            return search(self, pool, alphas)
-        finally:
-            peaks.append(tracemalloc.get_traced_memory()[1] - base)
-            tracemalloc.stop()
-
-    with monkeypatch.context() as patch:
-        patch.setattr(cls, "_search", traced)
-        est = cls(**params).fit(docs, tq, tr, vq, vr)
-    return est, peaks[0]
 
 
 def _own_records(n_train=600, n_val=120, extra=0):
@@ -80,9 +59,9 @@ def test_a_dense_cross_validated_search_holds_one_sets_products_at_a_time(monkey
     docs, tq, tr, vq, vr = _own_records(extra=10 if dense else 0)
     if dense:
         monkeypatch.setattr(ValidationProblem, "cheapest_candidates", lambda *a, **k: None)
-    est, peak = _search_peak(monkeypatch, cls, params, docs, tq, tr, vq, vr)
+    est, peak = search_peak(monkeypatch, docs, tq, tr, vq, vr, cls, params)
     monkeypatch.setattr(ValidationProblem, "release_products", lambda self: None)
-    kept, peak_kept = _search_peak(monkeypatch, cls, params, docs, tq, tr, vq, vr)
+    kept, peak_kept = search_peak(monkeypatch, docs, tq, tr, vq, vr, cls, params)
 
     one_set = 120 * len(est.rows_) * 3 * 8
     assert peak_kept > 6 * one_set  # every set's products at once
