@@ -126,9 +126,10 @@ class ValidationProblem:
 
     def release_products(self) -> None:
         """Drop the dense products (questions × moved records, four float64 arrays) once
-        pruned candidates carry what the search needs: a pool's problems then hold them one
-        at a time, not all at once. The own records' products are kept; a later dense count
-        computes the products again, bit for bit the same."""
+        pruned candidates carry what the search needs, or the pool has scored this problem
+        densely: a pool's problems then hold them one at a time, not all at once. The own
+        records' products are kept; a later dense count computes the products again, bit
+        for bit the same."""
         for method in self._products:
             self._own(method)
         self._released_n = self._released_n or Method.N in self._products

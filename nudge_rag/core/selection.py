@@ -172,16 +172,36 @@ class Pool:
             bounds = alpha_bounds(alphas)
             self._candidates = []
             for problem in self.problems:
-                candidates = problem.cheapest_candidates(gamma_hi, bounds)
-                if candidates is not None:
-                    problem.release_products()
-                self._candidates.append(candidates)
+                self._candidates.append(problem.cheapest_candidates(gamma_hi, bounds))
+                # where pruning does not pay, :meth:`scored` computes them again, one
+                # problem at a time
+                problem.release_products()
 
     def per_question(self, gamma: float, alpha: float, method: Method,
                      metric: str) -> np.ndarray:
         """``metric`` of every question of every problem, problem by problem."""
         return np.concatenate([p.per_question(gamma, method, metric, c, alpha)
                                for p, c in zip(self.problems, self._candidates)])
+
+    def scored(self, points, method: Method, metrics) -> list[dict[str, np.ndarray]]:
+        """Per (γ, α) of ``points`` and per metric, every question's value (as
+        :meth:`per_question`). Problem by problem, all points at once: a problem scored
+        densely (NUDGE-M, or NUDGE-N where pruning does not pay) holds its products only
+        while its own questions are scored, so the sets' products are never all held."""
+        parts = [{m: [] for m in metrics} for _ in points]
+        for problem, cands in zip(self.problems, self._candidates):
+            for out, (gamma, alpha) in zip(parts, points):
+                for m in metrics:
+                    out[m].append(problem.per_question(gamma, method, m, cands, alpha))
+            problem.release_products()
+        return [{m: np.concatenate(v) for m, v in out.items()} for out in parts]
+
+    def table(self, grid, alphas, method: Method, metric: str) -> np.ndarray:
+        """:meth:`value` at every (γ, α) of ``grid`` × ``alphas`` (see :meth:`scored`)."""
+        points = [(g, a) for g in grid for a in alphas]
+        values = [float(v[metric].sum() / self.n_questions)
+                  for v in self.scored(points, method, (metric,))]
+        return np.array(values).reshape(len(grid), len(alphas))
 
     def value(self, gamma: float, alpha: float, method: Method, metric: str) -> float:
         """The pooled mean of ``metric``."""
@@ -202,8 +222,9 @@ class Pool:
         out: dict = {"n_questions": self.n_questions,
                      "warm": {"n_questions": int(warm.sum())},
                      "cold": {"n_questions": int((~warm).sum())}}
-        for key, (g, a) in (("before", (0.0, 0.0)), ("after", (gamma, alpha))):
-            values = {m: self.per_question(g, a, method, m) for m in metrics}
+        keys = ("before", "after")
+        scored = self.scored(((0.0, 0.0), (gamma, alpha)), method, metrics)
+        for key, values in zip(keys, scored):
             out[key] = {m: float(v.sum() / self.n_questions) for m, v in values.items()}
             for part, mask in (("warm", warm), ("cold", ~warm)):
                 out[part][key] = {m: float(v[mask].mean()) if mask.any() else None
@@ -277,7 +298,7 @@ def search_table(pool: Pool, method: Method, metric: str, grid, alphas, refine: 
     the best is that of :func:`smoothed` (the centre of the best neighbourhood)."""
     grid = [float(g) for g in grid]
     alphas = [float(a) for a in alphas]
-    table = np.array([[pool.value(g, a, method, metric) for a in alphas] for g in grid])
+    table = pool.table(grid, alphas, method, metric)
     best = first_best((smoothed(table, alphas) if smooth else table).ravel())
     if smooth and grid[0] == 0 and alphas[0] == 0 and table.flat[best] < table[0, 0] - TIE:
         best = 0  # a neighbourhood's centre that does worse than no change is no choice

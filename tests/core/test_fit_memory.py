@@ -15,10 +15,10 @@ from nudge_rag.core.gamma_search import ValidationProblem
 from ..conftest import clustered_problem
 
 
-def search_peak(monkeypatch, docs, tq, tr, vq, vr):
+def search_peak(monkeypatch, docs, tq, tr, vq, vr, cls=NudgeN, params=None):
     """The fitted estimator and the traced peak (bytes) of its γ search beyond what was
     held when the search began (the corpus scan before it has a fixed budget of its own)."""
-    search, peaks = NudgeN._search, []
+    search, peaks = cls._search, []
 
     def traced(self, pool, alphas):
         tracemalloc.start()
@@ -30,8 +30,8 @@ def search_peak(monkeypatch, docs, tq, tr, vq, vr):
             tracemalloc.stop()
 
     with monkeypatch.context() as patch:
-        patch.setattr(NudgeN, "_search", traced)
-        est = NudgeN().fit(docs, tq, tr, vq, vr)
+        patch.setattr(cls, "_search", traced)
+        est = cls(**(params or {})).fit(docs, tq, tr, vq, vr)
     return est, peaks[0]
 
 
