@@ -257,22 +257,25 @@ def search_grid(problem: ValidationProblem, metric: str, grid, refine: int) -> S
     grid = np.asarray(grid, dtype=float)
     step = float(grid[1] - grid[0]) if len(grid) > 1 else 0.0
     candidates = problem.cheapest_candidates(float(grid.max()) + step)
-    return grid_search(lambda g: problem.metric(g, Method.N, metric, candidates), grid, refine)
+    return grid_search(lambda gs: [problem.metric(g, Method.N, metric, candidates) for g in gs],
+                       grid, refine)
 
 
-def grid_search(objective: Callable[[float], float], grid, refine: int) -> SearchResult:
-    """Maximise ``objective`` on ``grid`` (ties to the smaller γ), then on ``2·refine + 1``
-    evenly spaced points within one grid step of the best."""
+def grid_search(values_of: Callable[[list[float]], list[float]], grid,
+                refine: int) -> SearchResult:
+    """Maximise the objective on ``grid`` (ties to the smaller γ), then on ``2·refine + 1``
+    evenly spaced points within one grid step of the best. ``values_of`` gives the objective
+    at a list of γ (all at once: a pool scores them problem by problem)."""
     gammas = [float(g) for g in grid]
     step = gammas[1] - gammas[0] if len(gammas) > 1 else 0.0
-    values = [objective(g) for g in gammas]
+    values = [float(v) for v in values_of(gammas)]
     if refine and len(gammas) > 1:
         best = first_best(values)
         lo, hi = max(gammas[best] - step, 0.0), min(gammas[best] + step, 4.0)
-        for g in np.linspace(lo, hi, 2 * refine + 1):
-            if not np.any(np.isclose(g, gammas, rtol=0, atol=1e-12)):
-                gammas.append(float(g))
-                values.append(objective(float(g)))
+        new = [float(g) for g in np.linspace(lo, hi, 2 * refine + 1)
+               if not np.any(np.isclose(g, gammas, rtol=0, atol=1e-12))]
+        gammas += new
+        values += [float(v) for v in values_of(new)] if new else []
     order = np.argsort(gammas, kind="stable")
     g_arr, v_arr = np.asarray(gammas)[order], np.asarray(values)[order]
     return SearchResult(float(g_arr[first_best(v_arr)]), g_arr, v_arr)

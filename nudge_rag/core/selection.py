@@ -304,8 +304,14 @@ def search_table(pool: Pool, method: Method, metric: str, grid, alphas, refine: 
         best = 0  # a neighbourhood's centre that does worse than no change is no choice
     alpha = alphas[best % len(alphas)]
     column = dict(zip(grid, table[:, best % len(alphas)]))
-    search = grid_search(lambda g: column[g] if g in column else pool.value(
-        g, alpha, method, metric), grid, refine)
+
+    def values_of(gammas):
+        if all(g in column for g in gammas):
+            return [column[g] for g in gammas]
+        # the refinement's points, problem by problem (each dense one's products once)
+        return list(pool.table(gammas, [alpha], method, metric)[:, 0])
+
+    search = grid_search(values_of, grid, refine)
     return Choice(search.gamma, alpha, search)
 
 
