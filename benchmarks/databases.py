@@ -77,7 +77,7 @@ def load(server, n: int, d: int, n_train: int, n_val: int, questions_path: str,
     return {"load_s": t1 - t0, "index_s": t2 - t1}
 
 
-def child(uri: str, n: int, questions_path: str) -> dict:
+def child(uri: str, n: int, questions_path: str, protocol: str = "defaults") -> dict:
     """Runs in its own process: only the questions and the database client live here."""
     from sqlalchemy import create_engine, event
 
@@ -93,19 +93,25 @@ def child(uri: str, n: int, questions_path: str) -> dict:
             cur.execute("SET hnsw.ef_search = 100")
 
     adapter = PgVectorAdapter(engine, _table(n), "id", "embedding", "cosine")
-    return {"n": n, **timed_store_fit(adapter, tq, tr, vq, vr, peak_mb)}
+    return {"n": n, **timed_store_fit(adapter, tq, tr, vq, vr, peak_mb, protocol)}
 
 
-def timed_store_fit(adapter, tq, tr, vq, vr, peak_mb) -> dict:
-    """Fit NUDGE through ``adapter`` on questions that each name record ``r<row>``: the fit's
-    seconds, records moved, γ, validation NDCG@10 and ``peak_mb()`` before and after."""
+#: the paper's protocol: γ chosen on the validation questions alone (one search each)
+PAPER = {"selection": "validation", "refit": False, "memory": False}
+
+
+def timed_store_fit(adapter, tq, tr, vq, vr, peak_mb, protocol: str = "defaults") -> dict:
+    """Fit NUDGE through ``adapter`` on questions that each name record ``r<row>``, at the
+    finetuner's defaults or with the ``"paper"``'s protocol: the fit's seconds, records
+    moved, γ, validation NDCG@10 and ``peak_mb()`` before and after."""
     from nudge_rag import EmbeddingFinetuner
 
     train = [(q, {f"r{r[0]}": 1.0}) for q, r in zip(tq, tr)]
     val = [(q, {f"r{r[0]}": 1.0}) for q, r in zip(vq, vr)]
     rss_before = peak_mb()
     t0 = time.perf_counter()
-    delta = EmbeddingFinetuner(adapter, show_progress=False).fit(train, val)
+    delta = EmbeddingFinetuner(adapter, show_progress=False,
+                               **(PAPER if protocol == "paper" else {})).fit(train, val)
     fit_s = time.perf_counter() - t0
     report = delta.fit_report
     return {"fit_s": fit_s, "moved": len(delta), "peak_rss_mb": peak_mb(),
@@ -124,13 +130,17 @@ def size_arguments(keep_help: str) -> argparse.ArgumentParser:
     ap.add_argument("--keep", metavar="DIR", help=keep_help)
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--child", nargs=3)
+    ap.add_argument("--protocol", choices=["defaults", "paper"], default="defaults",
+                    help="fit at the finetuner's defaults (cross-validation: a search per "
+                    "training and validation question) or with the paper's protocol (a "
+                    "search per validation question)")
     return ap
 
 
 def main(argv=None) -> int:
     args = size_arguments("keep the database cluster here and reuse it").parse_args(argv)
     if args.child:
-        out = child(args.child[0], int(args.child[1]), args.child[2])
+        out = child(args.child[0], int(args.child[1]), args.child[2], args.protocol)
         print(json.dumps(out))
         return 0
     import pgserver
@@ -145,8 +155,8 @@ def main(argv=None) -> int:
             fits = []
             for _ in range(args.repeat):
                 done = subprocess.run([sys.executable, __file__, "--child", _uri(server),
-                                       str(n), qpath], capture_output=True, text=True,
-                                      check=True)
+                                       str(n), qpath, "--protocol", args.protocol],
+                                      capture_output=True, text=True, check=True)
                 fits.append(json.loads(done.stdout.strip().splitlines()[-1]))
             row.update(fits[0])
             row["fit_s"] = float(np.median([f["fit_s"] for f in fits]))

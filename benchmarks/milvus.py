@@ -163,7 +163,8 @@ def _indexed(uri: str, n: int) -> dict:
     return {"indexed_rows": got.get("indexed_rows"), "total_rows": got.get("total_rows")}
 
 
-def child(uri: str, n: int, questions_path: str, search: dict) -> dict:
+def child(uri: str, n: int, questions_path: str, search: dict,
+          protocol: str = "defaults") -> dict:
     """Runs in its own process: only the questions and the Milvus client live here."""
     from pymilvus import MilvusClient
 
@@ -187,7 +188,7 @@ def child(uri: str, n: int, questions_path: str, search: dict) -> dict:
     NudgeN.fit_prepared = timed(NudgeN.fit_prepared, spent, "gamma_search_s")
     from benchmarks.databases import timed_store_fit
 
-    return {"n": n, **timed_store_fit(adapter, tq, tr, vq, vr, peak_mb), **spent}
+    return {"n": n, **timed_store_fit(adapter, tq, tr, vq, vr, peak_mb, protocol), **spent}
 
 
 def run(args) -> None:
@@ -204,7 +205,8 @@ def run(args) -> None:
             fits = []
             for _ in range(args.repeat):
                 done = subprocess.run([sys.executable, __file__, "--child", uri, str(n), qpath,
-                                       "--search", json.dumps(search)],
+                                       "--search", json.dumps(search), "--protocol",
+                                       args.protocol],
                                       capture_output=True, text=True)
                 if done.returncode:
                     raise RuntimeError(f"the fit failed:\n{done.stderr[-3000:]}")
@@ -215,6 +217,7 @@ def run(args) -> None:
             row["peak_rss_mb"] = max(f["peak_rss_mb"] for f in fits)
             row["server_peak_rss_mb"] = peak_mb(server.pid)
             row.update(_indexed(uri, n))
+            row["protocol"] = args.protocol
             row["engine"] = "milvus-lite 2.5 (compiled Milvus)" if args.cpp else \
                 "milvus-lite 3 (Python)"
             row["load_avg_1m"] = os.getloadavg()[0]
@@ -240,7 +243,8 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if args.child:
         search = json.loads(args.search) if args.search else SEARCH
-        print(json.dumps(child(args.child[0], int(args.child[1]), args.child[2], search)))
+        print(json.dumps(child(args.child[0], int(args.child[1]), args.child[2], search,
+                               args.protocol)))
         return 0
     run(args)
     return 0
