@@ -96,22 +96,21 @@ def child(uri: str, n: int, questions_path: str, protocol: str = "defaults") -> 
     return {"n": n, **timed_store_fit(adapter, tq, tr, vq, vr, peak_mb, protocol)}
 
 
-#: the paper's protocol: γ chosen on the validation questions alone (one search each)
-PAPER = {"selection": "validation", "refit": False, "memory": False}
-
-
 def timed_store_fit(adapter, tq, tr, vq, vr, peak_mb, protocol: str = "defaults") -> dict:
     """Fit NUDGE through ``adapter`` on questions that each name record ``r<row>``, at the
     finetuner's defaults or with the ``"paper"``'s protocol: the fit's seconds, records
     moved, γ, validation NDCG@10 and ``peak_mb()`` before and after."""
+    from benchmarks.baseline_engine import paper_protocol
     from nudge_rag import EmbeddingFinetuner
 
     train = [(q, {f"r{r[0]}": 1.0}) for q, r in zip(tq, tr)]
     val = [(q, {f"r{r[0]}": 1.0}) for q, r in zip(vq, vr)]
     rss_before = peak_mb()
     t0 = time.perf_counter()
-    delta = EmbeddingFinetuner(adapter, show_progress=False,
-                               **(PAPER if protocol == "paper" else {})).fit(train, val)
+    params = {"index_or_store": adapter, "show_progress": False}
+    ft = paper_protocol(EmbeddingFinetuner, **params) if protocol == "paper" else \
+        EmbeddingFinetuner(**params)
+    delta = ft.fit(train, val)
     fit_s = time.perf_counter() - t0
     report = delta.fit_report
     return {"fit_s": fit_s, "moved": len(delta), "peak_rss_mb": peak_mb(),
