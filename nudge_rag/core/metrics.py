@@ -55,16 +55,15 @@ class RankScorer:
         hit = ranks <= k
         # a set of questions with no relevant pair (a fold of unlabelled training questions)
         # gets an integer bincount: the quotients go into float arrays of their own
-        zeros = np.zeros(p.n_queries)
         if name == "ndcg":
             dcg = np.bincount(p.query, np.where(hit, p.grade / np.log2(ranks + 1.0), 0.0),
                               minlength=p.n_queries)
             idcg = self.idcg(k)
-            return np.divide(dcg, idcg, out=zeros, where=idcg > 0)
+            return np.divide(dcg, idcg, out=np.zeros(p.n_queries), where=idcg > 0)
         found = np.bincount(p.query, hit.astype(np.float64), minlength=p.n_queries)
         if name == "recall":
             denom = np.minimum(self.n_rel, k).astype(np.float64)
-            return np.divide(found, denom, out=zeros, where=denom > 0)
+            return np.divide(found, denom, out=np.zeros(p.n_queries), where=denom > 0)
         if name == "hit":
             return (found > 0).astype(np.float64)
         if name == "mrr":
