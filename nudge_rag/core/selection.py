@@ -188,13 +188,11 @@ class Pool:
         :meth:`per_question`). Problem by problem, all points at once: a problem scored
         densely (NUDGE-M, or NUDGE-N where pruning does not pay) holds its products only
         while its own questions are scored, so the sets' products are never all held."""
-        parsed = {m: parse_metric(m) for m in metrics}
         parts = [{m: [] for m in metrics} for _ in points]
         for problem, cands in zip(self.problems, self._candidates):
             for out, (gamma, alpha) in zip(parts, points):
-                ranks = problem.ranks(gamma, method, cands, alpha)  # once for every metric
-                for m, (name, k) in parsed.items():
-                    out[m].append(problem.scorer.per_query(ranks, name, k))
+                for m in metrics:
+                    out[m].append(problem.per_question(gamma, method, m, cands, alpha))
             problem.release_products()
         return [{m: np.concatenate(v) for m, v in out.items()} for out in parts]
 
