@@ -36,3 +36,5 @@ def test_dense_label_benchmark_runs_and_the_old_engine_agrees(capsys):
     assert len(rows) == 3  # NUDGE-N, NUDGE-M, and the sweep's facts
     assert all("| yes |" in row for row in rows[:2])  # same γ and test NDCG as HEAD's engine
     assert "metric-changing" in rows[2]
+    # every timing was measured: a unit of work the engine stopped calling would show as nan
+    assert "nan" not in out.lower()
